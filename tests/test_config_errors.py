@@ -1,0 +1,177 @@
+"""Bad run configurations give one ConfigError naming the file:line or override, the key and what is allowed."""
+import pytest
+from kwanzaa.config import ConfigError, RunConfig, apply_overrides, check_device, load_config, resolve_compute_dtype
+
+TRAINING_KEYS = ("epochs, learning_rate, per_device_train_batch_size, gradient_accumulation_steps, optim, "
+                 "lr_scheduler_type, warmup_ratio, max_seq_length, seed, save_steps, save_total_limit, logging_steps, "
+                 "max_steps, gradient_checkpointing, torch_threads, packing")
+TOP_KEYS = "name, model, adapter, lora, quantization, training, data, eval"
+
+
+def message(**kw) -> str:
+    "The ConfigError message load_config raises for `kw` (fails the test if it does not raise)."
+    with pytest.raises(ConfigError) as e: load_config(**kw)
+    return str(e.value)
+
+
+def yaml_file(tmp_path, text, name="run.yaml"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+# (YAML text, expected message with {f} for the file path); every case is a file a user could write
+FILE_CASES = {
+    "invalid YAML": ("training:\n  epochs: 2\n learning_rate: 1\n",
+                     "{f}:3:2: invalid YAML: expected <block end>, but found '<block mapping start>'"),
+    "tab indentation": ("training:\n\tepochs: 2\n",
+                        "{f}:2:1: invalid YAML: found character '\\t' that cannot start any token"),
+    "not a mapping": ("- qlora\n- cpu\n",
+                      "{f}: expected a mapping of sections (" + TOP_KEYS + "), got list"),
+    "duplicate key": ("lora:\n  r: 8\n  r: 4\n", "{f}:3: duplicate key 'lora.r'"),
+    "unknown key": ("inherits: cpu\ntraining:\n  learnig_rate: 1.0e-4\n",
+                    "{f}:3: unknown key 'training.learnig_rate' (did you mean 'training.learning_rate'?); "
+                    "allowed keys in 'training': " + TRAINING_KEYS),
+    "unknown section": ("trainig:\n  epochs: 1\n",
+                        "{f}:1: unknown section 'trainig' (did you mean 'training'?); allowed top-level keys: "
+                        + TOP_KEYS + ", inherits"),
+    "section not a mapping": ("training: 5\n", "{f}:1: 'training' must be a mapping of keys; got 5"),
+    "wrong type": ("training:\n  epochs: two\n", "{f}:2: 'training.epochs' must be a number; got 'two'"),
+    "wrong type int": ("lora:\n  r: 8.5\n", "{f}:2: 'lora.r' must be an integer; got 8.5"),
+    "wrong type bool": ("quantization:\n  bnb_4bit_use_double_quant: maybe\n",
+                        "{f}:2: 'quantization.bnb_4bit_use_double_quant' must be true or false; got 'maybe'"),
+    "r <= 0": ("lora:\n  r: 0\n", "{f}:2: 'lora.r' must be > 0; got 0"),
+    "lr <= 0": ("training:\n  learning_rate: -1.0e-4\n", "{f}:2: 'training.learning_rate' must be > 0; got -0.0001"),
+    "dropout = 1": ("lora:\n  dropout: 1.0\n", "{f}:2: 'lora.dropout' must be in [0, 1); got 1.0"),
+    "dropout < 0": ("lora:\n  dropout: -0.1\n", "{f}:2: 'lora.dropout' must be in [0, 1); got -0.1"),
+    "epochs <= 0": ("training:\n  epochs: 0\n", "{f}:2: 'training.epochs' must be > 0; got 0"),
+    "grad accum < 1": ("training:\n  gradient_accumulation_steps: 0\n",
+                       "{f}:2: 'training.gradient_accumulation_steps' must be >= 1; got 0"),
+    "threshold > 1": ("eval:\n  thresholds:\n    citation_coverage: 90\n",
+                      "{f}:3: 'eval.thresholds.citation_coverage' must be in [0, 1]; got 90"),
+    "misspelled method": ("adapter:\n  method: qlroa\n",
+                          "{f}:2: 'adapter.method' must be one of qlora, lora; got 'qlroa' (did you mean 'qlora'?)"),
+    "unknown optimizer": ("inherits: lora\ntraining: {optim: adamw}\n",
+                          "{f}:2: 'training.optim' must be one of paged_adamw_8bit, paged_adamw_32bit, adamw_8bit, "
+                          "adamw_bnb_8bit, adamw_torch, adamw_torch_fused, adafactor, sgd; got 'adamw' "
+                          "(did you mean 'adamw_8bit'?)"),
+    "empty target_modules": ("lora:\n  target_modules: []\n", "{f}:2: 'lora.target_modules' must not be empty"),
+    "list item type": ("eval:\n  arms: [base, 7]\n", "{f}:2: 'eval.arms[1]' must be a string; got 7"),
+    "unknown inherited preset": ("inherits: cpuu\n",
+                                 "{f}:1: unknown preset 'cpuu' (did you mean 'cpu'?); presets: cpu, lora, pilot, qlora"),
+    "inherits not a name": ("inherits: [cpu]\n", "{f}:1: 'inherits' must be a preset name (cpu, lora, pilot, qlora)"),
+    "method contradicts 4-bit": ("inherits: qlora\nadapter:\n  method: lora\n",
+                                 "{f}: 'adapter.method' is 'lora' but 'quantization.load_in_4bit' is true; "
+                                 "set quantization.load_in_4bit=false, or adapter.method=qlora for 4-bit QLoRA"),
+}
+
+
+@pytest.mark.parametrize("case", FILE_CASES)
+def test_bad_file(tmp_path, case):
+    text, expected = FILE_CASES[case]
+    f = yaml_file(tmp_path, text)
+    assert message(path=f) == expected.format(f=f)
+
+
+def test_two_problems_are_both_reported(tmp_path):
+    f = yaml_file(tmp_path, "lora:\n  r: 0\n  dropout: 2\n")
+    assert message(path=f) == ("2 problems in the run configuration:\n"
+                               f"- {f}:2: 'lora.r' must be > 0; got 0\n"
+                               f"- {f}:3: 'lora.dropout' must be in [0, 1); got 2")
+
+
+def test_missing_file(tmp_path):
+    assert message(path=tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: config file not found"
+
+
+def test_unknown_preset():
+    assert message(preset="qlroa") == "unknown preset 'qlroa' (did you mean 'qlora'?); presets: cpu, lora, pilot, qlora"
+    assert message(preset="large") == "unknown preset 'large'; presets: cpu, lora, pilot, qlora"
+
+
+OVERRIDE_CASES = {
+    "no '='": (["training.learning_rate"],
+               "override 'training.learning_rate': expected KEY=VALUE, e.g. training.learning_rate=1e-4"),
+    "empty key": (["=3"], "override '=3': expected KEY=VALUE, e.g. training.learning_rate=1e-4"),
+    "non-existent section": (["trainig.learning_rate=1e-4"],
+                             "override 'trainig.learning_rate=1e-4': unknown section 'trainig' (did you mean "
+                             "'training'?); allowed top-level keys: " + TOP_KEYS),
+    "unknown key in a section": (["lora.alhpa=8"],
+                                 "override 'lora.alhpa=8': unknown key 'lora.alhpa' (did you mean 'lora.alpha'?); "
+                                 "allowed keys in 'lora': r, alpha, dropout, target_modules, bias"),
+    "value as a section": (["lora.r.x=1"],
+                           "override 'lora.r.x=1': 'lora.r' is a value, not a section; set it with lora.r=VALUE"),
+    "value not YAML": (["lora.target_modules=[q_proj,"],
+                       "override 'lora.target_modules=[q_proj,': value '[q_proj,' is not valid YAML: "
+                       "expected the node content, but found '<stream end>'"),
+    "out of range": (["training.gradient_accumulation_steps=0"],
+                     "override 'training.gradient_accumulation_steps=0': "
+                     "'training.gradient_accumulation_steps' must be >= 1; got 0"),
+    "misspelled method": (["adapter.method=qlroa"],
+                          "override 'adapter.method=qlroa': 'adapter.method' must be one of qlora, lora; "
+                          "got 'qlroa' (did you mean 'qlora'?)"),
+    "dict: unknown section": ({"trainng.seed": 1},
+                              "override 'trainng.seed': unknown section 'trainng' (did you mean 'training'?); "
+                              "allowed top-level keys: " + TOP_KEYS),
+    "dict: nested unknown key": ({"eval.thresholds": {"citation_covrage": 0.9}},
+                                 "override 'eval.thresholds': unknown key 'eval.thresholds.citation_covrage' (did "
+                                 "you mean 'eval.thresholds.citation_coverage'?); allowed keys in 'eval.thresholds': "
+                                 "json_parse_rate, citation_coverage, refusal_precision"),
+    "dict: wrong type": ({"training.learning_rate": "fast"},
+                         "override 'training.learning_rate': 'training.learning_rate' must be a number; got 'fast'"),
+    "method contradicts 4-bit": (["adapter.method=lora"],
+                                 "overrides: 'adapter.method' is 'lora' but 'quantization.load_in_4bit' is true; "
+                                 "set quantization.load_in_4bit=false, or adapter.method=qlora for 4-bit QLoRA"),
+}
+
+
+@pytest.mark.parametrize("case", OVERRIDE_CASES)
+def test_bad_override(case):
+    overrides, expected = OVERRIDE_CASES[case]
+    assert message(preset="qlora", overrides=overrides) == expected
+    with pytest.raises(ConfigError) as e: apply_overrides(RunConfig(), overrides)
+    assert str(e.value) == expected
+
+
+def test_override_blames_the_override_not_the_preset(tmp_path):
+    f = yaml_file(tmp_path, "inherits: cpu\nlora:\n  r: 8\n")
+    assert message(path=f, overrides=["lora.r=-8"]) == "override 'lora.r=-8': 'lora.r' must be > 0; got -8"
+
+
+DEVICE_CASES = {
+    "cuda without CUDA": (["model.device=cuda"], "cpu", None,
+                          "'model.device' is 'cuda' but this machine has no CUDA device; "
+                          "set model.device=auto or model.device=cpu"),
+    "fp16 weights on CPU": (["model.dtype=float16"], "cpu", None,
+                            "'model.dtype' is 'float16', which needs a GPU; on a CPU use auto or bfloat16 "
+                            "(the fastest there)"),
+    "fp16 4-bit compute on CPU": (["quantization.bnb_4bit_compute_dtype=float16"], "cpu", None,
+                                  "'quantization.bnb_4bit_compute_dtype' is 'float16', which needs a GPU; "
+                                  "on a CPU use auto or bfloat16 (the fastest there)"),
+    "bf16 on a T4": (["quantization.bnb_4bit_compute_dtype=bfloat16"], "cuda", (7, 5),
+                     "'quantization.bnb_4bit_compute_dtype' is 'bfloat16' but this GPU (compute capability 7.5) "
+                     "has no bf16 support; use auto or float16"),
+    "flash attention on CPU": (["model.attn_implementation=flash_attention_2"], "cpu", None,
+                               "'model.attn_implementation' is 'flash_attention_2', which needs a GPU; "
+                               "use sdpa on a CPU"),
+}
+
+
+@pytest.mark.parametrize("case", DEVICE_CASES)
+def test_device_mismatch(case):
+    overrides, device, capability, expected = DEVICE_CASES[case]
+    cfg = load_config("qlora", overrides=overrides)
+    with pytest.raises(ConfigError) as e: check_device(cfg, device=device, capability=capability)
+    assert str(e.value) == expected
+
+
+def test_device_settings_that_are_fine():
+    "QLoRA with the paged 8-bit optimizer runs on a CPU (bitsandbytes falls back), so it is not an error."
+    assert check_device(load_config("qlora"), device="cpu") == "cpu"
+    assert check_device(load_config("qlora"), device="cuda", capability=(7, 5)) == "cuda"
+    assert check_device(load_config("cpu"), device="cuda", capability=(8, 9)) == "cpu"
+
+
+def test_unknown_compute_dtype():
+    with pytest.raises(ConfigError) as e: resolve_compute_dtype("bf16", "cpu")
+    assert str(e.value) == "compute dtype 'bf16' is not one of auto, bfloat16, float16, float32 (did you mean 'bfloat16'?)"

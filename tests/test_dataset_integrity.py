@@ -1,0 +1,94 @@
+"""The committed dataset files (kwanzaa/datasets/*.jsonl) against the real corpus: every rule every example keeps."""
+from collections import Counter
+import pytest
+from kwanzaa.config import load_config
+from kwanzaa.contract import core_to_text, parse
+from kwanzaa.corpus import build_corpus, Retriever
+from kwanzaa.contract import PERSONAS
+from kwanzaa.data import (CATEGORIES, build_dataset_files, dataset_path, example_messages, example_problems,
+                          leaked_questions, load_dataset, spec_paths)
+
+@pytest.fixture(scope="module")
+def corpus(): return build_corpus()
+
+@pytest.fixture(scope="module")
+def splits(corpus):
+    "Every packaged dataset, loaded with chunk ids checked against the corpus."
+    # an empty split is reported by test_sizes, not as an error in every test
+    return {name: load_dataset(name, corpus) if dataset_path(name).stat().st_size else []
+            for name in ("train", "validation", "golden", "pilot")}
+
+def test_every_example_keeps_the_rules(splits, corpus):
+    bad = [f"{name}/{e.id}: {p}" for name, exs in splits.items() for e in exs for p in example_problems(e, corpus)]
+    assert bad == []
+
+def test_targets_parse_as_cores(splits):
+    for exs in splits.values():
+        for e in exs:
+            r = parse(core_to_text(e.target), n_passages=len(e.context))
+            assert r.ok and r.core == e.target, e.id
+
+def test_citations_only_point_at_supporting_passages(splits):
+    for exs in splits.values():
+        for e in exs:
+            assert all(e.context[n - 1] in e.gold.supporting for n in e.target.citations), e.id
+            if e.target.status in ("refused", "clarify"): assert e.target.citations == [], e.id
+
+def test_key_facts_in_answered_targets(splits):
+    for exs in splits.values():
+        for e in exs:
+            if e.target.status in ("answered", "partial"):
+                for f in e.gold.key_facts: assert f.lower() in e.target.answer.lower(), (e.id, f)
+
+def test_ids_unique_across_splits(splits):
+    ids = Counter(e.id for name in ("train", "validation", "golden") for e in splits[name])
+    assert [i for i, n in ids.items() if n > 1] == []
+
+def test_no_golden_question_leaks(splits):
+    others = splits["train"] + splits["validation"]
+    leaks = [(g, o) for g, o in leaked_questions(splits["golden"], others) if g.removesuffix("-neg") != o.removesuffix("-neg")]
+    assert leaks == []
+
+def test_sizes(splits):
+    assert len(splits["train"]) >= 300
+    assert len(splits["validation"]) >= 40
+    assert len(splits["golden"]) == 40
+    assert Counter(e.persona for e in splits["golden"]) == {p: 10 for p in PERSONAS}
+
+def test_pilot_is_ten_training_examples(splits):
+    train = {e.id: e for e in splits["train"]}
+    assert len(splits["pilot"]) == 10
+    assert all(train[e.id] == e for e in splits["pilot"])
+    assert len({e.category for e in splits["pilot"]}) >= 5
+
+def test_every_category_in_train_and_golden(splits):
+    for name in ("train", "golden"):
+        assert sorted(set(CATEGORIES) - {e.category for e in splits[name]}) == [], name
+
+def test_mix_near_targets(splits):
+    exs = splits["train"] + splits["validation"] + splits["golden"]
+    n = len(exs)
+    persona = Counter(e.persona for e in exs)
+    for p, want in {"educator": .35, "researcher": .30, "creator": .20, "builder": .15}.items():
+        assert abs(persona[p] / n - want) <= .07, (p, persona[p] / n)
+    status = Counter(e.target.status for e in exs)
+    for s, want in {"answered": .60, "refused": .25, "partial": .15}.items():
+        assert abs(status[s] / n - want) <= .10, (s, status[s] / n)
+
+def test_rebuild_gives_identical_files(tmp_path, corpus):
+    out = build_dataset_files(tmp_path, corpus=corpus, retriever=Retriever(corpus))
+    assert spec_paths(), "no spec files"
+    for name, p in out.items():
+        assert p.read_bytes() == dataset_path(name).read_bytes(), f"{name}.jsonl is stale: run python -m kwanzaa.data build"
+
+def test_rendered_examples_fit_max_seq_length(splits, corpus):
+    from kwanzaa.loader import embedded_model_path, load_tokenizer
+    tok = load_tokenizer(embedded_model_path("smollm2"))  # the chat template the trainer uses
+    limit = load_config("cpu").training.max_seq_length
+    lengths = {}
+    for exs in splits.values():
+        for e in exs:
+            ids = tok.apply_chat_template(example_messages(e, corpus), tokenize=True)
+            ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+            lengths[e.id] = len(ids)
+    assert max(lengths.values()) <= limit, sorted(lengths.items(), key=lambda kv: -kv[1])[:5]
