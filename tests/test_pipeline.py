@@ -1,0 +1,110 @@
+"""The papermill pipeline end to end, in smoke mode (tiny offline model): the notebooks users run, run by CI."""
+import json, os, stat, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+from kwanzaa.pipeline import RunError, run, sweep, read_run
+
+KWANZAA = [str(Path(sys.executable).parent / "kwanzaa")]  # the console script declared in settings.ini
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([*KWANZAA, *args], capture_output=True, text=True, cwd=cwd, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "smoke"
+    p = _cli("run", "all", "--preset", "pilot", "--smoke", "--out", str(out))
+    assert p.returncode == 0, p.stdout + p.stderr
+    return out, p
+
+
+def test_smoke_run_leaves_a_complete_run_directory(smoke_run):
+    out, p = smoke_run
+    for f in ["config.yaml", "train.ipynb", "evaluate.ipynb", "train.done.json", "evaluate.done.json", "manifest.json",
+              "train_log.jsonl", "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/README.md",
+              "eval/report.md", "eval/comparison.json", "eval/metrics.png", "eval/human_review.csv",
+              "eval/base/metrics.json", "eval/adapter/metrics.json", "eval/adapter/predictions.jsonl"]:
+        assert (out / f).exists(), f
+    m = json.loads((out / "eval/adapter/metrics.json").read_text())
+    for k in ["arm", "n", "json_parse_rate", "schema_compliance", "citation_coverage", "citation_precision",
+              "refusal_precision", "refusal_recall", "key_fact_accuracy", "provenance"]:
+        assert k in m, k
+    assert m["arm"] == "adapter" and m["n"] == 4
+    assert {"command", "config", "data_hash", "versions", "device", "git_commit"} <= set(m["provenance"])
+    # the executed notebooks carry papermill's injected parameters
+    nb = json.loads((out / "train.ipynb").read_text())
+    assert any("injected-parameters" in c["metadata"].get("tags", []) for c in nb["cells"])
+    r = read_run(out)
+    assert set(r["arms"]) == {"base", "adapter"} and r["train"]
+
+
+def test_rerun_of_a_finished_run_is_a_no_op(smoke_run):
+    out, _ = smoke_run
+    before = (out / "train.ipynb").stat().st_mtime_ns
+    p = _cli("run", "all", "--preset", "pilot", "--smoke", "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("already finished, skipped") == 2
+    assert (out / "train.ipynb").stat().st_mtime_ns == before
+
+
+def test_unknown_parameter_fails_before_anything_runs(tmp_path):
+    out = tmp_path / "r"
+    p = _cli("run", "train", "--preset", "pilot", "-p", "max_stepz=3", "--out", str(out))
+    assert p.returncode == 2
+    assert "unknown parameter 'max_stepz' for the train notebook (did you mean 'max_steps'?)" in p.stderr
+    assert not (out / "train.ipynb").exists() and not (out / "config.yaml").exists()
+
+
+def test_bad_config_value_and_unknown_preset(tmp_path):
+    p = _cli("run", "train", "--preset", "pilot", "-p", "training.learning_rate=-1", "--out", str(tmp_path / "a"))
+    assert p.returncode == 2 and "training.learning_rate" in p.stderr
+    p = _cli("run", "train", "--preset", "plot", "--out", str(tmp_path / "b"))
+    assert p.returncode == 2 and "plot" in p.stderr and "pilot" in p.stderr
+
+
+def test_missing_dataset_file(tmp_path):
+    p = _cli("run", "train", "--preset", "pilot", "-p", f"train_file={tmp_path}/nope.jsonl", "--out", str(tmp_path / "r"))
+    assert p.returncode == 2
+    assert f"train_file: dataset file {tmp_path}/nope.jsonl does not exist" in p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_output_directory(tmp_path):
+    ro = tmp_path / "ro"; ro.mkdir(); ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    with pytest.raises(RunError, match="cannot write to the output directory"):
+        run("train", "pilot", out=ro / "run")
+
+
+def test_output_directory_that_is_a_file(tmp_path):
+    f = tmp_path / "file"; f.write_text("x")
+    p = _cli("run", "train", "--preset", "pilot", "--out", str(f / "run"))
+    assert p.returncode == 2 and "cannot write to the output directory" in p.stderr
+
+
+def test_failing_notebook_keeps_the_executed_copy_and_exits_nonzero(smoke_run, tmp_path):
+    out, _ = smoke_run
+    bad = tmp_path / "golden.jsonl"
+    bad.write_text('{"id": "x"}\n')
+    run_dir = tmp_path / "fail"
+    p = _cli("run", "evaluate", "--preset", "pilot", "--smoke", "-p", f"golden_file={bad}",
+             "-p", f"adapter_dir={out / 'adapter'}", "--out", str(run_dir))
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "the evaluate notebook failed in cell" in p.stderr and str(bad) in p.stderr
+    nb = json.loads((run_dir / "evaluate.ipynb").read_text())
+    assert any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
+    assert not (run_dir / "evaluate.done.json").exists()
+
+
+def test_sweep_writes_a_comparison(tmp_path):
+    spec = tmp_path / "grid.yaml"
+    spec.write_text("preset: pilot\nkind: train\ngrid:\n  lora.r: [4, 8]\n")
+    rows = sweep(spec, tmp_path / "sweep", smoke=True)
+    assert [r["run"] for r in rows] == ["r_4", "r_8"]
+    for f in ["comparison.md", "comparison.json", "comparison.png"]:
+        assert (tmp_path / "sweep" / f).exists()
+    import yaml
+    assert yaml.safe_load((tmp_path / "sweep/r_8/config.yaml").read_text())["lora"]["r"] == 8
+    assert "| r_4 |" in (tmp_path / "sweep/comparison.md").read_text()

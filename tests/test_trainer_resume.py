@@ -1,0 +1,81 @@
+"""A real training run killed with SIGKILL after a checkpoint exists resumes to the same adapter as an uninterrupted run."""
+import json, os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kwanzaa.config import load_config
+from kwanzaa.trainer import checkpoint_problem, list_checkpoints, train
+
+torch.set_num_threads(1)
+
+MESSAGES = [[{"role": "system", "content": "Answer from the passages as JSON."},
+             {"role": "user", "content": f"[1] Note {i}\nThe number is {i}.\n\nQuestion: What is the number?"},
+             {"role": "assistant", "content": json.dumps({"status": "answered", "citations": [1],
+                                                          "answer": f"The number is {i} [1].", "unknowns": []})}]
+            for i in range(8)]
+
+# 8 conversations, batch 2, 3 epochs: 12 optimizer steps, a checkpoint every 3; 8-bit paged AdamW on a 4-bit base
+OVERRIDES = {"model.device": "cpu", "training.epochs": 3, "training.per_device_train_batch_size": 2,
+             "training.gradient_accumulation_steps": 1, "training.learning_rate": 5e-3, "training.save_steps": 3,
+             "training.save_total_limit": 2, "training.logging_steps": 1, "training.gradient_checkpointing": False,
+             "training.torch_threads": 1}
+
+CHILD = textwrap.dedent("""
+    import json, sys, time
+    from transformers import TrainerCallback
+    from kwanzaa.config import load_config
+    from kwanzaa.trainer import train
+    out, data, overrides, pause = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4])
+    class Pause(TrainerCallback):   # slows the run down so the test can kill it between checkpoints
+        def on_step_end(self, args, state, control, **kw): time.sleep(pause)
+    train(load_config("qlora", overrides=overrides), out, json.loads(open(data).read()), callbacks=[Pause()])
+""")
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(tiny_model_dir, tmp_path):
+    over = {**OVERRIDES, "model.base": str(tiny_model_dir)}
+    cfg = load_config("qlora", overrides=over)
+    reference = train(cfg, tmp_path / "reference", MESSAGES)
+    assert reference.global_step == 12
+
+    data = tmp_path / "messages.json"
+    data.write_text(json.dumps(MESSAGES))
+    out = tmp_path / "interrupted"
+    env = {**os.environ, "KWANZAA_PROGRESS": "lines", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(data), json.dumps(over), "0.4"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    first = out / "checkpoints" / "checkpoint-3" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not first.exists():
+        assert child.poll() is None, child.stdout.read().decode()[-3000:]
+        assert time.time() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.05)
+    time.sleep(0.6)   # now mid-run: past checkpoint-3, before step 12
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+    child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    assert not (out / "adapter").exists()   # the run did not finish
+    steps = [int(p.name.split("-")[1]) for p in list_checkpoints(out / "checkpoints")]
+    assert steps and max(steps) < 12
+
+    resumed = train(cfg, out, MESSAGES)
+    assert resumed.resumed_from is not None and Path(resumed.resumed_from).name in {f"checkpoint-{s}" for s in steps}
+    assert resumed.global_step == 12
+    assert checkpoint_problem(list_checkpoints(out / "checkpoints")[-1]) is None
+
+    want = load_file(reference.adapter_dir / "adapter_model.safetensors")
+    got = load_file(resumed.adapter_dir / "adapter_model.safetensors")
+    assert want.keys() == got.keys() and len(want) == 2 * 7 * 2   # A and B, 7 projections, 2 layers
+    for k in want:
+        assert torch.allclose(want[k].float(), got[k].float(), rtol=1e-4, atol=1e-6), k
+    assert all(want[k].abs().sum() > 0 for k in want if "lora_B" in k)   # B starts at zero: training moved it
+
+    # the resumed run's log describes one run: each step logged once, in order
+    log_steps = [json.loads(l)["step"] for l in resumed.log_path.read_text().splitlines() if '"loss"' in l]
+    assert log_steps == list(range(1, 13))
+    manifest = json.loads(resumed.manifest_path.read_text())
+    assert manifest["status"] == "complete" and manifest["resumed_from"] == resumed.resumed_from
