@@ -15,9 +15,14 @@ from .config import atomic_write_json, load_config, provenance
 from .speed import SpeedFlags
 
 # %% auto #0
-__all__ = ['SHAPES', 'GPUS', 'TRAIN_LENGTHS', 'VARIANTS', 'ACCELERATE_DIR', 'model_config', 'param_counts', 'make_tokenizer',
-           'build_random_model', 'flops_per_token', 'mean_keys', 'mfu', 'record_train_lengths', 'load_train_lengths',
-           'random_token_dataset', 'bench_config', 'run_variant', 'parse_job', 'suite', 'main']
+__all__ = ['SHAPES', 'GPUS', 'TRAIN_LENGTHS', 'VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'BENCH_DIR', 'PARITY_RTOL', 'GOALS',
+           'BYTES_NF4', 'CALIBRATION', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'model_config', 'param_counts',
+           'make_tokenizer', 'build_random_model', 'flops_per_token', 'mean_keys', 'mfu', 'record_train_lengths',
+           'load_train_lengths', 'random_token_dataset', 'bench_config', 'run_variant', 'bench_bundle',
+           'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'run_generation', 'parse_job', 'suite', 'load_runs',
+           'comparisons', 'goal_report', 'multigpu_report', 'write_reports', 'plot_comparisons', 'memory_terms',
+           'hw_flops_per_token', 'flags_of', 'calibrate', 'estimate', 'estimate_errors', 'kwanzaa_estimates',
+           'write_estimates', 'shard_check', 'main']
 
 # %% ../nbs/08_bench.ipynb #c007
 SHAPES = {
@@ -161,16 +166,20 @@ def random_token_dataset(n:int, # rows
 VARIANTS = {
     "plain": SpeedFlags.plain(),
     "plain_liger": SpeedFlags.plain().with_(liger=True),
-    "lean": SpeedFlags(liger=False),
-    "lean_liger": SpeedFlags(),
-    "lean_mb8": SpeedFlags(micro_batch=8),
-    "lean_mb16": SpeedFlags(micro_batch=16),
-    "lean_offload": SpeedFlags(offload=True),
-    "lean_mb16_offload": SpeedFlags(micro_batch=16, offload=True),
-    "lean_ckpt2": SpeedFlags(checkpoint_every=2),
-    "plain_packed": SpeedFlags.plain().with_(packing=True),
-    "lean_packed": SpeedFlags(packing=True),
-    "lean_packed_mb16": SpeedFlags(packing=True, micro_batch=16),
+    "lean": SpeedFlags.plain().with_(lean=True),
+    "fast": SpeedFlags(),
+    "fast_liger": SpeedFlags(liger=True),
+    "fast_offload": SpeedFlags(offload=True),
+    "fast_ckpt2": SpeedFlags(checkpoint_every=2),
+    "fast_mb1_offload": SpeedFlags(micro_batch=1, offload=True),
+    "fast_mb8": SpeedFlags(micro_batch=8),
+    "fast_mb8_offload": SpeedFlags(micro_batch=8, offload=True),
+    "fast_mb16": SpeedFlags(micro_batch=16),
+    "fast_mb16_offload": SpeedFlags(micro_batch=16, offload=True),
+    "fast_rows": SpeedFlags(packing="rows"),
+    "fast_rows_offload": SpeedFlags(packing="rows", offload=True),
+    "fast_rows_mb16": SpeedFlags(packing="rows", micro_batch=16),
+    "fast_flat": SpeedFlags(packing="flat"),
 }
 
 def bench_config(model_path, # a saved random model (build_random_model)
@@ -193,6 +202,7 @@ def _clock():
         def on_train_begin(self, args, state, control, **kw): _sync(); self.stamps.append(time.perf_counter()); self.tokens.append(0)
         def on_step_end(self, args, state, control, **kw):
             _sync(); self.stamps.append(time.perf_counter())
+            speed._flush_metrics(self.trainer)
             self.tokens.append(getattr(self.trainer, "_total_train_tokens", 0))
     return Clock()
 
@@ -206,10 +216,13 @@ def _timing(clock, warmup:int) -> dict:
     return dict(step_s=[round(x, 4) for x in d], step_tokens=t, median_step_s=statistics.median(dd), tokens_per_s=tps)
 
 # %% ../nbs/08_bench.ipynb #c032
-def _parity(trainer, examples, autocast:bool) -> dict:
+def _parity(trainer, examples, autocast:bool, packing:str="none") -> dict:
     "Loss and LoRA-gradient norm of one batch (dropout off), then the gradients are cleared."
+    from datasets import Dataset
     model = trainer.model
-    batch = trainer.data_collator([{"input_ids": e} for e in examples])
+    rows = [{"input_ids": e, "labels": list(e)} for e in examples]
+    if packing == "rows": rows = list(speed.packed_rows_dataset(Dataset.from_list(rows), trainer.args.max_length))
+    batch = trainer.data_collator(rows)
     batch = {k: v.to(model.device) if torch.is_tensor(v) else v for k, v in batch.items()}
     model.eval()
     ctx = torch.autocast(model.device.type, dtype=torch.bfloat16) if autocast else torch.autocast("cpu", enabled=False)
@@ -262,7 +275,7 @@ def run_variant(shape:str, # a key of SHAPES
     kw = (speed.plain_sft_kwargs(batch, accumulation) if flags == SpeedFlags.plain()
           else speed.sft_speed_kwargs(flags, batch, accumulation))
     eff = kw["per_device_train_batch_size"] * kw["gradient_accumulation_steps"] * world
-    n_rows = eff * steps * (3 if flags.packing else 1) + 8
+    n_rows = eff * steps * (3 if flags.packing != "none" else 1) + 8
     ds = random_token_dataset(n_rows, lengths, model.config.vocab_size)
     out = Path(tempfile.mkdtemp(prefix=f"bench-{shape}-{variant}-"))
     args = SFTConfig(output_dir=str(out), max_steps=steps, learning_rate=2e-4, logging_steps=1, save_strategy="no",
@@ -277,7 +290,8 @@ def run_variant(shape:str, # a key of SHAPES
     clock.trainer = tr
     from transformers.trainer_callback import PrinterCallback
     tr.remove_callback(PrinterCallback)
-    par = _parity(tr, [x[:max_len] for x in ds[:4]["input_ids"]], autocast=cuda)
+    if flags != SpeedFlags.plain(): speed.patch_trainer(tr, flags)
+    par = _parity(tr, [x[:max_len] for x in ds[:4]["input_ids"]], autocast=cuda, packing=flags.packing)
     gc.collect()
     if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     res = tr.train()
@@ -300,6 +314,122 @@ def run_variant(shape:str, # a key of SHAPES
     return rec
 
 # %% ../nbs/08_bench.ipynb #c041
+BUNDLE = Path(".benchdata")
+
+def bench_bundle(dest=BUNDLE, # folder to write (kept out of git; carried to the GPU machine)
+                 model:str="embedded:smollm2") -> Path:
+    "Write the tokenizer files and the rendered train/golden conversations (gzip JSON) for GPU runs."
+    import gzip, shutil
+    from importlib import resources
+    from kwanzaa import corpus, data
+    dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
+    src = Path(loader.resolve_model_path(model))
+    for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json"):
+        if (src / f).exists():
+            with open(src / f, "rb") as i, gzip.open(dest / f"{f}.gz", "wb") as o: shutil.copyfileobj(i, o)
+    c = corpus.build_corpus()
+    for split, target in (("train", True), ("golden", False)):
+        exs = data.load_examples(resources.files("kwanzaa") / "datasets" / f"{split}.jsonl")
+        msgs = [data.example_messages(e, c, with_target=target) for e in exs]
+        with gzip.open(dest / f"{split}_messages.json.gz", "wt", encoding="utf-8") as o: json.dump(msgs, o)
+    return dest
+
+def load_bundle_messages(split:str, bundle=BUNDLE) -> list:
+    "The rendered conversations of a split from the bundle."
+    import gzip
+    with gzip.open(Path(bundle) / f"{split}_messages.json.gz", "rt", encoding="utf-8") as f: return json.load(f)
+
+def chat_model_dir(shape:str, bundle=BUNDLE, model_dir=None) -> Path:
+    "A directory with the random weights of `shape` (hard links) and the bundle's chat tokenizer."
+    import gzip, shutil
+    base = build_random_model(shape, model_dir)
+    dest = base.with_name(base.name + "-chat")
+    if (dest / "tokenizer.json").exists(): return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in base.iterdir():
+        if f.suffix in (".safetensors",) or f.name in ("config.json", "generation_config.json", "model.safetensors.index.json"):
+            if not (dest / f.name).exists(): os.link(f, dest / f.name)
+    for g in Path(bundle).glob("*.gz"):
+        if "messages" in g.name: continue
+        with gzip.open(g, "rb") as i, open(dest / g.name[:-3], "wb") as o: shutil.copyfileobj(i, o)
+    return dest
+
+# %% ../nbs/08_bench.ipynb #c043
+def _speed_seams(flags:SpeedFlags):
+    "Context manager: kwanzaa.trainer uses the speed levers (attach_lora, sft_config kwargs, patched SFTTrainer)."
+    import contextlib, dataclasses, trl
+    from kwanzaa import trainer as T
+    @contextlib.contextmanager
+    def cm():
+        saved = (T.attach_lora, T.sft_config, trl.SFTTrainer)
+        def sft_config(cfg, *a, **k):
+            args = saved[1](cfg, *a, **k)
+            kw = speed.sft_speed_kwargs(flags, args.per_device_train_batch_size, args.gradient_accumulation_steps)
+            return dataclasses.replace(args, **kw)
+        class SpeedSFTTrainer(saved[2]):
+            def __init__(self, *a, **k): super().__init__(*a, **k); speed.patch_trainer(self, flags)
+        T.attach_lora = lambda model, cfg: speed.attach_lora(model, cfg, flags)
+        T.sft_config, trl.SFTTrainer = sft_config, SpeedSFTTrainer
+        try: yield
+        finally: T.attach_lora, T.sft_config, trl.SFTTrainer = saved
+    return cm()
+
+def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
+                fast:bool=False, # put the speed levers into the trainer
+                flags:SpeedFlags|None=None, # levers when fast (default: SpeedFlags(micro_batch=16) keeps 1 x 16 -> 16 x 1)
+                steps:int=8, warmup:int=2, preset:str="qlora", n_examples:int|None=None,
+                bundle=BUNDLE, model_dir=None, out_dir=None, overrides=None,
+                base=None, # a ready model directory with a chat tokenizer (default: chat_model_dir(shape))
+               ) -> dict:
+    "Train with kwanzaa.trainer.train on a random model of `shape` and the bundled conversations; measurements."
+    from kwanzaa import trainer as T
+    dev, cuda = _device(), torch.cuda.is_available()
+    if cuda: torch.cuda.set_device(dev)
+    path = base or chat_model_dir(shape, bundle, model_dir)
+    over = {"model.base": str(path), "model.device": "cuda" if cuda else "cpu", "training.max_steps": steps,
+            "training.save_steps": 10_000, "training.logging_steps": 1, **(overrides or {})}
+    cfg = load_config(preset, overrides=over)
+    msgs = load_bundle_messages("train", bundle)[:n_examples]
+    flags = (flags or SpeedFlags(micro_batch=16)) if fast else None
+    clock = _clock()
+    out = Path(out_dir or tempfile.mkdtemp(prefix=f"trainer-{shape}-"))
+    import contextlib
+    if cuda: torch.cuda.reset_peak_memory_stats(dev)
+    with (_speed_seams(flags) if fast else contextlib.nullcontext()):
+        import trl
+        base_cls = trl.SFTTrainer
+        class Clocked(base_cls):
+            def __init__(self, *a, **k): super().__init__(*a, **k); clock.trainer = self
+        trl.SFTTrainer = Clocked
+        try: res = T.train(cfg, out, msgs, resume=False, device=dev, callbacks=[clock], command="kwanzaa.bench trainer")
+        finally: trl.SFTTrainer = base_cls
+    timing = _timing(clock, warmup)
+    lengths = [len(x) for x in clock.trainer.train_dataset["input_ids"]] if clock.trainer is not None else [1024]
+    from transformers import AutoConfig
+    fpt = flops_per_token(AutoConfig.from_pretrained(path), mean_keys(lengths), cfg.lora.r)
+    return dict(shape=shape, path="trainer_fast" if fast else "trainer", preset=preset,
+                flags=asdict(flags) if flags else None, steps=steps, warmup=warmup, **timing,
+                mfu=mfu(timing["tokens_per_s"], fpt) if cuda else None,
+                peak_alloc_gib=torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else None,
+                peak_reserved_gib=torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else None,
+                train_loss=res.train_loss, global_step=res.global_step, adapter=str(res.adapter_dir),
+                trainer_peak_memory=res.manifest.get("peak_memory"), examples=len(msgs),
+                device=torch.cuda.get_device_name(dev) if cuda else "cpu")
+
+# %% ../nbs/08_bench.ipynb #c045
+def run_generation(shape:str="llama-3.2-1b", batch_size:int=8, max_new_tokens:int=160, repeats:int=1,
+                   bundle=BUNDLE, model_dir=None, n_prompts:int|None=None) -> dict:
+    "Tokens/s of batched vs one-at-a-time generation for the golden prompts (kwanzaa.inference)."
+    from kwanzaa import inference
+    path = chat_model_dir(shape, bundle, model_dir)
+    cfg = load_config("qlora", overrides={"model.base": str(path),
+                                          "model.device": "cuda" if torch.cuda.is_available() else "cpu"})
+    model, tok = inference.load_for_inference(cfg, device=_device())
+    msgs = load_bundle_messages("golden", bundle)[:n_prompts]
+    out = inference.compare_batching(model, tok, msgs, batch_size=batch_size, max_new_tokens=max_new_tokens, repeats=repeats)
+    return dict(shape=shape, path="generation", **out, device=str(_device()))
+
+# %% ../nbs/08_bench.ipynb #c047
 def parse_job(spec:str) -> dict:
     "'[ddp:]shape@seq/variant' -> dict(shape, seq, variant, ddp); seq is an int or 'train'."
     ddp = spec.startswith("ddp:")
@@ -312,7 +442,7 @@ def parse_job(spec:str) -> dict:
     if variant not in VARIANTS: raise ValueError(f"job {spec!r}: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     return dict(shape=shape, seq=seq if seq == "train" else int(seq), variant=variant, ddp=ddp)
 
-# %% ../nbs/08_bench.ipynb #c043
+# %% ../nbs/08_bench.ipynb #c049
 ACCELERATE_DIR = Path(__file__).parent / "accelerate" if "__file__" in globals() else Path("kwanzaa/accelerate")
 
 def _job_cmd(job:dict, out_json, nproc:int, extra=()) -> list[str]:
@@ -370,7 +500,364 @@ def suite(queues:list[list[str]], # per GPU, the job specs run one after another
     save(); log.close()
     return records
 
-# %% ../nbs/08_bench.ipynb #c045
+# %% ../nbs/08_bench.ipynb #c051
+BENCH_DIR = Path("outputs/bench")
+PARITY_RTOL = 1e-3
+
+def load_runs(bench_dir=BENCH_DIR) -> list[dict]:
+    "All measured records of the committed GPU runs, each tagged with its run number."
+    out = []
+    for f in sorted(Path(bench_dir).glob("run*_records.json")):
+        run = json.loads(f.read_text())
+        out += [dict(r, run=run["run"]) for r in run["records"] if "error" not in r]
+    return out
+
+def comparisons(records:list[dict]) -> list[dict]:
+    "Each single-GPU variant against the plain recipe of the same run, shape and sequence setting."
+    single = [r for r in records if r.get("world_size", 1) == 1]
+    base = {(r["run"], r["shape"], str(r["seq"])): r for r in single if r["variant"] == "plain"}
+    out = []
+    for r in single:
+        b = base.get((r["run"], r["shape"], str(r["seq"])))
+        if b is None or r is b: continue
+        rel = lambda k: abs(r["parity"][k] - b["parity"][k]) / abs(b["parity"][k])
+        out.append(dict(run=r["run"], shape=r["shape"], seq=r["seq"], variant=r["variant"],
+                        batch=f"{r['per_device_batch']}x{r['accumulation']}",
+                        baseline_tokens_per_s=round(b["tokens_per_s"]), tokens_per_s=round(r["tokens_per_s"]),
+                        speedup=round(r["tokens_per_s"] / b["tokens_per_s"], 3),
+                        baseline_peak_gib=round(b["peak_alloc_gib"], 3), peak_gib=round(r["peak_alloc_gib"], 3),
+                        peak_reserved_gib=round(r["peak_reserved_gib"], 3),
+                        memory_ratio=round(r["peak_alloc_gib"] / b["peak_alloc_gib"], 3),
+                        mfu=round(r["mfu"], 4), baseline_mfu=round(b["mfu"], 4),
+                        loss_rel_diff=float(f"{rel('loss'):.3g}"), grad_norm_rel_diff=float(f"{rel('grad_norm'):.3g}"),
+                        parity_ok=rel("loss") <= PARITY_RTOL and rel("grad_norm") <= PARITY_RTOL))
+    return out
+
+# %% ../nbs/08_bench.ipynb #c053
+GOALS = [
+    dict(goal="8B@1024", shape="llama-3.1-8b", seq=1024, min_speedup=2.2, max_memory_ratio=0.55, unsloth=(1.95, 0.58)),
+    dict(goal="1B@1024", shape="llama-3.2-1b", seq=1024, min_speedup=1.8, max_memory_ratio=0.50, unsloth=(1.40, 0.51)),
+    dict(goal="8B@2048", shape="llama-3.1-8b", seq=2048, min_speedup=2.0, max_memory_ratio=0.45, unsloth=(1.79, 0.48)),
+    dict(goal="real lengths, packing", shape="llama-3.2-1b", seq="train", min_speedup=3.0, max_memory_ratio=None,
+         unsloth=None),
+]
+
+def goal_report(comps:list[dict]) -> list[dict]:
+    "Per goal: the fastest variant, the leanest variant, and whether any one variant meets both conditions."
+    out = []
+    for g in GOALS:
+        cs = [c for c in comps if c["shape"] == g["shape"] and str(c["seq"]) == str(g["seq"])
+              and (g["seq"] != "train" or c["variant"].startswith("fast_rows") or c["variant"].endswith("packed"))]
+        if not cs: out.append(dict(g, met=None, note="not measured")); continue
+        ok = lambda c: c["speedup"] >= g["min_speedup"] and (g["max_memory_ratio"] is None
+                                                             or c["memory_ratio"] <= g["max_memory_ratio"])
+        fast, lean = max(cs, key=lambda c: c["speedup"]), min(cs, key=lambda c: c["memory_ratio"])
+        met = [c for c in cs if ok(c)]
+        pick = lambda c: {k: c[k] for k in ("run", "variant", "speedup", "memory_ratio", "peak_gib")}
+        out.append(dict(g, met=bool(met), meeting=[pick(c) for c in met], fastest=pick(fast), leanest=pick(lean)))
+    return out
+
+# %% ../nbs/08_bench.ipynb #c058
+def multigpu_report(records:list[dict]) -> list[dict]:
+    "Two GPUs against one, same shape/seq/variant and global batch, tokens/s and peak memory per GPU."
+    single = {(r["shape"], str(r["seq"]), r["variant"]): r for r in records if r.get("world_size", 1) == 1}
+    out = []
+    for r in records:
+        if r.get("world_size", 1) < 2 or r.get("rank", 0) != 0: continue
+        one = single.get((r["shape"], str(r["seq"]), r["variant"]))
+        peaks = [x["peak_alloc_gib"] for x in records if x.get("job") == r.get("job") and x.get("world_size", 1) > 1]
+        out.append(dict(shape=r["shape"], seq=r["seq"], variant=r["variant"], gpus=r["world_size"],
+                        global_batch=r["per_device_batch"] * r["accumulation"] * r["world_size"],
+                        tokens_per_s=round(r["tokens_per_s"]), one_gpu_tokens_per_s=round(one["tokens_per_s"]) if one else None,
+                        one_gpu_run=one["run"] if one else None, two_gpu_run=r["run"],
+                        scaling=round(r["tokens_per_s"] / one["tokens_per_s"], 3) if one else None,
+                        peak_gib_per_gpu=[round(p, 3) for p in peaks],
+                        one_gpu_peak_gib=round(one["peak_alloc_gib"], 3) if one else None, goal_scaling=1.8))
+    return out
+
+# %% ../nbs/08_bench.ipynb #c060
+def write_reports(bench_dir=BENCH_DIR) -> dict:
+    "summary.json, multigpu.json and trainer_qlora_llama1b_cuda.json from the committed run records."
+    bench_dir = Path(bench_dir)
+    recs = load_runs(bench_dir)
+    comps = comparisons(recs)
+    prov = provenance(command="kwanzaa.bench.write_reports()", data_paths=sorted(bench_dir.glob("run*_records.json")))
+    summary = dict(flops_convention="model FLOPs/token = 4 x matmul params (frozen base: forward + input-gradient "
+                   "backward) + 6 x LoRA params + 12 x layers x heads x head_dim x mean keys (causal attention, fwd+bwd);"
+                   " recomputation not counted; peak 989.4 TFLOP/s (H200 SXM dense bf16 datasheet)",
+                   parity_rtol=PARITY_RTOL, tokens="non-pad tokens (TRL's count); steady state = median of the steps "
+                   "after the warm-up steps (sum/sum for variable lengths)",
+                   comparisons=comps, goals=goal_report(comps), provenance=prov)
+    atomic_write_json(bench_dir / "summary.json", summary)
+    atomic_write_json(bench_dir / "multigpu.json", dict(comparisons=multigpu_report(recs), provenance=prov,
+                      not_run=["llama-3.1-8b@1024 on 2 GPUs: cut by the 420 s command limit of run 3"]))
+    tr = bench_dir / "trainer_raw.json"
+    if tr.exists():
+        raw = json.loads(tr.read_text())
+        plain = [c for c in recs if c["run"] == 2 and c["shape"] == "llama-3.2-1b" and c["variant"] == "plain"]
+        atomic_write_json(bench_dir / "trainer_qlora_llama1b_cuda.json", dict(
+            what="kwanzaa.trainer.train, preset qlora (4-bit NF4, bf16 compute, paged 8-bit AdamW, batch 1 x 16), "
+                 "random-initialised Llama-3.2-1B shape, the 400 rendered Kwanzaa training conversations, on one H200",
+            trainer=raw["records"][0], trainer_with_speed_levers=raw["records"][1] if len(raw["records"]) > 1 else None,
+            plain_recipe_baselines={str(p["seq"]): {k: p[k] for k in ("tokens_per_s", "peak_alloc_gib", "run")} for p in plain},
+            command=raw.get("command"), provenance=raw.get("provenance")))
+    return summary
+
+# %% ../nbs/08_bench.ipynb #c062
+def plot_comparisons(comps:list[dict], path=None):
+    "Speed-up against memory ratio per variant, one panel per shape@seq, goal regions shaded."
+    import matplotlib.pyplot as plt
+    groups = sorted({(c["shape"], str(c["seq"])) for c in comps})
+    fig, axs = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.8), squeeze=False)
+    for ax, (shape, seq) in zip(axs[0], groups):
+        for c in comps:
+            if (c["shape"], str(c["seq"])) != (shape, seq): continue
+            ax.scatter(c["memory_ratio"], c["speedup"], s=18, c="C0" if c["run"] == 2 else "C7")
+            ax.annotate(c["variant"].replace("fast_", "f_"), (c["memory_ratio"], c["speedup"]), fontsize=6)
+        for g in GOALS:
+            if g["shape"] == shape and str(g["seq"]) == seq:
+                ax.axhline(g["min_speedup"], ls="--", c="C3", lw=0.8)
+                if g["max_memory_ratio"]: ax.axvline(g["max_memory_ratio"], ls="--", c="C3", lw=0.8)
+                if g["unsloth"]: ax.scatter(g["unsloth"][1], g["unsloth"][0], marker="*", c="C1", s=60, label="Unsloth")
+        ax.axhline(1, c="k", lw=0.5); ax.axvline(1, c="k", lw=0.5)
+        ax.set(title=f"{shape} @ {seq}", xlabel="peak memory / plain", ylabel="tokens/s / plain")
+    fig.tight_layout()
+    if path: fig.savefig(path, dpi=120)
+    return fig
+
+# %% ../nbs/08_bench.ipynb #c065
+BYTES_NF4 = 0.5 + 1 / 64 + 4 / (64 * 256)
+
+def _act_bytes(method, lean): return 2 if (lean or method == "lora") else 4
+
+def memory_terms(config, # a transformers config (see model_config)
+                 tokens:int, # tokens in one micro-batch (batch x length)
+                 method:str="qlora", # qlora (4-bit base) or lora (bf16 base)
+                 lean:bool=True, offload:bool=False, lm_head_chunk:int|None=8192, r:int=16) -> dict:
+    "Bytes of each memory term of a training step (the layer working set before its calibrated factor)."
+    pc, h, f, L = param_counts(config, r), config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    a = _act_bytes(method, lean)
+    rest = pc["embed"] + pc["head"] + pc["norm"] + pc["bias"]
+    weights = pc["linear"] * BYTES_NF4 + rest * a if method == "qlora" else (pc["linear"] + rest) * 2
+    lora = pc["lora"] * (6 if method == "qlora" else 16)  # TRL's bf16 LoRA + 8-bit Adam; fp32 LoRA + AdamW for lora
+    return dict(weights=weights, lora=lora, checkpoints=0 if offload else L * tokens * h * a,
+                lm_head=min(tokens, 4096) * (lm_head_chunk or 32768) * 2 * 2 + tokens * h * 4,
+                layer_work=tokens * (h + f) * a)
+
+def hw_flops_per_token(config, mean_keys_:float, r:int=16) -> float:
+    "Hardware FLOPs per token with full recomputation: 6 x matmul params, 6 x LoRA, 16 x L x d x keys attention."
+    pc = param_counts(config, r)
+    hd = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 6 * pc["matmul"] + 6 * pc["lora"] + 16 * config.num_hidden_layers * config.num_attention_heads * hd * mean_keys_
+
+# %% ../nbs/08_bench.ipynb #c067
+def flags_of(r:dict) -> SpeedFlags:
+    "The SpeedFlags of a record (records of the first run predate `no_sync`, `lm_head_chunk` and packing modes)."
+    fl = dict(r["flags"])
+    if isinstance(fl.get("packing"), bool): fl["packing"] = "flat" if fl["packing"] else "none"
+    fl.setdefault("no_sync", False); fl.setdefault("lm_head_chunk", None)
+    return SpeedFlags(**{k: v for k, v in fl.items() if k in SpeedFlags.__dataclass_fields__})
+
+def _record_inputs(r) -> dict:
+    cfg = model_config(r["shape"])
+    tok_step = statistics.mean(r["step_tokens"][r["warmup"]:] or r["step_tokens"])
+    fl = r["flags"]
+    lean = fl.get("lean", False)
+    if r["seq"] == "train" or not isinstance(r["seq"], int):
+        mk = r["flops_per_token"]  # recover mean keys from the recorded model FLOPs
+        pc = param_counts(cfg); hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        mk = (mk - 4 * pc["matmul"] - 6 * pc["lora"]) / (12 * cfg.num_hidden_layers * cfg.num_attention_heads * hd)
+        micro_tokens = r["per_device_batch"] * r["max_length"]
+    else: mk, micro_tokens = mean_keys([r["seq"]]), r["per_device_batch"] * r["seq"]
+    return dict(cfg=cfg, lean=lean, offload=fl.get("offload", False), chunk=fl.get("lm_head_chunk"), mk=mk,
+                micro_tokens=micro_tokens, tok_step=tok_step, n_micro=r["accumulation"])
+
+def _padded_variable(r) -> bool:
+    "A run on variable lengths without packing: its step time includes padding the record does not count."
+    return not isinstance(r["seq"], int) and flags_of(r).packing == "none"
+
+def calibrate(records:list[dict]) -> dict:
+    "Fit K_WORK, and ALPHA/BETA per path, on measured single-GPU records without Liger kernels."
+    import numpy as np
+    rs = [r for r in records if r.get("world_size", 1) == 1 and not r["flags"].get("liger") and r.get("peak_alloc_gib")]
+    cal = {}
+    for path in ("plain", "lean"):
+        ks = []
+        for r in rs:
+            if r["flags"].get("lean", False) != (path == "lean"): continue
+            x = _record_inputs(r)
+            t = memory_terms(x["cfg"], x["micro_tokens"], "qlora", x["lean"], x["offload"], x["chunk"])
+            ks.append((r["peak_alloc_gib"] * 2**30 - sum(v for k, v in t.items() if k != "layer_work")) / t["layer_work"])
+        cal[f"K_WORK_{path}"] = float(np.median(ks))
+    rs = [r for r in rs if not _padded_variable(r)]  # their processed (padded) tokens are not in the record
+    for path in ("plain", "lean"):
+        sub = [r for r in rs if r["flags"].get("lean", False) == (path == "lean")]
+        A = np.array([[x["n_micro"] * x["cfg"].num_hidden_layers, x["tok_step"] * hw_flops_per_token(x["cfg"], x["mk"])]
+                      for x in map(_record_inputs, sub)])
+        y = np.array([x["tok_step"] / r["tokens_per_s"] for x, r in zip(map(_record_inputs, sub), sub)])
+        coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+        cal[f"ALPHA_{path}"], cal[f"BETA_{path}"] = (float(max(c, 0)) for c in coef)
+    cal["n_records"] = len(rs)
+    return cal
+
+# %% ../nbs/08_bench.ipynb #c069
+CALIBRATION = dict(K_WORK_plain=None, K_WORK_lean=None, ALPHA_plain=None, BETA_plain=None, ALPHA_lean=None,
+                   BETA_lean=None)  # set below
+
+# %% ../nbs/08_bench.ipynb #c071
+def estimate(config, # a shape name, a transformers config, or a RunConfig (its model.base must be a local model or a shape)
+             gpu:str="H200", # a key of GPUS
+             seq:int=1024, # padded length of a micro-batch row (max_seq_length)
+             batch:int=4, accumulation:int=4, # per-device batch and accumulation steps
+             method:str="qlora", # qlora or lora
+             flags:SpeedFlags|None=None, # levers (None: the plain recipe)
+             tokens_per_step:float|None=None, # real tokens per optimizer step (default batch x accumulation x seq)
+             mean_keys_:float|None=None, # mean attended keys (default (seq+1)/2)
+             calibration:dict|None=None) -> dict:
+    "Predicted peak memory (GiB), step time, tokens/s and whether it fits, before loading anything."
+    cal = calibration or CALIBRATION
+    if isinstance(config, str): config = model_config(config)
+    elif hasattr(config, "model") and hasattr(config, "training"):
+        from transformers import AutoConfig
+        base = config.model.base
+        config = model_config(base) if base in SHAPES else AutoConfig.from_pretrained(loader.resolve_model_path(base))
+    flags = flags or SpeedFlags.plain()
+    bs, ga = speed.micro_batch(batch, accumulation, flags.micro_batch)
+    t = memory_terms(config, bs * seq, method, flags.lean, flags.offload, flags.lm_head_chunk)
+    path = "lean" if flags.lean else "plain"
+    peak = sum(v for k, v in t.items() if k != "layer_work") + cal[f"K_WORK_{path}"] * t["layer_work"]
+    g = GPUS[gpu]
+    tok = tokens_per_step or bs * ga * seq
+    mk = mean_keys_ or mean_keys([seq])
+    step = (ga * config.num_hidden_layers * cal[f"ALPHA_{path}"]
+            + tok * hw_flops_per_token(config, mk) * cal[f"BETA_{path}"] * GPUS["H200"]["tflops"] / g["tflops"])
+    gib = peak / 2**30
+    return dict(gpu=gpu, peak_gib=round(gib, 2), fits=gib * 1.08 + 0.6 <= g["mem_gib"], step_s=step,
+                tokens_per_s=tok / step, terms_gib={k: round(v / 2**30, 3) for k, v in t.items()}, batch=bs,
+                accumulation=ga)
+
+# %% ../nbs/08_bench.ipynb #c073
+def estimate_errors(records:list[dict], calibration:dict|None=None) -> list[dict]:
+    "Relative error of `estimate` on each measured single-GPU record (peak memory and tokens/s)."
+    out = []
+    for r in records:
+        if r.get("world_size", 1) != 1 or r["flags"].get("liger") or not r.get("peak_alloc_gib"): continue
+        x = _record_inputs(r)
+        f = flags_of(r).with_(micro_batch=None)
+        e = estimate(x["cfg"], "H200", seq=r["max_length"], batch=r["per_device_batch"], accumulation=r["accumulation"],
+                     flags=f, tokens_per_step=x["tok_step"], mean_keys_=x["mk"], calibration=calibration)
+        out.append(dict(run=r["run"], shape=r["shape"], seq=r["seq"], variant=r["variant"],
+                        peak_gib=round(r["peak_alloc_gib"], 2), predicted_peak_gib=e["peak_gib"],
+                        peak_error=round(e["peak_gib"] / r["peak_alloc_gib"] - 1, 3),
+                        tokens_per_s=round(r["tokens_per_s"]), predicted_tokens_per_s=round(e["tokens_per_s"]),
+                        speed_error=round(e["tokens_per_s"] / r["tokens_per_s"] - 1, 3),
+                        speed_modelled=not _padded_variable(r)))
+    return out
+
+# %% ../nbs/08_bench.ipynb #c076
+SEED_ESTIMATES = dict(qlora_gb=(10, 12), lora_gb=(28, 32), qlora_minutes=35, lora_minutes=25)
+
+KWANZAA_SETUPS = [
+    ("llama-3.2-1b", "qlora", "qlora preset (plain path, 1 x 16)", SpeedFlags.plain(), 1, 16),
+    ("llama-3.2-1b", "qlora", "qlora + levers (rows packing, 16 x 1)", SpeedFlags(packing="rows", micro_batch=16), 1, 16),
+    ("llama-3.1-8b", "qlora", "qlora preset (plain path, 1 x 16)", SpeedFlags.plain(), 1, 16),
+    ("llama-3.1-8b", "qlora", "qlora + levers (rows packing, offload, 4 x 4)", SpeedFlags(packing="rows", offload=True, micro_batch=4), 1, 16),
+    ("llama-3.1-8b", "lora", "bf16 LoRA (1 x 16)", SpeedFlags.plain().with_(lean=True), 1, 16),
+]
+
+def kwanzaa_estimates(lengths:list[int], # recorded training-set lengths
+                      epochs:int=2, max_length:int=1024, calibration:dict|None=None) -> list[dict]:
+    "Predicted peak, fit, minutes and cost of a full training run per GPU and setup."
+    ls = [min(l, max_length) for l in lengths]
+    rows = len(speed.pack_rows(ls, max_length))
+    out = []
+    for shape, method, label, flags, bs, ga in KWANZAA_SETUPS:
+        mb, acc = speed.micro_batch(bs, ga, flags.micro_batch)
+        packed = flags.packing == "rows"
+        micro_steps = epochs * (-(-rows // mb) if packed else -(-len(ls) // mb))
+        seq = max_length if (packed or mb > 1) else max(ls)
+        tok = epochs * sum(ls)
+        for gpu in GPUS:
+            e = estimate(shape, gpu, seq=seq, batch=mb, accumulation=1, method=method, flags=flags.with_(micro_batch=None),
+                         tokens_per_step=tok / micro_steps, mean_keys_=mean_keys(ls), calibration=calibration)
+            minutes = micro_steps * e["step_s"] / 60
+            out.append(dict(shape=shape, method=method, setup=label, gpu=gpu, peak_gib=e["peak_gib"], fits=e["fits"],
+                            minutes=round(minutes, 1), usd=round(minutes / 60 * GPUS[gpu]["usd_h"], 2),
+                            tokens=tok, micro_steps=micro_steps))
+    return out
+
+# %% ../nbs/08_bench.ipynb #c078
+def _trainer_check(bench_dir, cal) -> dict|None:
+    "Predicted vs measured for the project's trainer run (qlora preset, batch 1 x 16, real conversations): not fitted."
+    p = Path(bench_dir) / "trainer_raw.json"
+    if not p.exists(): return None
+    r = json.loads(p.read_text())["records"][0]
+    toks = r["step_tokens"][r["warmup"]:]
+    e = estimate("llama-3.2-1b", "H200", seq=1024, batch=1, accumulation=16, tokens_per_step=statistics.mean(toks),
+                 mean_keys_=mean_keys([statistics.mean(toks) / 16]), calibration=cal)
+    return dict(measured_tokens_per_s=round(r["tokens_per_s"]), predicted_tokens_per_s=round(e["tokens_per_s"]),
+                speed_error=round(e["tokens_per_s"] / r["tokens_per_s"] - 1, 3), measured_peak_gib=round(r["peak_alloc_gib"], 2),
+                predicted_peak_gib=e["peak_gib"], peak_error=round(e["peak_gib"] / r["peak_alloc_gib"] - 1, 3),
+                note="the trainer keeps LoRA weights in float32 and counts input tokens each micro-batch; not in the fit")
+
+def write_estimates(bench_dir=BENCH_DIR) -> dict:
+    "estimates.json: calibration, prediction errors on the benchmark records, and the per-GPU Kwanzaa table."
+    recs = load_runs(bench_dir)
+    cal = calibrate(recs)
+    errs = estimate_errors(recs, cal)
+    sp = [e for e in errs if e["speed_modelled"]]
+    rec = dict(calibration=cal, gpus=GPUS, errors=errs,
+               within_10_percent=dict(peak=f"{sum(abs(e['peak_error']) <= 0.1 for e in errs)}/{len(errs)}",
+                                      speed=f"{sum(abs(e['speed_error']) <= 0.1 for e in sp)}/{len(sp)}"),
+               median_abs_error=dict(peak=statistics.median(abs(e["peak_error"]) for e in errs),
+                                     speed=statistics.median(abs(e["speed_error"]) for e in sp)),
+               trainer_check=_trainer_check(bench_dir, cal),
+               kwanzaa=kwanzaa_estimates(load_train_lengths(Path(bench_dir) / "train_lengths.json"), calibration=cal),
+               seed_estimates=SEED_ESTIMATES,
+               provenance=provenance(command="kwanzaa.bench.write_estimates()",
+                                     data_paths=sorted(Path(bench_dir).glob("run*_records.json"))))
+    atomic_write_json(Path(bench_dir) / "estimates.json", rec)
+    return rec
+
+# %% ../nbs/08_bench.ipynb #c080
+def _conversations(n:int) -> list:
+    "Small distinct chat conversations for the multi-process check (no corpus needed)."
+    from kwanzaa.contract import AnswerCore, core_to_text
+    out = []
+    for i in range(n):
+        core = AnswerCore(status="answered", citations=[1], answer=f"Item {i} is described in passage one [1].", unknowns=[])
+        out.append([{"role": "system", "content": "Answer from the passages."},
+                    {"role": "user", "content": f"Passages:\n[1] Note {i}\nItem {i} is number {i * 7 % 11}.\n\nQuestion: what is item {i}?"},
+                    {"role": "assistant", "content": core_to_text(core)}])
+    return out
+
+def shard_check(model_dir, # a tiny model with a chat tokenizer (kwanzaa.loader.make_tiny_model)
+                out_dir, # each rank writes out_dir/rank<r>/ (adapter) and out_dir/seen.rank<r>.json
+                accumulation:int=2, steps:int=2, n_examples:int=16) -> dict:
+    "Train with kwanzaa.trainer.train (LoRA, CPU, dropout 0, batch 1) and record the examples this rank trained on."
+    import trl
+    from kwanzaa import trainer as T
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    cfg = load_config("cpu", overrides={"model.base": str(model_dir), "model.device": "cpu", "adapter.method": "lora",
+                                       "quantization.load_in_4bit": False, "lora.dropout": 0.0, "training.max_steps": steps,
+                                       "training.per_device_train_batch_size": 1, "training.gradient_accumulation_steps": accumulation,
+                                       "training.save_steps": 10_000, "training.logging_steps": 1, "training.torch_threads": 1,
+                                       "training.max_seq_length": 512, "model.dtype": "float32"})
+    seen = []
+    base = trl.SFTTrainer
+    class Recording(base):
+        def training_step(self, model, inputs, *a, **k):
+            for row in inputs["input_ids"].tolist(): seen.append(hash(tuple(t for t in row if t != self.processing_class.pad_token_id)))
+            return super().training_step(model, inputs, *a, **k)
+    trl.SFTTrainer = Recording
+    try: res = T.train(cfg, Path(out_dir) / f"rank{rank}", _conversations(n_examples), resume=False, device="cpu",
+                       command="kwanzaa.bench shard-check")
+    finally: trl.SFTTrainer = base
+    rec = dict(rank=rank, world_size=world, seen=seen, train_loss=res.train_loss, adapter=str(res.adapter_dir))
+    atomic_write_json(Path(out_dir) / f"seen.rank{rank}.json", rec)
+    return rec
+
+# %% ../nbs/08_bench.ipynb #c082
 def _table(records) -> str:
     rows = ["job | tok/s | peak GiB | reserved | mfu | loss | grad-norm"]
     for r in records:
@@ -393,7 +880,29 @@ def main(argv=None):
     st.add_argument("--ddp", default="", help="comma-separated job specs for all GPUs")
     st.add_argument("--out", required=True); st.add_argument("--deadline", type=float, default=540)
     st.add_argument("--steps", type=int, default=7)
+    tr = sub.add_parser("trainer", help="kwanzaa.trainer.train on a random model of a shape (plain and/or fast)")
+    tr.add_argument("--shape", default="llama-3.2-1b"); tr.add_argument("--json", required=True)
+    tr.add_argument("--paths", default="plain,fast"); tr.add_argument("--steps", type=int, default=8)
+    gn = sub.add_parser("gen", help="batched vs one-at-a-time generation on the golden prompts")
+    gn.add_argument("--shape", default="llama-3.2-1b"); gn.add_argument("--json", required=True)
+    gn.add_argument("--batch-size", type=int, default=8)
+    sc = sub.add_parser("shard-check", help="tiny CPU training recording each process's examples (multi-process test)")
+    sc.add_argument("--model", required=True); sc.add_argument("--out", required=True)
+    sc.add_argument("--accumulation", type=int, default=2); sc.add_argument("--steps", type=int, default=2)
     a = ap.parse_args(argv)
+    if a.cmd == "shard-check":
+        torch.set_num_threads(1)
+        shard_check(a.model, a.out, a.accumulation, a.steps); return
+    if a.cmd == "trainer":
+        recs = [run_trainer(a.shape, fast=p == "fast", steps=a.steps) for p in a.paths.split(",")]
+        atomic_write_json(a.json, dict(records=recs, provenance=provenance(command=" ".join(sys.argv))))
+        for r in recs: print(r["path"], round(r["tokens_per_s"]), round(r["peak_alloc_gib"] or 0, 2), r["train_loss"])
+        return
+    if a.cmd == "gen":
+        rec = run_generation(a.shape, batch_size=a.batch_size)
+        atomic_write_json(a.json, dict(rec, provenance=provenance(command=" ".join(sys.argv))))
+        print({k: rec[k] for k in ("speedup", "identical_outputs", "new_tokens")})
+        return
     if a.cmd == "one":
         seq = a.seq if a.seq == "train" else int(a.seq)
         rec = run_variant(a.shape, a.variant, seq, steps=a.steps, warmup=a.warmup)
@@ -406,7 +915,7 @@ def main(argv=None):
                      extra_args=("--steps", str(a.steps)))
         print(_table(recs))
 
-# %% ../nbs/08_bench.ipynb #c046
+# %% ../nbs/08_bench.ipynb #c083
 if __name__ == "__main__":
     try: get_ipython  # noqa: F821 -- inside a notebook: do nothing
     except NameError: main()

@@ -10,7 +10,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Iterable, Iterator, Literal, Optional
 
-from fastcore.imports import IN_IPYTHON
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .contract import (AnswerCore, Chunk, Toggles, PERSONAS, STATUSES, MAX_PASSAGES, core_to_text, parse,
@@ -145,6 +144,8 @@ def _atomic_write(path, text: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f: f.write(text)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; package data must be readable by all
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
@@ -657,6 +658,10 @@ def check_specs(paths=None, # spec files; default: all of kwanzaa/datasets/specs
         print(f"  category: {_pct(Counter(e.category for e in exs), n)}", file=out)
         missing = [c for c in CATEGORIES if not any(e.category == c for e in exs)]
         if missing: print(f"  missing categories: {', '.join(missing)}", file=out)
+    every = [e for exs in splits.values() for e in exs]
+    for name, key, want in (("persona", lambda e: e.persona, PERSONA_MIX), ("status", lambda e: e.target.status, STATUS_MIX)):
+        got = Counter(key(e) for e in every)
+        print(f"overall {name} (target): " + ", ".join(f"{k} {got[k] / max(len(every), 1):.0%} ({v:.0%})" for k, v in want.items()), file=out)
     return problems
 
 def main(argv=None):
@@ -679,5 +684,5 @@ def main(argv=None):
     return 1 if problems else 0
 
 # %% ../nbs/03_data.ipynb #c067
-#| eval: false
-if __name__ == "__main__" and not IN_IPYTHON: sys.exit(main())
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.data":
+    sys.exit(main())  # `python -m kwanzaa.data ...`; a notebook kernel is also __main__, but has no such __spec__

@@ -170,6 +170,7 @@ def generation_arm(arm:str) -> str:
 
 # %% ../nbs/07_evaluate.ipynb #c034
 PREDICTIONS = "predictions.jsonl"
+_RECORD_KEYS = ("id", "arm", "prompt", "raw_output")
 
 def read_predictions(path, # a predictions.jsonl
                     ) -> dict[str, dict]:
@@ -185,8 +186,8 @@ def read_predictions(path, # a predictions.jsonl
         if not line.strip(): continue
         try: rec = json.loads(line)
         except ValueError: raise EvaluationError(f"{path}:{i}: not valid JSON; delete that line to regenerate the item") from None
-        if not isinstance(rec, dict) or not {"id", "arm", "prompt", "raw_output"} <= set(rec):
-            raise EvaluationError(f"{path}:{i}: not a prediction record (needs id, arm, prompt, raw_output)")
+        if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in _RECORD_KEYS):
+            raise EvaluationError(f"{path}:{i}: not a prediction record (needs the strings {', '.join(_RECORD_KEYS)})")
         done[rec["id"]] = {**rec, "_line": i}
     return done
 

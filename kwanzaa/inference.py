@@ -136,6 +136,7 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
         ns = [n_passages] * n if isinstance(n_passages, int) else list(n_passages)
         if len(ns) != n: raise InferenceError(f"n_passages has {len(ns)} values for {n} prompts")
     else: ns = [None] * n
+    if batch_size < 1: raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
     if tok.padding_side != "left": raise InferenceError("generation needs a left-padding tokenizer "
                                                         "(load_for_inference sets it; or tok.padding_side = 'left')")
     prompts = [prompt_text(tok, m) for m in message_lists]
@@ -193,7 +194,7 @@ def ask(question:str, # the user's question
         adapter_dir=None, # adapter for the default model
         constrained:bool=True, # schema-constrained decoding
         max_new_tokens:int|None=None, # default cfg.eval.max_new_tokens
-        namespaces=None, # corpus namespaces to search (default: the retriever's default)
+        namespaces=None, # corpus namespaces to search (default: the retriever's; primary_sources_only narrows it)
        ) -> AnswerDocument:
     "Answer `question` from retrieved passages as a validated kwanzaa.answer.v1 document (a refusal if unanswerable)."
     if not isinstance(question, str) or not question.strip(): raise InferenceError("question must be a non-empty string")
@@ -204,6 +205,7 @@ def ask(question:str, # the user's question
     k = cfg.eval.top_k if k is None else k
     if not 0 <= k <= MAX_PASSAGES: raise InferenceError(f"k must be in 0..{MAX_PASSAGES}, got {k}")
     if retriever is None: retriever = _default_retriever(cfg)
+    if namespaces is None and toggles.primary_sources_only: namespaces = "primary_sources"
     hits = [(c, s) for c, s in retriever.search(question, k=k, namespaces=namespaces) if s > 0] if k else []
     chunks, scores = [c for c, _ in hits], [float(s) for _, s in hits]
     doc = lambda core: assemble(core, chunks, question, persona=persona, toggles=toggles, scores=scores, top_k=k)
@@ -228,19 +230,20 @@ def compare_batching(model, tok, # from load_for_inference
                      repeats:int=2, # interleaved rounds; the best time of each mode is kept
                     ) -> dict:
     "Tokens/s of batched vs one-at-a-time greedy generation on the same prompts, measured in the same run."
-    runs = {"one_at_a_time": [], "batched": []}
-    texts = {}
+    runs, texts, tokens = {"one_at_a_time": [], "batched": []}, {}, {}
     for _ in range(repeats):
         for mode, bs in (("one_at_a_time", 1), ("batched", batch_size)):
             t0 = time.perf_counter()
             gens = generate(model, tok, message_lists, max_new_tokens=max_new_tokens, batch_size=bs)
             runs[mode].append(time.perf_counter() - t0)
-            texts[mode] = [g.raw for g in gens]
-            tokens = sum(g.n_new_tokens for g in gens)
+            texts[mode], tokens[mode] = [g.raw for g in gens], sum(g.n_new_tokens for g in gens)
     out = {"n_prompts": len(message_lists), "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-           "repeats": repeats, "new_tokens": tokens, "torch_threads": torch.get_num_threads(),
-           "identical_outputs": texts["one_at_a_time"] == texts["batched"]}
+           "repeats": repeats, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+           "torch_threads": torch.get_num_threads(),
+           "identical_rows": sum(a == b for a, b in zip(texts["one_at_a_time"], texts["batched"]))}
+    out["identical_outputs"] = out["identical_rows"] == len(message_lists)
     for mode, times in runs.items():
-        out[mode] = {"seconds": min(times), "all_seconds": times, "tokens_per_s": tokens / min(times)}
+        out[mode] = {"new_tokens": tokens[mode], "seconds": min(times), "all_seconds": times,
+                     "tokens_per_s": tokens[mode] / min(times)}
     out["speedup"] = out["batched"]["tokens_per_s"] / out["one_at_a_time"]["tokens_per_s"]
     return out

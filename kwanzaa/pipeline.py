@@ -53,7 +53,11 @@ def split_params(pairs:Sequence[str]|dict, # ["key=value", ...] or a dict
     overrides, params = [], {}
     for k, v in items:
         if "." in k: overrides.append(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
-        else: params[k] = yaml.safe_load(v) if isinstance(v, str) else v
+        elif isinstance(v, str):
+            try: params[k] = yaml.safe_load(v)
+            except yaml.YAMLError as e:
+                raise RunError(f"parameter {k!r}: value {v!r} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+        else: params[k] = v
     return overrides, params
 
 def _split_pair(p):

@@ -10,24 +10,33 @@ from dataclasses import dataclass, asdict, replace
 import torch
 
 # %% auto #0
-__all__ = ['SpeedFlags', 'speed_flags', 'float32_params', 'prepare_lean', 'attach_lora', 'liger_available', 'micro_batch',
-           'sft_speed_kwargs', 'plain_sft_kwargs']
+__all__ = ['PACKING', 'SpeedFlags', 'speed_flags', 'float32_params', 'prepare_lean', 'attach_lora', 'liger_available',
+           'micro_batch', 'sft_speed_kwargs', 'plain_sft_kwargs', 'pack_rows', 'packed_rows_dataset',
+           'PackedRowsCollator', 'patch_trainer']
 
 # %% ../nbs/05a_speed.ipynb #c006
+PACKING = ("none", "rows", "flat")
+
 @dataclass(frozen=True)
 class SpeedFlags:
     "Which speed levers a training run uses; `SpeedFlags.plain()` is the plain Hugging Face recipe."
     lean: bool = True  # keep non-quantized weights in bf16 instead of PEFT's float32 upcast
-    liger: bool = True  # Liger RMSNorm/SwiGLU/RoPE kernels (ignored where liger-kernel or CUDA is missing)
+    no_sync: bool = True  # loss without per-micro-batch host syncs (metrics kept on the device until logged)
+    lm_head_chunk: int|None = 8192  # vocabulary tile of TRL's fused LM head (TRL's default: 32768)
+    liger: bool = False  # Liger RMSNorm/SwiGLU/RoPE kernels (ignored where liger-kernel or CUDA is missing)
     checkpoint_every: int = 1  # checkpoint every n-th decoder layer (1: all; 0: no activation checkpointing)
     offload: bool = False  # keep checkpointed activations in pinned host memory
-    packing: bool = False  # padding-free best-fit packing with per-sequence position ids
+    packing: str = "none"  # "rows": examples packed into rows with per-example position ids; "flat": TRL padding-free
     micro_batch: int|None = None  # per-device batch; accumulation is adjusted to keep the effective batch
+
+    def __post_init__(self):
+        if self.packing not in PACKING: raise ValueError(f"packing={self.packing!r}; allowed: {', '.join(PACKING)}")
 
     @classmethod
     def plain(cls) -> SpeedFlags:
         "All levers off: the reference recipe."
-        return cls(lean=False, liger=False, checkpoint_every=1, offload=False, packing=False, micro_batch=None)
+        return cls(lean=False, no_sync=False, lm_head_chunk=None, liger=False, checkpoint_every=1, offload=False,
+                   packing="none", micro_batch=None)
 
     def with_(self, **kw) -> SpeedFlags:
         "A copy with some fields changed."
@@ -41,7 +50,7 @@ def speed_flags(cfg=None, # a RunConfig (or None): reads `cfg.speed` if the sche
     kw = {}
     sec = getattr(cfg, "speed", None) if cfg is not None else None
     if sec is not None: kw.update(sec.model_dump() if hasattr(sec, "model_dump") else dict(sec))
-    if cfg is not None: kw["packing"] = bool(cfg.training.packing)
+    if cfg is not None and cfg.training.packing and kw.get("packing", "none") == "none": kw["packing"] = "rows"
     kw.update(overrides)
     unknown = sorted(set(kw) - set(SpeedFlags.__dataclass_fields__))
     if unknown: raise ValueError(f"unknown speed flag(s) {unknown}; allowed: {', '.join(SpeedFlags.__dataclass_fields__)}")
@@ -104,7 +113,9 @@ def sft_speed_kwargs(flags:SpeedFlags, # the levers
                   activation_checkpointing_kwargs={"use_reentrant": False, "every_n_layers": flags.checkpoint_every,
                                                    "offload": flags.offload})
     else: kw.update(activation_checkpointing=False)
-    if flags.packing: kw.update(packing=True, packing_strategy="bfd", padding_free=True)
+    if flags.packing == "flat": kw.update(packing=True, packing_strategy="bfd", padding_free=True)
+    elif flags.packing == "rows": kw.update(packing=False, padding_free=False)
+    if flags.no_sync: kw.update(logging_nan_inf_filter=False)
     return kw
 
 # %% ../nbs/05a_speed.ipynb #c024
@@ -112,3 +123,104 @@ def plain_sft_kwargs(batch:int, accumulation:int) -> dict:
     "SFTConfig keyword arguments of the plain recipe (checkpoint every layer on the device, no kernels, no packing)."
     return dict(per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation, use_liger_kernel=False,
                 activation_checkpointing=True)
+
+# %% ../nbs/05a_speed.ipynb #c027
+def pack_rows(lengths:list[int], # example lengths
+              max_length:int, # row capacity
+             ) -> list[list[int]]:
+    "Best-fit-decreasing: lists of example indices whose lengths sum to at most `max_length` (each example once)."
+    rows, free = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        n = min(lengths[i], max_length)
+        best = min((j for j, f in enumerate(free) if f >= n), key=lambda j: free[j], default=None)
+        if best is None: rows.append([i]); free.append(max_length - n)
+        else: rows[best].append(i); free[best] -= n
+    return rows
+
+# %% ../nbs/05a_speed.ipynb #c030
+def packed_rows_dataset(ds, # a dataset TRL prepared: input_ids and labels (or completion/assistant masks)
+                        max_length:int):
+    "Rows of whole examples packed with `pack_rows`; columns input_ids, labels and seq_lengths."
+    from datasets import Dataset
+    def labels_of(ex):
+        if "labels" in ex and ex["labels"] is not None: lab = list(ex["labels"])
+        else:
+            m = ex.get("assistant_masks") or ex.get("completion_mask")
+            lab = [t if (m is None or k) else -100 for t, k in zip(ex["input_ids"], m or [1] * len(ex["input_ids"]))]
+        lab = lab[:max_length]; lab[0] = -100  # never predicted from the previous example
+        return lab
+    exs = [ex for ex in ds]
+    rows = pack_rows([len(e["input_ids"]) for e in exs], max_length)
+    out = {"input_ids": [], "labels": [], "seq_lengths": []}
+    for r in rows:
+        out["input_ids"].append(sum((list(exs[i]["input_ids"][:max_length]) for i in r), []))
+        out["labels"].append(sum((labels_of(exs[i]) for i in r), []))
+        out["seq_lengths"].append([min(len(exs[i]["input_ids"]), max_length) for i in r])
+    return Dataset.from_dict(out)
+
+class PackedRowsCollator:
+    "Pads packed rows to the longest row; per-example position ids; no attention mask (see above)."
+    def __init__(self, pad_token_id:int, multiple:int=8): self.pad, self.multiple = pad_token_id, multiple
+    def __call__(self, rows:list[dict]) -> dict:
+        n = max(len(r["input_ids"]) for r in rows)
+        n = -(-n // self.multiple) * self.multiple
+        ids = torch.full((len(rows), n), self.pad, dtype=torch.long)
+        lab = torch.full((len(rows), n), -100, dtype=torch.long)
+        pos = torch.zeros((len(rows), n), dtype=torch.long)
+        for b, r in enumerate(rows):
+            k = len(r["input_ids"])
+            ids[b, :k], lab[b, :k] = torch.tensor(r["input_ids"]), torch.tensor(r["labels"])
+            pos[b, :k] = torch.cat([torch.arange(l) for l in r["seq_lengths"]])
+            if k < n: pos[b, k:] = torch.arange(n - k)  # the padding is one more (ignored) example
+        return {"input_ids": ids, "labels": lab, "position_ids": pos}
+
+# %% ../nbs/05a_speed.ipynb #c034
+def _flush_metrics(trainer):
+    "Move the device-side metric sums into TRL's metrics and token counter (one host sync)."
+    acc = getattr(trainer, "_speed_acc", None)
+    if acc is None: return
+    trainer._speed_acc = None
+    valid, ent, top1, toks = trainer.accelerator.reduce(acc, reduction="sum").tolist()
+    m = trainer._metrics["train"]
+    if valid: m["entropy"].append(ent / valid); m["mean_token_accuracy"].append(top1 / valid)
+    trainer._total_train_tokens += int(toks)
+    m["num_tokens"] = [trainer._total_train_tokens]
+
+def _nosync_compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+    if return_outputs or not model.training or self.compute_loss_func is not None or self.label_smoother is not None \
+       or self.aux_loss_enabled or self.args.loss_type != "nll":
+        return type(self).compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+    inputs["use_cache"] = False
+    out = model(**inputs, fused_lm_head=True)
+    n = out.label_mask.sum() if num_items_in_batch is None else num_items_in_batch
+    loss = -out.log_probs.sum() / torch.as_tensor(n).clamp(min=1)
+    if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+        loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+    pad = getattr(self.processing_class, "pad_token_id", None)
+    toks = inputs["attention_mask"].sum() if "attention_mask" in inputs else (inputs["input_ids"] != pad).sum()
+    ent = out.entropy.detach().sum() if out.entropy is not None else loss.new_zeros(())
+    top1 = out.is_top1.sum() if out.is_top1 is not None else loss.new_zeros(())
+    stats = torch.stack([out.label_mask.sum().float(), ent.float(), top1.float(), toks.float()])
+    self._speed_acc = stats if getattr(self, "_speed_acc", None) is None else self._speed_acc + stats
+    return loss
+
+def patch_trainer(trainer, # an SFTTrainer built with the model and SFTConfig the flags asked for
+                  flags:SpeedFlags, # the levers
+                 ):
+    "Apply the trainer-side levers (no-sync loss, LM-head tile, row packing) to a built SFTTrainer; returns it."
+    import types
+    if flags.lm_head_chunk:
+        import trl.trainer.utils as tu
+        tu._CHUNKED_LOGPROB_CHUNK_SIZE = int(flags.lm_head_chunk)  # read at each call; process-wide
+    if flags.no_sync:
+        trainer._speed_acc = None
+        trainer.compute_loss = types.MethodType(_nosync_compute_loss, trainer)
+        log = trainer.log
+        def _log(logs, *a, **k):
+            if trainer.model.training: _flush_metrics(trainer)
+            return log(logs, *a, **k)
+        trainer.log = _log
+    if flags.packing == "rows":
+        trainer.train_dataset = packed_rows_dataset(trainer.train_dataset, trainer.args.max_length)
+        trainer.data_collator = PackedRowsCollator(trainer.processing_class.pad_token_id)
+    return trainer

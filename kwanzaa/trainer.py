@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_trainer.ipynb #c003
 from __future__ import annotations
-import json, math, os, re, resource, shutil, sys, tempfile, time, warnings, zipfile
+import contextlib, json, os, re, resource, shutil, sys, tempfile, time, warnings, zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,8 +13,8 @@ import torch
 from transformers import TrainerCallback
 
 from .config import atomic_write_json, atomic_write_text, provenance, resolve_compute_dtype
-from .loader import (EMBEDDED, FAMILIES, attach_lora, detect_family, load_model_and_tokenizer,
-                            lora_param_count, model_device, resolve_model_path, stop_token_ids, trainable_report)
+from .loader import (EMBEDDED, attach_lora, detect_family, load_model_and_tokenizer, lora_param_count,
+                            model_device, stop_token_ids, trainable_report)
 
 # %% auto #0
 __all__ = ['progress_mode', 'peak_memory', 'JsonlLog', 'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
@@ -54,12 +54,17 @@ def peak_memory() -> dict:
                    gpu_peak_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20, 1))
     return mem
 
+def _record(line:str) -> dict|None:
+    "A log line as a dict; None for a blank or half-written line (a process killed mid-write)."
+    try: return json.loads(line) if line.strip() else None
+    except ValueError: return None
+
 class JsonlLog(TrainerCallback):
     "Append every trainer log to a JSONL file with throughput and memory."
     def __init__(self, path): self.path, self.last = Path(path), None
     def on_train_begin(self, args, state, control, **kw):
         if self.path.exists():   # a resumed run: keep only what happened up to the checkpoint
-            keep = [l for l in self.path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= state.global_step]
+            keep = [l for l in self.path.read_text().splitlines() if (r := _record(l)) and r["step"] <= state.global_step]
             atomic_write_text(self.path, "".join(l + "\n" for l in keep))
         self.last = (time.perf_counter(), state.num_input_tokens_seen)
     def on_log(self, args, state, control, logs=None, **kw):
@@ -310,6 +315,15 @@ class TrainResult:
     resumed_from: str|None = None
     manifest: dict = field(default_factory=dict, repr=False)
 
+@contextlib.contextmanager
+def _dataset_bars(show:bool):
+    "Show or hide the datasets library's progress bars (tokenizing, packing) for the duration."
+    from datasets.utils import logging as dlog
+    was = dlog.is_progress_bar_enabled()
+    (dlog.enable_progress_bar if show else dlog.disable_progress_bar)()
+    try: yield
+    finally: (dlog.enable_progress_bar if was else dlog.disable_progress_bar)()
+
 def oom_advice(cfg) -> str:
     "What to lower when the GPU runs out of memory, with the current values."
     t = cfg.training
@@ -340,7 +354,7 @@ def _check_same_run(out_dir, cfg):
 def plot_loss(log_path, png_path) -> Path|None:
     "Plot train (and validation) loss by step from a train_log.jsonl; None if there is nothing to plot."
     from matplotlib.figure import Figure
-    recs = [json.loads(l) for l in Path(log_path).read_text().splitlines() if l.strip()]
+    recs = [r for l in Path(log_path).read_text().splitlines() if (r := _record(l))]
     tr = [(r["step"], r["loss"]) for r in recs if "loss" in r]
     ev = [(r["step"], r["eval_loss"]) for r in recs if "eval_loss" in r]
     if not tr: return None
@@ -395,10 +409,11 @@ def train(cfg, # RunConfig
     t_load = time.perf_counter() - t0
     mode = progress_mode()
     to_ds = lambda msgs: Dataset.from_list([{"messages": m} for m in msgs])
-    trainer = SFTTrainer(model=model, args=sft_config(cfg, out, dev, bool(eval_messages), mode),
-                         train_dataset=to_ds(train_messages), eval_dataset=to_ds(eval_messages) if eval_messages else None,
-                         processing_class=tok, callbacks=[JsonlLog(log_path), *([ProgressLines()] if mode == "lines" else []),
-                                                          *callbacks])
+    with _dataset_bars(mode == "bar"):
+        trainer = SFTTrainer(model=model, args=sft_config(cfg, out, dev, bool(eval_messages), mode),
+                             train_dataset=to_ds(train_messages), eval_dataset=to_ds(eval_messages) if eval_messages else None,
+                             processing_class=tok, callbacks=[JsonlLog(log_path),
+                                                              *([ProgressLines()] if mode == "lines" else []), *callbacks])
     if mode != "bar": trainer.remove_callback(PrinterCallback)
     _trainable_to_fp32(trainer.model)
     _check_trained_span(trainer, tok, train_messages)
@@ -426,6 +441,7 @@ def train(cfg, # RunConfig
     tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
     trainer.model.peft_config["default"].base_model_name_or_path = cfg.model.base
     trainer.save_model(str(tmp))
+    (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
     atomic_write_text(tmp / "README.md", model_card(cfg, data, result, detect_family(tok)))
     shutil.rmtree(adapter_dir, ignore_errors=True); os.replace(tmp, adapter_dir)
     plot = plot_loss(log_path, out / "loss.png")

@@ -116,3 +116,8 @@ def test_spec_errors(tmp_path):
     assert err(load_specs, p) == f"{p}:1: field 'split': expected one of train, validation, golden; got 'test'"
     p = write(tmp_path / "s.jsonl", SPEC | {"evidence": [{"doc_id": "kwanzaa_notes_origin", "quote": "x" * 200}]})
     assert err(load_specs, p) == f"{p}:1: field 'evidence.0.quote': String should have at most 160 characters; got '{'x' * 200}'"
+
+def test_written_files_are_readable_by_all(tmp_path):
+    p = write_examples(load_examples(write(tmp_path / "in.jsonl", good(1))), tmp_path / "out.jsonl")
+    assert p.stat().st_mode & 0o044 == 0o044  # package data: not the 0600 of a bare mkstemp file
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]  # no temp file left behind

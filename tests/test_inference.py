@@ -99,6 +99,10 @@ def test_ask_refuses_without_retrieval(loaded, tiny, retriever):
     assert doc.integrity.fallback_behavior == "refusal" and doc.sources == [] and doc.answer.completeness == "none"
     assert doc.retrieval_summary.results == []
     validate_document(doc.model_dump())
+    # primary_sources_only searches only primary sources: none in a notes-only corpus, so a refusal
+    doc = ask("When was Kwanzaa created?", toggles=Toggles(primary_sources_only=True), model=model, tok=tok,
+              retriever=retriever, cfg=cfg)
+    assert doc.integrity.fallback_behavior == "refusal" and doc.retrieval_summary.results == []
 
 
 def test_adapter_loading_and_clear_errors(tiny, tmp_path, chats):
@@ -129,6 +133,6 @@ def test_four_bit_inference(tiny, chats):
 def test_compare_batching_reports_both_modes(loaded, chats):
     model, tok = loaded
     r = compare_batching(model, tok, chats[:4], batch_size=4, max_new_tokens=6, repeats=1)
-    assert r["identical_outputs"] is True and r["new_tokens"] > 0
+    assert r["identical_outputs"] is True and r["identical_rows"] == 4 and r["batched"]["new_tokens"] > 0
     assert r["batched"]["tokens_per_s"] > 0 and r["one_at_a_time"]["tokens_per_s"] > 0
     assert r["speedup"] == pytest.approx(r["batched"]["tokens_per_s"] / r["one_at_a_time"]["tokens_per_s"])

@@ -249,3 +249,31 @@ def test_embedded_smollm2_converts_once_and_loads_without_gguf(tmp_path, monkeyp
     out = model.generate(**ids, max_new_tokens=16, do_sample=False)
     reply = tok.decode(out[0, ids["input_ids"].shape[1]:])
     assert "Paris" in reply and reply.endswith("<|im_end|>")
+
+
+def test_4bit_gradients_are_unchanged_by_an_eval_pass_on_cpu(tiny_model_dir):
+    "bitsandbytes repacks 4-bit weights for CPU inference in eval mode, and the packed kernel has no backward pass."
+    cfg = cfg_for(tiny_model_dir, **{"training.gradient_checkpointing": False, "lora.dropout": 0.0})
+    x = torch.tensor([[1, 5, 7, 9, 11, 13, 17, 19]])
+
+    def grads(when):
+        torch.manual_seed(0)
+        model = load_base_model(cfg)
+        if when == "before_lora":   # e.g. a base-model evaluation in the same process
+            with torch.no_grad(): model.eval()(input_ids=x)
+        pm = attach_lora(model, cfg)
+        for n, p in pm.named_parameters():
+            if "lora_B" in n: p.data.fill_(0.01)   # B starts at zero; make the gradient reach every A
+        if when == "during_training":   # the trainer's per-epoch evaluation
+            with torch.no_grad(): pm.eval()(input_ids=x)
+        pm.train()(input_ids=x, labels=x).loss.backward()
+        return {n: p.grad.clone() for n, p in pm.named_parameters() if p.grad is not None}
+
+    plain = grads(None)
+    assert len(plain) == 2 * 7 * 2
+    during, before = grads("during_training"), grads("before_lora")
+    for k in plain:
+        assert torch.equal(plain[k], during[k]), k   # repacking never happens once LoRA is attached
+        # repacked earlier and undone: equal up to the re-quantized scales (without the fix: off by a factor of ~5)
+        rel = ((plain[k] - before[k]).norm() / plain[k].norm()).item()
+        assert rel < 0.05, (k, rel)

@@ -76,6 +76,7 @@ def test_run_writes_adapter_log_plot_manifest(run):
     out = run.out_dir
     assert sorted(p.name for p in run.adapter_dir.iterdir()) >= ["README.md", "adapter_config.json",
                                                                  "adapter_model.safetensors"]
+    assert not (run.adapter_dir / "training_args.bin").exists()   # no pickle in the published adapter
     assert run.plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     log = [json.loads(l) for l in run.log_path.read_text().splitlines()]
     steps = [r for r in log if "loss" in r]

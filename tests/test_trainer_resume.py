@@ -62,6 +62,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tiny_model_dir, tmp_p
     steps = [int(p.name.split("-")[1]) for p in list_checkpoints(out / "checkpoints")]
     assert steps and max(steps) < 12
 
+    with open(out / "train_log.jsonl", "a") as f: f.write('{"step": 99, "lo')   # as if killed mid-write
     resumed = train(cfg, out, MESSAGES)
     assert resumed.resumed_from is not None and Path(resumed.resumed_from).name in {f"checkpoint-{s}" for s in steps}
     assert resumed.global_step == 12
