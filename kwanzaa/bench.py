@@ -17,12 +17,12 @@ from .speed import SpeedFlags
 # %% auto #0
 __all__ = ['SHAPES', 'GPUS', 'TRAIN_LENGTHS', 'VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'BENCH_DIR', 'PARITY_RTOL', 'GOALS',
            'BYTES_NF4', 'CALIBRATION', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'model_config', 'param_counts',
-           'make_tokenizer', 'build_random_model', 'flops_per_token', 'mean_keys', 'mfu', 'record_train_lengths',
-           'load_train_lengths', 'random_token_dataset', 'bench_config', 'run_variant', 'bench_bundle',
-           'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'run_generation', 'parse_job', 'suite', 'load_runs',
-           'comparisons', 'goal_report', 'multigpu_report', 'write_reports', 'plot_comparisons', 'memory_terms',
-           'hw_flops_per_token', 'flags_of', 'calibrate', 'estimate', 'estimate_errors', 'kwanzaa_estimates',
-           'write_estimates', 'shard_check', 'main']
+           'make_tokenizer', 'build_random_model', 'flops_per_token', 'mean_keys', 'mfu', 'repo_path',
+           'record_train_lengths', 'load_train_lengths', 'random_token_dataset', 'bench_config', 'run_variant',
+           'bench_bundle', 'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'run_generation', 'parse_job',
+           'suite', 'load_runs', 'comparisons', 'goal_report', 'multigpu_report', 'write_reports', 'plot_comparisons',
+           'memory_terms', 'hw_flops_per_token', 'flags_of', 'calibrate', 'estimate', 'estimate_errors',
+           'kwanzaa_estimates', 'write_estimates', 'shard_check', 'main']
 
 # %% ../nbs/08_bench.ipynb #c007
 SHAPES = {
@@ -121,9 +121,16 @@ def mfu(tokens_per_s:float, fpt:float, gpu:str="H200") -> float:
     return tokens_per_s * fpt / (GPUS[gpu]["tflops"] * 1e12)
 
 # %% ../nbs/08_bench.ipynb #c021
-TRAIN_LENGTHS = Path("outputs/bench/train_lengths.json")
+def repo_path(rel:str) -> Path:
+    "`rel` under the working directory, its parent (notebooks run in nbs/), or the repository holding this package."
+    here = [Path.cwd(), Path.cwd().parent] + ([Path(__file__).resolve().parents[1]] if "__file__" in globals() else [])
+    for base in here:
+        if (base / rel).exists(): return base / rel
+    return Path(rel)
 
-def record_train_lengths(path=TRAIN_LENGTHS, # where to write the lengths
+TRAIN_LENGTHS = "outputs/bench/train_lengths.json"
+
+def record_train_lengths(path=None, # where to write the lengths (default: repo_path(TRAIN_LENGTHS))
                          model:str="embedded:smollm2", # tokenizer and chat template to count with
                          split:str="train") -> dict:
     "Token length (prompt + answer) and answer length of every example of a split; written as JSON."
@@ -142,12 +149,12 @@ def record_train_lengths(path=TRAIN_LENGTHS, # where to write the lengths
     rec = dict(split=split, tokenizer=model, n=len(full), lengths=full, answer_lengths=ans,
                mean=statistics.mean(full), median=statistics.median(full), max=max(full),
                provenance=provenance(data_paths=[str(src)], command=f"kwanzaa.bench.record_train_lengths({model!r})"))
-    atomic_write_json(path, rec)
+    atomic_write_json(path or repo_path(TRAIN_LENGTHS), rec)
     return rec
 
-def load_train_lengths(path=TRAIN_LENGTHS) -> list[int]:
+def load_train_lengths(path=None) -> list[int]:
     "The recorded training-set lengths."
-    p = Path(path)
+    p = Path(path) if path else repo_path(TRAIN_LENGTHS)
     if not p.exists(): raise FileNotFoundError(f"{p} is missing; record it with kwanzaa.bench.record_train_lengths() "
                                                "on a machine that has the corpus")
     return json.loads(p.read_text())["lengths"]
@@ -501,12 +508,12 @@ def suite(queues:list[list[str]], # per GPU, the job specs run one after another
     return records
 
 # %% ../nbs/08_bench.ipynb #c051
-BENCH_DIR = Path("outputs/bench")
+BENCH_DIR = "outputs/bench"
 PARITY_RTOL = 1e-3
 
-def load_runs(bench_dir=BENCH_DIR) -> list[dict]:
+def load_runs(bench_dir=None) -> list[dict]:
     "All measured records of the committed GPU runs, each tagged with its run number."
-    out = []
+    bench_dir, out = bench_dir or repo_path(BENCH_DIR), []
     for f in sorted(Path(bench_dir).glob("run*_records.json")):
         run = json.loads(f.read_text())
         out += [dict(r, run=run["run"]) for r in run["records"] if "error" not in r]
@@ -576,9 +583,12 @@ def multigpu_report(records:list[dict]) -> list[dict]:
     return out
 
 # %% ../nbs/08_bench.ipynb #c060
-def write_reports(bench_dir=BENCH_DIR) -> dict:
+def write_reports(bench_dir=None, # where the run records are (default outputs/bench)
+                  out_dir=None, # where to write (default: bench_dir)
+                 ) -> dict:
     "summary.json, multigpu.json and trainer_qlora_llama1b_cuda.json from the committed run records."
-    bench_dir = Path(bench_dir)
+    bench_dir = Path(bench_dir or repo_path(BENCH_DIR))
+    out = Path(out_dir or bench_dir)
     recs = load_runs(bench_dir)
     comps = comparisons(recs)
     prov = provenance(command="kwanzaa.bench.write_reports()", data_paths=sorted(bench_dir.glob("run*_records.json")))
@@ -588,14 +598,14 @@ def write_reports(bench_dir=BENCH_DIR) -> dict:
                    parity_rtol=PARITY_RTOL, tokens="non-pad tokens (TRL's count); steady state = median of the steps "
                    "after the warm-up steps (sum/sum for variable lengths)",
                    comparisons=comps, goals=goal_report(comps), provenance=prov)
-    atomic_write_json(bench_dir / "summary.json", summary)
-    atomic_write_json(bench_dir / "multigpu.json", dict(comparisons=multigpu_report(recs), provenance=prov,
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "multigpu.json", dict(comparisons=multigpu_report(recs), provenance=prov,
                       not_run=["llama-3.1-8b@1024 on 2 GPUs: cut by the 420 s command limit of run 3"]))
     tr = bench_dir / "trainer_raw.json"
     if tr.exists():
         raw = json.loads(tr.read_text())
         plain = [c for c in recs if c["run"] == 2 and c["shape"] == "llama-3.2-1b" and c["variant"] == "plain"]
-        atomic_write_json(bench_dir / "trainer_qlora_llama1b_cuda.json", dict(
+        atomic_write_json(out / "trainer_qlora_llama1b_cuda.json", dict(
             what="kwanzaa.trainer.train, preset qlora (4-bit NF4, bf16 compute, paged 8-bit AdamW, batch 1 x 16), "
                  "random-initialised Llama-3.2-1B shape, the 400 rendered Kwanzaa training conversations, on one H200",
             trainer=raw["records"][0], trainer_with_speed_levers=raw["records"][1] if len(raw["records"]) > 1 else None,
@@ -701,10 +711,10 @@ def calibrate(records:list[dict]) -> dict:
     return cal
 
 # %% ../nbs/08_bench.ipynb #c069
-CALIBRATION = dict(K_WORK_plain=None, K_WORK_lean=None, ALPHA_plain=None, BETA_plain=None, ALPHA_lean=None,
-                   BETA_lean=None)  # set below
+CALIBRATION = dict(K_WORK_plain=4.2287, K_WORK_lean=7.6812, ALPHA_plain=0.012251, BETA_plain=2.4053e-15,
+                   ALPHA_lean=0.014166, BETA_lean=1.6589e-15)  # calibrate(load_runs()) on runs 1-3 (H200, 2026-11-28)
 
-# %% ../nbs/08_bench.ipynb #c071
+# %% ../nbs/08_bench.ipynb #c072
 def estimate(config, # a shape name, a transformers config, or a RunConfig (its model.base must be a local model or a shape)
              gpu:str="H200", # a key of GPUS
              seq:int=1024, # padded length of a micro-batch row (max_seq_length)
@@ -736,7 +746,7 @@ def estimate(config, # a shape name, a transformers config, or a RunConfig (its 
                 tokens_per_s=tok / step, terms_gib={k: round(v / 2**30, 3) for k, v in t.items()}, batch=bs,
                 accumulation=ga)
 
-# %% ../nbs/08_bench.ipynb #c073
+# %% ../nbs/08_bench.ipynb #c074
 def estimate_errors(records:list[dict], calibration:dict|None=None) -> list[dict]:
     "Relative error of `estimate` on each measured single-GPU record (peak memory and tokens/s)."
     out = []
@@ -754,7 +764,7 @@ def estimate_errors(records:list[dict], calibration:dict|None=None) -> list[dict
                         speed_modelled=not _padded_variable(r)))
     return out
 
-# %% ../nbs/08_bench.ipynb #c076
+# %% ../nbs/08_bench.ipynb #c077
 SEED_ESTIMATES = dict(qlora_gb=(10, 12), lora_gb=(28, 32), qlora_minutes=35, lora_minutes=25)
 
 KWANZAA_SETUPS = [
@@ -786,7 +796,7 @@ def kwanzaa_estimates(lengths:list[int], # recorded training-set lengths
                             tokens=tok, micro_steps=micro_steps))
     return out
 
-# %% ../nbs/08_bench.ipynb #c078
+# %% ../nbs/08_bench.ipynb #c081
 def _trainer_check(bench_dir, cal) -> dict|None:
     "Predicted vs measured for the project's trainer run (qlora preset, batch 1 x 16, real conversations): not fitted."
     p = Path(bench_dir) / "trainer_raw.json"
@@ -800,8 +810,9 @@ def _trainer_check(bench_dir, cal) -> dict|None:
                 predicted_peak_gib=e["peak_gib"], peak_error=round(e["peak_gib"] / r["peak_alloc_gib"] - 1, 3),
                 note="the trainer keeps LoRA weights in float32 and counts input tokens each micro-batch; not in the fit")
 
-def write_estimates(bench_dir=BENCH_DIR) -> dict:
+def write_estimates(bench_dir=None, out_dir=None) -> dict:
     "estimates.json: calibration, prediction errors on the benchmark records, and the per-GPU Kwanzaa table."
+    bench_dir = Path(bench_dir or repo_path(BENCH_DIR))
     recs = load_runs(bench_dir)
     cal = calibrate(recs)
     errs = estimate_errors(recs, cal)
@@ -816,10 +827,10 @@ def write_estimates(bench_dir=BENCH_DIR) -> dict:
                seed_estimates=SEED_ESTIMATES,
                provenance=provenance(command="kwanzaa.bench.write_estimates()",
                                      data_paths=sorted(Path(bench_dir).glob("run*_records.json"))))
-    atomic_write_json(Path(bench_dir) / "estimates.json", rec)
+    atomic_write_json(Path(out_dir or bench_dir) / "estimates.json", rec)
     return rec
 
-# %% ../nbs/08_bench.ipynb #c080
+# %% ../nbs/08_bench.ipynb #c086
 def _conversations(n:int) -> list:
     "Small distinct chat conversations for the multi-process check (no corpus needed)."
     from kwanzaa.contract import AnswerCore, core_to_text
@@ -857,7 +868,7 @@ def shard_check(model_dir, # a tiny model with a chat tokenizer (kwanzaa.loader.
     atomic_write_json(Path(out_dir) / f"seen.rank{rank}.json", rec)
     return rec
 
-# %% ../nbs/08_bench.ipynb #c082
+# %% ../nbs/08_bench.ipynb #c096
 def _table(records) -> str:
     rows = ["job | tok/s | peak GiB | reserved | mfu | loss | grad-norm"]
     for r in records:
@@ -915,7 +926,7 @@ def main(argv=None):
                      extra_args=("--steps", str(a.steps)))
         print(_table(recs))
 
-# %% ../nbs/08_bench.ipynb #c083
+# %% ../nbs/08_bench.ipynb #c097
 if __name__ == "__main__":
     try: get_ipython  # noqa: F821 -- inside a notebook: do nothing
     except NameError: main()

@@ -18,11 +18,11 @@ from .contract import (AnswerCore, Chunk, Toggles, PERSONAS, STATUSES, MAX_PASSA
 # %% auto #0
 __all__ = ['CATEGORIES', 'SPLITS', 'MAX_LINE_BYTES', 'ADVERSARIAL_NAMESPACE', 'PRIMARY_NAMESPACE', 'MAX_TOKENS', 'DATASETS',
            'TARGETS', 'PERSONA_MIX', 'STATUS_MIX', 'DataError', 'Gold', 'Example', 'load_examples', 'write_examples',
-           'system_prompt', 'format_context', 'render_messages', 'example_messages', 'Evidence', 'Contrastive', 'Spec',
-           'load_specs', 'normalise_text', 'build_examples', 'token_budget', 'embedded_budget', 'example_problems',
-           'question_similarity', 'near_duplicate', 'leaked_questions', 'datasets_dir', 'specs_dir', 'spec_paths',
-           'dataset_path', 'load_dataset', 'dataset_hash', 'select_pilot', 'build_splits', 'build_dataset_files',
-           'dataset_stats', 'check_specs', 'main']
+           'system_prompt', 'defuse', 'format_context', 'render_messages', 'example_messages', 'Evidence',
+           'Contrastive', 'Spec', 'load_specs', 'normalise_text', 'build_examples', 'token_budget', 'embedded_budget',
+           'example_problems', 'question_similarity', 'near_duplicate', 'leaked_questions', 'datasets_dir', 'specs_dir',
+           'spec_paths', 'dataset_path', 'load_dataset', 'dataset_hash', 'select_pilot', 'build_splits',
+           'build_dataset_files', 'dataset_stats', 'check_specs', 'main']
 
 # %% ../nbs/03_data.ipynb #c006
 CATEGORIES = ("single_source", "multi_source", "partial", "refusal_no_context", "refusal_irrelevant",
@@ -76,6 +76,7 @@ def _jsonl_records(path, problems:list|None=None) -> Iterator[tuple[int, dict]]:
         problems.append(msg)
     path = Path(path)
     if not path.exists(): raise DataError(f"{path}: no such file")
+    if not path.is_file(): raise DataError(f"{path}: not a file: expected a JSONL file with one JSON object per line")
     n = 0
     with open(path, "rb") as f:
         for i, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
@@ -176,12 +177,19 @@ def system_prompt(persona:str="educator", # one of PERSONAS; sets the tone only
     return "\n".join(lines)
 
 # %% ../nbs/03_data.ipynb #c021
+_CONTROL = re.compile(r"<(\|?)(im_start|im_end|endoftext|begin_of_text|end_of_text|start_header_id|end_header_id|eot_id|"
+                      r"finetune_right_pad_id|reserved_special_token_\d+|start_of_turn|end_of_turn|bos|eos|pad)(\|?)>")
+
+def defuse(text:str) -> str:
+    "Text with chat control tokens broken by a zero-width space, so a passage cannot open or close a chat turn."
+    return _CONTROL.sub(lambda m: "<\u200b" + m.group(0)[1:], text)
+
 def format_context(chunks: list[Chunk], # the passages, in prompt order
                   ) -> str:
     "Numbered passages, '[n] Title (year)' then the text; no retrieval scores."
     if not chunks: return "Passages: none"
-    def head(i, c): return f"[{i}] {c.title}" + (f" ({c.year})" if c.year is not None else "")
-    return "Passages:\n" + "\n\n".join(f"{head(i, c)}\n{c.text.strip()}" for i, c in enumerate(chunks, 1))
+    def head(i, c): return f"[{i}] {defuse(c.title)}" + (f" ({c.year})" if c.year is not None else "")
+    return "Passages:\n" + "\n\n".join(f"{head(i, c)}\n{defuse(c.text.strip())}" for i, c in enumerate(chunks, 1))
 
 def render_messages(question:str, # the user's question
                     chunks:list[Chunk], # the numbered context passages, in order
@@ -191,7 +199,7 @@ def render_messages(question:str, # the user's question
                    ) -> list[dict]:
     "Chat messages [system, user(, assistant)] for a question and its passages."
     msgs = [{"role": "system", "content": system_prompt(persona, toggles)},
-            {"role": "user", "content": f"{format_context(chunks)}\n\nQuestion: {question.strip()}"}]
+            {"role": "user", "content": f"{format_context(chunks)}\n\nQuestion: {defuse(question.strip())}"}]
     if target is not None: msgs.append({"role": "assistant", "content": core_to_text(target)})
     return msgs
 

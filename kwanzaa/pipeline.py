@@ -13,10 +13,11 @@ import yaml
 from .config import ConfigError, load_config, atomic_write_json, atomic_write_text, provenance
 
 # %% auto #0
-__all__ = ['STEPS', 'SMOKE_PARAMS', 'COMPARE_KEYS', 'SEED_BUDGET', 'HOURLY_USD', 'RunError', 'pipeline_dir',
-           'notebook_parameters', 'split_params', 'check_params', 'check_inputs', 'prepare_run_dir', 'run_step',
-           'smoke_overrides', 'run', 'read_run', 'sweep_runs', 'compare_runs', 'comparison_markdown', 'plot_comparison',
-           'sweep', 'gate', 'plan', 'decision_markdown', 'main']
+__all__ = ['STEPS', 'SMOKE_PARAMS', 'COMPARE_KEYS', 'SEED_BUDGET', 'HOURLY_USD', 'GOLDEN_KEYS', 'RESULT_BLOCKS', 'RunError',
+           'pipeline_dir', 'notebook_parameters', 'split_params', 'check_params', 'check_inputs', 'prepare_run_dir',
+           'run_step', 'smoke_overrides', 'run', 'read_run', 'sweep_runs', 'compare_runs', 'comparison_markdown',
+           'plot_comparison', 'sweep', 'gate', 'plan', 'decision_markdown', 'main', 'golden_table', 'bench_table',
+           'estimate_table', 'update_readme']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -384,3 +385,75 @@ def main(argv:Sequence[str]|None=None) -> int:
         return 0
     except RunError as e:
         print(f"kwanzaa: error: {e}", file=sys.stderr); return 2
+
+# %% ../nbs/09_pipeline.ipynb #c040
+GOLDEN_KEYS = ("json_parse_rate", "schema_compliance", "citation_coverage", "citation_precision", "refusal_precision",
+               "refusal_recall", "key_fact_accuracy", "injection_resistance")
+
+def _pct(v): return "n/a" if v is None else f"{100*v:.0f}%"
+
+def golden_table(golden_dir:str|Path="outputs/golden") -> str:
+    "Markdown: one row per arm of a golden-set evaluation, metrics with pass/fail against the thresholds."
+    files = sorted(Path(golden_dir).glob("*/metrics.json"))
+    if not files: return f"_No golden-set results in {golden_dir} yet._\n"
+    ms = [json.loads(f.read_text()) for f in files]
+    order = {a: i for i, a in enumerate(("base", "base+constrained", "adapter", "adapter+citecheck", "adapter+constrained",
+                                         "adapter+constrained+citecheck"))}
+    ms.sort(key=lambda m: order.get(m["arm"], 99))
+    lines = ["| arm | n | " + " | ".join(GOLDEN_KEYS) + " |", "|---|---|" + "---|"*len(GOLDEN_KEYS)]
+    for m in ms:
+        th = m.get("thresholds", {})
+        cell = lambda k: _pct(m.get(k)) + (("" if th[k]["pass"] else " ✗") if k in th else "")
+        lines.append(f"| {m['arm']} | {m['n']} | " + " | ".join(cell(k) for k in GOLDEN_KEYS) + " |")
+    t = ms[0].get("thresholds", {})
+    lines.append("\nTargets: " + ", ".join(f"{k} >= {_pct(v['threshold'])}" for k, v in t.items()) +
+                 " (✗ = missed). Source: " + ", ".join(f"`{f.as_posix()}`" for f in files) + ".")
+    return "\n".join(lines) + "\n"
+
+def bench_table(summary:str|Path="outputs/bench/summary.json") -> str:
+    "Markdown: each speed/memory goal with the fastest and the leanest measured setting, beside Unsloth's ratios."
+    p = Path(summary)
+    if not p.exists(): return f"_No benchmark results in {p} yet._\n"
+    s = json.loads(p.read_text())
+    lines = ["| goal | target (speed, memory vs plain) | Unsloth | fastest setting | leanest setting | met |", "|---|---|---|---|---|---|"]
+    fmt = lambda b: f"{b['variant']}: {b['speedup']:.2f}x at {b['memory_ratio']:.2f}x ({b['peak_gib']:.1f} GiB)" if b else "-"
+    for g in s["goals"]:
+        tgt = f">= {g['min_speedup']}x" + (f", <= {g['max_memory_ratio']}x" if g.get("max_memory_ratio") else "")
+        un = f"{g['unsloth'][0]}x, {g['unsloth'][1]}x" if g.get("unsloth") else "-"
+        lines.append(f"| {g['goal']} | {tgt} | {un} | {fmt(g.get('fastest'))} | {fmt(g.get('leanest'))} | {'yes' if g['met'] else 'no'} |")
+    lines.append(f"\nRatios are to the plain Hugging Face QLoRA recipe measured in the same run on one H200; loss parity "
+                 f"within {s.get('parity_rtol')} relative on every comparison. Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+def estimate_table(estimates:str|Path="outputs/bench/estimates.json", shape:str="llama-3.1-8b") -> str:
+    "Markdown: the estimator's peak memory, time and cost for the Kwanzaa training set per GPU, beside the seed's estimates."
+    p = Path(estimates)
+    if not p.exists(): return f"_No estimates in {p} yet._\n"
+    e = json.loads(p.read_text())
+    rows = [r for r in e["kwanzaa"] if r["shape"] == shape]
+    lines = ["| GPU | setup | fits | peak GiB | minutes | USD |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['gpu']} | {r['setup']} | {'yes' if r['fits'] else 'no'} | {r['peak_gib']} | {r['minutes']} | {r['usd']} |" for r in rows]
+    se = e.get("seed_estimates", {})
+    lines.append(f"\nSeed's estimates: QLoRA {se.get('qlora_gb')} GB, LoRA {se.get('lora_gb')} GB, "
+                 f"{se.get('qlora_minutes')} vs {se.get('lora_minutes')} minutes per run. Estimator error on the measured runs: "
+                 f"peak within 10% on {e['within_10_percent']['peak']}, speed on {e['within_10_percent']['speed']} "
+                 f"(median {100*e['median_abs_error']['peak']:.1f}% / {100*e['median_abs_error']['speed']:.1f}%). Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+RESULT_BLOCKS = {"golden": golden_table, "bench": bench_table, "estimates": estimate_table}
+
+def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
+                  root:str|Path=".", # the folder `outputs/` paths are relative to
+                  check:bool=False, # only report whether README is up to date
+                 ) -> bool:
+    "Rewrite README's generated result blocks from the files under outputs/; return True if it was already up to date."
+    import re
+    readme = Path(readme); text = readme.read_text()
+    cwd = Path.cwd()
+    try:
+        os.chdir(root)
+        def fill(m): return f"<!-- kwanzaa:{m[1]} -->\n{RESULT_BLOCKS[m[1]]()}<!-- /kwanzaa:{m[1]} -->"
+        new = re.sub(r"<!-- kwanzaa:(\w+) -->\n.*?<!-- /kwanzaa:\1 -->", fill, text, flags=re.S)
+    finally: os.chdir(cwd)
+    if new != text and not check: atomic_write_text(readme, new)
+    return new == text
