@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['DTYPES', 'OPTIMIZERS', 'SCHEDULERS', 'LORA_TARGETS', 'ARM_PATTERN', 'VERSIONED', 'ModelSection', 'AdapterSection',
-           'LoraSection', 'QuantizationSection', 'TrainingSection', 'DataSection', 'ThresholdsSection', 'EvalSection',
-           'RunConfig', 'ConfigError', 'list_presets', 'apply_overrides', 'load_config', 'resolve_compute_dtype',
-           'check_device', 'file_sha256', 'atomic_write_text', 'atomic_write_json', 'provenance']
+           'LoraSection', 'QuantizationSection', 'TrainingSection', 'SpeedSection', 'DataSection', 'ThresholdsSection',
+           'EvalSection', 'RunConfig', 'ConfigError', 'list_presets', 'apply_overrides', 'load_config',
+           'resolve_compute_dtype', 'check_device', 'file_sha256', 'atomic_write_text', 'atomic_write_json',
+           'provenance']
 
 # %% ../nbs/01_config.ipynb #c003
 import copy, difflib, hashlib, json, os, platform, re, shlex, subprocess, sys, tempfile
@@ -88,6 +89,18 @@ class TrainingSection(_Section):
     torch_threads: int|None = Field(None, ge=1)  # CPU threads for torch (None: torch's default)
     packing: bool = False
 
+class SpeedSection(_Section):
+    "GPU training levers (`kwanzaa.speed`), measured against the plain recipe in `kwanzaa.bench`; off by default."
+    enabled: bool = False  # off: the plain Hugging Face recipe; on: the levers below
+    lean: bool = True  # keep non-quantized weights in bf16 instead of PEFT's float32 upcast
+    no_sync: bool = True  # no per-micro-batch host syncs for the loss metrics
+    lm_head_chunk: int|None = Field(8192, ge=256)  # vocabulary tile of the chunked LM-head loss
+    liger: bool = False  # Liger RMSNorm/SwiGLU/RoPE kernels where liger-kernel and CUDA exist
+    checkpoint_every: int = Field(1, ge=0)  # checkpoint every n-th decoder layer (0: none)
+    offload: bool = False  # keep checkpointed activations in pinned host memory
+    packing: Literal["none", "rows", "flat"] = "none"  # rows: examples packed with per-example positions
+    micro_batch: int|None = Field(None, ge=1)  # per-device batch; accumulation adjusted to keep the effective batch
+
 class DataSection(_Section):
     "Where the examples come from: `package:<name>` for the shipped datasets, or a path."
     train: str = "package:train"
@@ -108,6 +121,7 @@ class EvalSection(_Section):
     max_new_tokens: int = Field(160, ge=1)
     batch_size: int = Field(8, ge=1)
     top_k: int = Field(4, ge=1)  # passages retrieved per question
+    limit: int|None = Field(None, ge=1)  # score only the first N golden items (None: all 40)
     thresholds: ThresholdsSection = Field(default_factory=ThresholdsSection)
 
     @field_validator("arms")
@@ -130,6 +144,7 @@ class RunConfig(_Section):
     lora: LoraSection = Field(default_factory=LoraSection)
     quantization: QuantizationSection = Field(default_factory=QuantizationSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
+    speed: SpeedSection = Field(default_factory=SpeedSection)
     data: DataSection = Field(default_factory=DataSection)
     eval: EvalSection = Field(default_factory=EvalSection)
 

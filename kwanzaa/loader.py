@@ -10,6 +10,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from .config import check_device, file_sha256, resolve_compute_dtype
 
 # %% auto #0
@@ -164,7 +165,9 @@ def cached_build(dest, # final directory; returned at once if it exists
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if dest.is_dir(): return dest   # another process finished it while we waited
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+            for stale in dest.parent.glob(f".{dest.name}.tmp-*"):   # left by a build that was killed
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
             try:
                 build(tmp)
                 _chmod_default(tmp)
@@ -277,7 +280,10 @@ def resolve_model_path(base:str, # cfg.model.base: "embedded:<name>", a local di
 
 def model_device(cfg, device=None) -> torch.device:
     "The device a run uses: `device` if given, else `cfg.model.device` checked against this machine."
-    return torch.device(device) if device is not None else torch.device(check_device(cfg))
+    dev = torch.device(device) if device is not None else torch.device(check_device(cfg))
+    # under `accelerate launch` / torchrun each process owns the GPU of its local rank
+    if dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ: dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return dev
 
 def _check_weights_format(path, allow_pickle):
     "Refuse a model directory without safetensors weights unless pickle weights are allowed."
@@ -305,7 +311,7 @@ def load_base_model(cfg, # RunConfig
     if q is not None: kw.update(quantization_config=q, dtype=q.bnb_4bit_compute_dtype)
     else: kw.update(dtype=dtype or weights_dtype(cfg, dev))
     try: model = AutoModelForCausalLM.from_pretrained(path, **kw)
-    except OSError as e: raise LoaderError(f"cannot load model {m.base!r} from {path}: {e}") from e
+    except (OSError, SafetensorError) as e: raise LoaderError(f"cannot load model {m.base!r} from {path}: {e}") from e
     return model
 
 def load_model_and_tokenizer(cfg, # RunConfig

@@ -15,9 +15,9 @@ from .config import ConfigError, load_config, atomic_write_json, atomic_write_te
 # %% auto #0
 __all__ = ['STEPS', 'SMOKE_PARAMS', 'COMPARE_KEYS', 'SEED_BUDGET', 'HOURLY_USD', 'GOLDEN_KEYS', 'RESULT_BLOCKS', 'RunError',
            'pipeline_dir', 'notebook_parameters', 'split_params', 'check_params', 'check_inputs', 'prepare_run_dir',
-           'run_step', 'smoke_overrides', 'run', 'read_run', 'sweep_runs', 'compare_runs', 'comparison_markdown',
-           'plot_comparison', 'sweep', 'gate', 'plan', 'decision_markdown', 'main', 'golden_table', 'bench_table',
-           'estimate_table', 'update_readme']
+           'run_step', 'smoke_overrides', 'run', 'read_run', 'peak_gib', 'sweep_runs', 'compare_runs',
+           'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan', 'decision_markdown', 'main',
+           'golden_table', 'bench_table', 'estimate_table', 'update_readme']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -125,6 +125,7 @@ def run_step(step:str, # 'train' or 'evaluate'
         raise RunError(f"{out} already holds a finished {step} step with other parameters; use --force or another --out")
     src, dst = pipeline_dir(notebooks)/f"{step}.ipynb", out/f"{step}.ipynb"
     t0 = time.time()
+    os.environ.setdefault("KWANZAA_PROGRESS", "lines")   # the kernel inherits it: log lines, not progress bars
     try:
         pm.execute_notebook(str(src), str(dst), parameters=dict(parameters, out_dir=str(out)), kernel_name=kernel,
                             progress_bar=False, log_output=log_output, cwd=str(Path.cwd()))
@@ -188,7 +189,14 @@ def read_run(out:str|Path) -> dict:
     train = json.loads(manifest.read_text()) if manifest.exists() else {}
     return dict(dir=str(out), config=cfg, arms=arms, train=train)
 
-# %% ../nbs/09_pipeline.ipynb #c027
+# %% ../nbs/09_pipeline.ipynb #c026
+def peak_gib(manifest:dict) -> float|None:
+    "A training manifest's peak memory in GiB: GPU allocated when there was a GPU, else the process's resident set."
+    pm = manifest.get("peak_memory") or {}
+    mb = pm.get("gpu_peak_allocated_mb") or pm.get("peak_rss_mb")
+    return None if mb is None else round(mb/1024, 2)
+
+# %% ../nbs/09_pipeline.ipynb #c028
 COMPARE_KEYS = ("json_parse_rate", "schema_compliance", "citation_coverage", "citation_precision",
                 "refusal_precision", "refusal_recall", "key_fact_accuracy")
 
@@ -205,7 +213,7 @@ def sweep_runs(spec:dict) -> list[tuple[str, list[str]]]:
         runs.append((name, list(spec.get("params", [])) + [f"{k}={v}" for k, v in zip(keys, combo)]))
     return runs
 
-# %% ../nbs/09_pipeline.ipynb #c029
+# %% ../nbs/09_pipeline.ipynb #c030
 def compare_runs(run_dirs:Sequence[str|Path], arm:str="adapter") -> list[dict]:
     "One row per run: what was varied, the arm's metrics, time and memory."
     rows = []
@@ -213,8 +221,8 @@ def compare_runs(run_dirs:Sequence[str|Path], arm:str="adapter") -> list[dict]:
         r = read_run(d)
         m = r["arms"].get(arm, {})
         rows.append(dict(run=Path(d).name, **{k: m.get(k) for k in COMPARE_KEYS},
-                         train_seconds=r["train"].get("durations", {}).get("train_seconds"),
-                         peak_memory_gib=r["train"].get("peak_memory_gib")))
+                         train_seconds=(r["train"].get("durations_s") or {}).get("train"),
+                         peak_memory_gib=peak_gib(r["train"])))
     return rows
 
 def comparison_markdown(rows:list[dict]) -> str:
@@ -238,7 +246,7 @@ def plot_comparison(rows:list[dict], path:str|Path, keys=("json_parse_rate", "ci
     ax.set_ylim(0, 1.05); ax.legend(fontsize=7, ncol=2); ax.set_title("sweep: adapter arm")
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
-# %% ../nbs/09_pipeline.ipynb #c031
+# %% ../nbs/09_pipeline.ipynb #c032
 def sweep(spec_path:str|Path, # the sweep YAML
           out:str|Path|None=None, # the sweep folder (default outputs/sweeps/<name>)
           force=False, smoke=False, notebooks=None, params:Sequence[str]=()) -> list[dict]:
@@ -260,7 +268,7 @@ def sweep(spec_path:str|Path, # the sweep YAML
     plot_comparison(rows, out/"comparison.png")
     return rows
 
-# %% ../nbs/09_pipeline.ipynb #c033
+# %% ../nbs/09_pipeline.ipynb #c034
 SEED_BUDGET = dict(usd=300.0, hours=8.0)
 # Indicative on-demand prices in USD per GPU-hour (late 2026 list prices vary by provider; pass your own with --price).
 HOURLY_USD = {"cpu": 0.0, "Tesla T4": 0.35, "NVIDIA GeForce RTX 4090": 0.69, "NVIDIA A10G": 1.01,
@@ -275,7 +283,7 @@ def gate(metrics:dict, # an arm's metrics.json
     is_near = bool(missed) and all(v is not None and v >= near*t for v, t in missed.values())
     return dict(met=not missed, near=is_near, missed={k: dict(value=v, target=t) for k, (v, t) in missed.items()})
 
-# %% ../nbs/09_pipeline.ipynb #c035
+# %% ../nbs/09_pipeline.ipynb #c036
 def _cost(seconds, device_name, price=None):
     rate = price if price is not None else HOURLY_USD.get(device_name, None)
     return None if rate is None or seconds is None else round(seconds/3600*rate, 4)
@@ -293,10 +301,11 @@ def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu 
         r = read_run(out/name)
         thresholds = (r["config"].get("eval") or {}).get("thresholds") or {}
         g = gate(r["arms"].get("adapter", {}), thresholds)
-        dev = (r["train"].get("provenance") or {}).get("device", {}).get("name", "cpu")
+        d = r["train"].get("device") or {}
+        dev = d.get("name", "cpu") if d.get("type") == "cuda" else "cpu"
         secs = round(time.time() - t0, 1)
         steps.append(dict(step=name, preset=pre, params=extra, gate=g, seconds=secs, device=dev,
-                          peak_memory_gib=r["train"].get("peak_memory_gib"), cost_usd=_cost(secs, dev, price),
+                          peak_memory_gib=peak_gib(r["train"]), cost_usd=_cost(secs, dev, price),
                           metrics={k: r["arms"].get("adapter", {}).get(k) for k in COMPARE_KEYS}))
         return g
     step("01-pilot", pilot_preset, [])
@@ -336,7 +345,7 @@ def decision_markdown(report:dict) -> str:
                  f"(seed budget: < {b['hours']:.0f} h, < ${b['usd']:.0f}).\n")
     return "\n".join(lines)
 
-# %% ../nbs/09_pipeline.ipynb #c037
+# %% ../nbs/09_pipeline.ipynb #c038
 def _parser():
     p = argparse.ArgumentParser(prog="kwanzaa", description="Train and evaluate the Kwanzaa adapter through papermill notebooks.",
         epilog="Examples:\n  kwanzaa run all --preset pilot --out outputs/runs/pilot\n"
@@ -386,7 +395,7 @@ def main(argv:Sequence[str]|None=None) -> int:
     except RunError as e:
         print(f"kwanzaa: error: {e}", file=sys.stderr); return 2
 
-# %% ../nbs/09_pipeline.ipynb #c040
+# %% ../nbs/09_pipeline.ipynb #c041
 GOLDEN_KEYS = ("json_parse_rate", "schema_compliance", "citation_coverage", "citation_precision", "refusal_precision",
                "refusal_recall", "key_fact_accuracy", "injection_resistance")
 

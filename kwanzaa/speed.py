@@ -49,7 +49,9 @@ def speed_flags(cfg=None, # a RunConfig (or None): reads `cfg.speed` if the sche
     "The speed levers for a run: the config's `speed` section (if any), `training.packing`, then `overrides`."
     kw = {}
     sec = getattr(cfg, "speed", None) if cfg is not None else None
-    if sec is not None: kw.update(sec.model_dump() if hasattr(sec, "model_dump") else dict(sec))
+    if sec is not None:
+        d = sec.model_dump() if hasattr(sec, "model_dump") else dict(sec)
+        kw.update({k: v for k, v in d.items() if k != "enabled"})   # `enabled` switches the levers on in the trainer
     if cfg is not None and cfg.training.packing and kw.get("packing", "none") == "none": kw["packing"] = "rows"
     kw.update(overrides)
     unknown = sorted(set(kw) - set(SpeedFlags.__dataclass_fields__))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_trainer.ipynb #c003
 from __future__ import annotations
-import contextlib, json, os, re, resource, shutil, sys, tempfile, time, warnings, zipfile
+import contextlib, dataclasses, json, os, re, resource, shutil, sys, tempfile, time, warnings, zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from .config import atomic_write_json, atomic_write_text, provenance, resolve_compute_dtype
 from .loader import (EMBEDDED, attach_lora, detect_family, load_model_and_tokenizer, lora_param_count,
                             model_device, stop_token_ids, trainable_report)
+from .speed import attach_lora as speed_attach_lora, patch_trainer, sft_speed_kwargs, speed_flags
 
 # %% auto #0
 __all__ = ['progress_mode', 'peak_memory', 'JsonlLog', 'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
@@ -63,11 +64,13 @@ class JsonlLog(TrainerCallback):
     "Append every trainer log to a JSONL file with throughput and memory."
     def __init__(self, path): self.path, self.last = Path(path), None
     def on_train_begin(self, args, state, control, **kw):
+        if not state.is_world_process_zero: return   # one log per run, written by rank 0
         if self.path.exists():   # a resumed run: keep only what happened up to the checkpoint
             keep = [l for l in self.path.read_text().splitlines() if (r := _record(l)) and r["step"] <= state.global_step]
             atomic_write_text(self.path, "".join(l + "\n" for l in keep))
         self.last = (time.perf_counter(), state.num_input_tokens_seen)
     def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero: return
         now, seen = time.perf_counter(), state.num_input_tokens_seen
         rec = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
                **{k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}}
@@ -401,7 +404,8 @@ def train(cfg, # RunConfig
     atomic_write_json(out / "run_config.json", cfg.model_dump(mode="json"))
     set_seed(t.seed)
     model, tok = load_model_and_tokenizer(cfg, dev)
-    model = attach_lora(model, cfg)
+    flags = speed_flags(cfg) if cfg.speed.enabled else None   # GPU levers (kwanzaa.speed); off: the plain recipe
+    model = speed_attach_lora(model, cfg, flags) if flags else attach_lora(model, cfg)
     model.config.use_cache = False   # no KV cache in training; it would also hide packed-sequence boundaries
     expected = (lora_param_count(model.config, cfg.lora.r, cfg.lora.target_modules)
                 if cfg.lora.target_modules != ["all-linear"] else None)
@@ -409,20 +413,27 @@ def train(cfg, # RunConfig
     t_load = time.perf_counter() - t0
     mode = progress_mode()
     to_ds = lambda msgs: Dataset.from_list([{"messages": m} for m in msgs])
+    args = sft_config(cfg, out, dev, bool(eval_messages), mode)
+    if flags: args = dataclasses.replace(args, **sft_speed_kwargs(flags, t.per_device_train_batch_size, t.gradient_accumulation_steps))
     with _dataset_bars(mode == "bar"):
-        trainer = SFTTrainer(model=model, args=sft_config(cfg, out, dev, bool(eval_messages), mode),
+        trainer = SFTTrainer(model=model, args=args,
                              train_dataset=to_ds(train_messages), eval_dataset=to_ds(eval_messages) if eval_messages else None,
                              processing_class=tok, callbacks=[JsonlLog(log_path),
                                                               *([ProgressLines()] if mode == "lines" else []), *callbacks])
     if mode != "bar": trainer.remove_callback(PrinterCallback)
+    if flags: patch_trainer(trainer, flags)
     _trainable_to_fp32(trainer.model)
+    if len(trainer.train_dataset) == 0:
+        raise TrainError(f"none of the {len(train_messages)} training conversations fits in training.max_seq_length="
+                         f"{t.max_seq_length} tokens; raise it or shorten the passages")
     _check_trained_span(trainer, tok, train_messages)
     n_trunc = _truncated(trainer, tok)
     if n_trunc: warnings.warn(f"{n_trunc} of {len(train_messages)} training examples are longer than "
                               f"training.max_seq_length={t.max_seq_length}: their answers are cut and they teach no stop")
     base_manifest = provenance(cfg, data_paths, command)
-    atomic_write_json(out / "manifest.json", {**base_manifest, "kind": "train", "status": "running",
-                                              "resumed_from": str(resume_from) if resume_from else None})
+    main = trainer.is_world_process_zero()   # under accelerate/torchrun only rank 0 writes the run's files
+    if main: atomic_write_json(out / "manifest.json", {**base_manifest, "kind": "train", "status": "running",
+                                                       "resumed_from": str(resume_from) if resume_from else None})
     t1 = time.perf_counter()
     try: out_train = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except torch.OutOfMemoryError as e: raise TrainError(oom_advice(cfg)) from e
@@ -438,6 +449,8 @@ def train(cfg, # RunConfig
     data = {"train_examples": len(train_messages), "eval_examples": len(eval_messages or []), "truncated": n_trunc,
             "data_hash": base_manifest.get("data_hash"), "files": [str(p) for p in data_paths]}
     t2 = time.perf_counter()
+    if not main: return TrainResult(out, adapter_dir, out / "manifest.json", log_path, None, result["global_step"],
+                                    result["train_loss"], result["eval_loss"], str(resume_from) if resume_from else None, {})
     tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
     trainer.model.peft_config["default"].base_model_name_or_path = cfg.model.base
     trainer.save_model(str(tmp))
