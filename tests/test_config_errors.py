@@ -5,7 +5,7 @@ from kwanzaa.config import ConfigError, RunConfig, apply_overrides, check_device
 TRAINING_KEYS = ("epochs, learning_rate, per_device_train_batch_size, gradient_accumulation_steps, optim, "
                  "lr_scheduler_type, warmup_ratio, max_seq_length, seed, save_steps, save_total_limit, logging_steps, "
                  "max_steps, gradient_checkpointing, torch_threads, packing")
-TOP_KEYS = "name, model, adapter, lora, quantization, training, data, eval"
+TOP_KEYS = "name, model, adapter, lora, quantization, training, speed, data, eval"
 
 
 def message(**kw) -> str:
@@ -58,8 +58,8 @@ FILE_CASES = {
     "empty target_modules": ("lora:\n  target_modules: []\n", "{f}:2: 'lora.target_modules' must not be empty"),
     "list item type": ("eval:\n  arms: [base, 7]\n", "{f}:2: 'eval.arms[1]' must be a string; got 7"),
     "unknown inherited preset": ("inherits: cpuu\n",
-                                 "{f}:1: unknown preset 'cpuu' (did you mean 'cpu'?); presets: cpu, lora, pilot, qlora"),
-    "inherits not a name": ("inherits: [cpu]\n", "{f}:1: 'inherits' must be a preset name (cpu, lora, pilot, qlora)"),
+                                 "{f}:1: unknown preset 'cpuu' (did you mean 'cpu'?); presets: cpu, lora, pilot, qlora, qlora-fast"),
+    "inherits not a name": ("inherits: [cpu]\n", "{f}:1: 'inherits' must be a preset name (cpu, lora, pilot, qlora, qlora-fast)"),
     "method contradicts 4-bit": ("inherits: qlora\nadapter:\n  method: lora\n",
                                  "{f}: 'adapter.method' is 'lora' but 'quantization.load_in_4bit' is true; "
                                  "set quantization.load_in_4bit=false, or adapter.method=qlora for 4-bit QLoRA"),
@@ -85,8 +85,8 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_preset():
-    assert message(preset="qlroa") == "unknown preset 'qlroa' (did you mean 'qlora'?); presets: cpu, lora, pilot, qlora"
-    assert message(preset="large") == "unknown preset 'large'; presets: cpu, lora, pilot, qlora"
+    assert message(preset="qlroa") == "unknown preset 'qlroa' (did you mean 'qlora'?); presets: cpu, lora, pilot, qlora, qlora-fast"
+    assert message(preset="large") == "unknown preset 'large'; presets: cpu, lora, pilot, qlora, qlora-fast"
 
 
 OVERRIDE_CASES = {
