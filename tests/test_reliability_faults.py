@@ -93,11 +93,8 @@ def test_torn_last_prediction_is_cut_and_a_bad_middle_line_is_named(tmp_path):
 
 
 # --- two trainings at once ------------------------------------------------------------------------------------------
-CONVS = [[{"role": "system", "content": "Answer from the passages as JSON."},
-          {"role": "user", "content": f"[1] Note {i}\nThe number is {i}.\n\nQuestion: What is the number?"},
-          {"role": "assistant", "content": json.dumps({"status": "answered", "citations": [1],
-                                                       "answer": f"The number is {i} [1].", "unknowns": []})}]
-         for i in range(2)]
+from test_trainer_resume import MESSAGES
+CONVS = MESSAGES[:2]   # the resume test's tiny conversations
 TRAIN_OVERRIDES = {"model.device": "cpu", "training.epochs": 2, "training.per_device_train_batch_size": 2,
                    "training.gradient_accumulation_steps": 1, "training.learning_rate": 5e-3, "training.save_steps": 1,
                    "training.logging_steps": 1, "training.gradient_checkpointing": False, "training.torch_threads": 1,
