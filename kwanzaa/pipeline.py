@@ -206,12 +206,20 @@ def sweep_runs(spec:dict) -> list[tuple[str, list[str]]]:
     if not isinstance(grid, dict) or not grid: raise RunError("a sweep needs a non-empty 'grid' mapping of dotted keys to lists")
     unknown = set(spec) - {"preset", "params", "grid", "kind", "arm"}
     if unknown: raise RunError(f"unknown sweep keys {sorted(unknown)}; allowed: preset, params, grid, kind, arm")
-    keys = list(grid)
-    runs = []
-    for combo in itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys)):
-        name = "-".join(f"{k.split('.')[-1]}_{Path(str(v)).name.replace(':', '_')}" for k, v in zip(keys, combo))
-        runs.append((name, list(spec.get("params", [])) + [f"{k}={v}" for k, v in zip(keys, combo)]))
-    return runs
+    axes = []  # per grid entry: [(run-name part, [key=value, ...]), ...]
+    for k, vals in grid.items():
+        if isinstance(vals, dict):  # named bundles
+            axis = []
+            for n, ps in vals.items():
+                ps = [ps] if isinstance(ps, str) else ps
+                if not isinstance(ps, list) or not all(isinstance(p, str) and "=" in p for p in ps):
+                    raise RunError(f"sweep grid entry {k!r}, bundle {n!r}: give a list of 'key=value' strings, got {ps!r}")
+                axis.append((str(n), list(ps)))
+        else: axis = [(str(v), [f"{k}={v}"]) for v in (vals if isinstance(vals, list) else [vals])]
+        if not axis: raise RunError(f"sweep grid entry {k!r} has no values")
+        axes.append([(f"{k.split('.')[-1]}_{Path(lab).name.replace(':', '_')}", ps) for lab, ps in axis])
+    return [("-".join(n for n, _ in combo), list(spec.get("params", [])) + [p for _, ps in combo for p in ps])
+            for combo in itertools.product(*axes)]
 
 # %% ../nbs/09_pipeline.ipynb #c030
 def compare_runs(run_dirs:Sequence[str|Path], arm:str="adapter") -> list[dict]:
