@@ -375,6 +375,8 @@ def _parser():
     r.add_argument("--sources", default=None, metavar="DIR", help="folder of the raw corpus texts (sets data.sources_dir)")
     s = sub.add_parser("sweep", help="run a grid of configurations and compare them")
     s.add_argument("spec", help="sweep YAML: preset, params, grid of dotted keys -> lists")
+    s.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="parameters added to every run of the sweep (after the spec's own)")
     s.add_argument("--out", default=None); s.add_argument("--force", action="store_true"); s.add_argument("--smoke", action="store_true")
     s.add_argument("--notebooks", default=None)
     s.add_argument("--sources", default=None, metavar="DIR", help="folder of the raw corpus texts (sets data.sources_dir)")
