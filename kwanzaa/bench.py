@@ -16,13 +16,13 @@ from .speed import SpeedFlags
 
 # %% auto #0
 __all__ = ['SHAPES', 'GPUS', 'TRAIN_LENGTHS', 'VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'BENCH_DIR', 'PARITY_RTOL', 'GOALS',
-           'BYTES_NF4', 'CALIBRATION', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'model_config', 'param_counts',
-           'make_tokenizer', 'build_random_model', 'flops_per_token', 'mean_keys', 'mfu', 'repo_path',
+           'LAUNCH_CONFIGS', 'BYTES_NF4', 'CALIBRATION', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'model_config',
+           'param_counts', 'make_tokenizer', 'build_random_model', 'flops_per_token', 'mean_keys', 'mfu', 'repo_path',
            'record_train_lengths', 'load_train_lengths', 'random_token_dataset', 'bench_config', 'run_variant',
            'bench_bundle', 'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'run_generation', 'parse_job',
-           'suite', 'load_runs', 'comparisons', 'goal_report', 'multigpu_report', 'write_reports', 'plot_comparisons',
-           'memory_terms', 'hw_flops_per_token', 'flags_of', 'calibrate', 'estimate', 'estimate_errors',
-           'kwanzaa_estimates', 'write_estimates', 'shard_check', 'main']
+           'suite', 'load_runs', 'comparisons', 'goal_report', 'multigpu_report', 'run_launch', 'launch_report',
+           'write_reports', 'plot_comparisons', 'memory_terms', 'hw_flops_per_token', 'flags_of', 'calibrate',
+           'estimate', 'estimate_errors', 'kwanzaa_estimates', 'write_estimates', 'shard_check', 'main']
 
 # %% ../nbs/08_bench.ipynb #c007
 SHAPES = {
@@ -307,7 +307,8 @@ def run_variant(shape:str, # a key of SHAPES
     fpt = flops_per_token(model.config, mk, cfg.lora.r)
     rec = dict(shape=shape, variant=variant, flags=asdict(flags), seq=seq if isinstance(seq, (int, str)) else "list", max_length=max_len, quantized=quantize,
                per_device_batch=kw["per_device_train_batch_size"], accumulation=kw["gradient_accumulation_steps"],
-               world_size=world, rank=int(os.environ.get("RANK", 0)), steps=steps, warmup=warmup, load_s=load_s,
+               world_size=world, rank=int(os.environ.get("RANK", 0)), same_global_batch=world_batch,
+               steps=steps, warmup=warmup, load_s=load_s,
                **timing, tokens_per_s_per_gpu=timing["tokens_per_s"] / world,
                flops_per_token=fpt, mfu=mfu(timing["tokens_per_s"] / world, fpt) if cuda else None,
                peak_alloc_gib=torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else None,
@@ -438,28 +439,30 @@ def run_generation(shape:str="llama-3.2-1b", batch_size:int=8, max_new_tokens:in
 
 # %% ../nbs/08_bench.ipynb #c047
 def parse_job(spec:str) -> dict:
-    "'[ddp:]shape@seq/variant' -> dict(shape, seq, variant, ddp); seq is an int or 'train'."
-    ddp = spec.startswith("ddp:")
-    body = spec[4:] if ddp else spec
+    "'[ddp:|ddpw:]shape@seq/variant' -> dict(shape, seq, variant, ddp, weak); seq is an int or 'train'."
+    weak = spec.startswith("ddpw:")   # several GPUs, each with the one-GPU batch (the global batch grows)
+    ddp = weak or spec.startswith("ddp:")   # several GPUs sharing the one-GPU global batch
+    body = spec.split(":", 1)[1] if ddp else spec
     try:
         sq, variant = body.split("/")
         shape, seq = sq.split("@")
     except ValueError: raise ValueError(f"job {spec!r} is not '[ddp:]shape@seq/variant'") from None
     if shape not in SHAPES: raise ValueError(f"job {spec!r}: unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     if variant not in VARIANTS: raise ValueError(f"job {spec!r}: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    return dict(shape=shape, seq=seq if seq == "train" else int(seq), variant=variant, ddp=ddp)
+    return dict(shape=shape, seq=seq if seq == "train" else int(seq), variant=variant, ddp=ddp, weak=weak)
 
 # %% ../nbs/08_bench.ipynb #c049
 ACCELERATE_DIR = Path(__file__).parent / "accelerate" if "__file__" in globals() else Path("kwanzaa/accelerate")
 
 def _job_cmd(job:dict, out_json, nproc:int, extra=()) -> list[str]:
-    one = ["one", "--shape", job["shape"], "--seq", str(job["seq"]), "--variant", job["variant"], "--json", str(out_json), *extra]
+    one = ["one", "--shape", job["shape"], "--seq", str(job["seq"]), "--variant", job["variant"], "--json", str(out_json),
+           *(["--weak"] if job.get("weak") else []), *extra]
     if not job["ddp"]: return [sys.executable, "-m", "kwanzaa.bench", *one]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_DIR / "ddp.yaml"),
             "--num_processes", str(nproc), "-m", "kwanzaa.bench", *one]
 
 def _run_job(job, env, out_dir:Path, log, lock, timeout:float, nproc:int=1, extra=()) -> list[dict]:
-    name = f"{'ddp-' if job['ddp'] else ''}{job['shape']}-{job['seq']}-{job['variant']}"
+    name = f"{('ddpw-' if job.get('weak') else 'ddp-') if job['ddp'] else ''}{job['shape']}-{job['seq']}-{job['variant']}"
     tmp = Path(tempfile.mkdtemp()) / f"{name}.json"
     t0 = time.time()
     try:
@@ -566,20 +569,93 @@ def goal_report(comps:list[dict]) -> list[dict]:
 
 # %% ../nbs/08_bench.ipynb #c058
 def multigpu_report(records:list[dict]) -> list[dict]:
-    "Two GPUs against one, same shape/seq/variant and global batch, tokens/s and peak memory per GPU."
-    single = {(r["shape"], str(r["seq"]), r["variant"]): r for r in records if r.get("world_size", 1) == 1}
+    """Several GPUs against one, same shape/seq/variant (the one-GPU record of the same run when there is one):
+    tokens/s and peak memory per GPU. `same_global_batch` tells strong scaling (the one-GPU global batch split over
+    the GPUs) from weak scaling (each GPU keeps the one-GPU batch)."""
+    single = {}
+    for r in records:   # the same run's one-GPU record wins over another run's
+        if r.get("world_size", 1) == 1: single.setdefault((r["shape"], str(r["seq"]), r["variant"]), {})[r["run"]] = r
     out = []
     for r in records:
         if r.get("world_size", 1) < 2 or r.get("rank", 0) != 0: continue
-        one = single.get((r["shape"], str(r["seq"]), r["variant"]))
-        peaks = [x["peak_alloc_gib"] for x in records if x.get("job") == r.get("job") and x.get("world_size", 1) > 1]
+        ones = single.get((r["shape"], str(r["seq"]), r["variant"]), {})
+        one = ones.get(r["run"]) or (ones[max(ones)] if ones else None)
+        peaks = [x["peak_alloc_gib"] for x in records if x.get("job") == r.get("job") and x["run"] == r["run"]
+                 and x.get("world_size", 1) > 1]
         out.append(dict(shape=r["shape"], seq=r["seq"], variant=r["variant"], gpus=r["world_size"],
+                        same_global_batch=r.get("same_global_batch", True),
                         global_batch=r["per_device_batch"] * r["accumulation"] * r["world_size"],
                         tokens_per_s=round(r["tokens_per_s"]), one_gpu_tokens_per_s=round(one["tokens_per_s"]) if one else None,
                         one_gpu_run=one["run"] if one else None, two_gpu_run=r["run"],
                         scaling=round(r["tokens_per_s"] / one["tokens_per_s"], 3) if one else None,
                         peak_gib_per_gpu=[round(p, 3) for p in peaks],
                         one_gpu_peak_gib=round(one["peak_alloc_gib"], 3) if one else None, goal_scaling=1.8))
+    return out
+
+# %% ../nbs/08_bench.ipynb #f8849af8
+LAUNCH_CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp_qlora.yaml"}
+
+def run_launch(shape:str="llama-3.1-8b", # a key of SHAPES
+               strategy:str="single", # single (one process), ddp or fsdp (accelerate launch with the shipped configs)
+               nproc:int=2, # processes (GPUs) for ddp/fsdp
+               steps:int=6, warmup:int=2, preset:str="qlora",
+               overrides:list|tuple=(), # dotted config overrides for every process
+               out_dir=None, bundle=BUNDLE, timeout:float=540) -> dict:
+    "Run `python -m kwanzaa.trainer` (the documented command) on a random model of `shape`; tokens/s and memory per rank."
+    if strategy not in ("single", *LAUNCH_CONFIGS): raise ValueError(f"strategy {strategy!r}: choose single, ddp or fsdp")
+    base = chat_model_dir(shape, bundle)
+    out = Path(out_dir or tempfile.mkdtemp(prefix=f"launch-{shape}-{strategy}-"))
+    args = ["-m", "kwanzaa.trainer", "--preset", preset, "--out", str(out), "--restart",
+            "--conversations", str(Path(bundle) / "train_messages.json.gz")]
+    for o in [f"model.base={base}", "model.device=cuda", f"training.max_steps={steps}", "training.save_steps=100000",
+              "training.logging_steps=1", *overrides]: args += ["-p", o]
+    n = 1 if strategy == "single" else nproc
+    cmd = ([sys.executable, *args] if strategy == "single" else
+           [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_DIR / LAUNCH_CONFIGS[strategy]),
+            "--num_processes", str(n), *args])
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    rec = dict(shape=shape, strategy=strategy, processes=n, preset=preset, overrides=list(overrides), steps=steps,
+               warmup=warmup, command=" ".join(cmd[1:]), wall_s=round(time.time() - t0, 1), returncode=p.returncode)
+    if p.returncode != 0: return dict(rec, error=f"rc={p.returncode}", tail=(p.stdout + p.stderr)[-3000:])
+    m = json.loads((out / "manifest.json").read_text())
+    log = [r for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines()) if "tokens_per_s" in r]
+    steady = [r["tokens_per_s"] for r in log if r["step"] > warmup]
+    gib = lambda d, k: round(d[k] / 1024, 3) if d.get(k) is not None else None
+    ranks = m["distributed"]["peak_memory_per_rank"]
+    cfg = load_config(preset, overrides=list(overrides))
+    t = cfg.training
+    return dict(rec, tokens_per_s=statistics.median(steady) if steady else None, global_step=m["metrics"]["global_step"],
+                global_batch=t.per_device_train_batch_size * t.gradient_accumulation_steps * n,
+                train_loss=m["metrics"]["train_loss"], durations_s=m["durations_s"],
+                peak_alloc_gib_per_rank=[gib(r, "gpu_peak_allocated_mb") for r in ranks],
+                peak_reserved_gib_per_rank=[gib(r, "gpu_peak_reserved_mb") for r in ranks],
+                adapter_files=sorted(f.name for f in (out / "adapter").iterdir()),
+                adapter_tensors=_adapter_summary(out / "adapter"), provenance=m.get("versions") and
+                {k: m.get(k) for k in ("versions", "device", "git_commit", "created_at")})
+
+def _adapter_summary(adapter_dir) -> dict:
+    "Number of tensors, of lora_B tensors that moved from zero, and the dtype, of a saved adapter."
+    from safetensors.torch import load_file
+    sd = load_file(str(Path(adapter_dir) / "adapter_model.safetensors"))
+    moved = sum(1 for k, v in sd.items() if "lora_B" in k and float(v.abs().max()) > 0)
+    return dict(tensors=len(sd), lora_B_moved=moved, lora_B=sum("lora_B" in k for k in sd),
+                dtypes=sorted({str(v.dtype) for v in sd.values()}))
+
+def launch_report(records:list[dict]) -> list[dict]:
+    "Each ddp/fsdp trainer launch against the single-process launch of the same shape and run."
+    out = []
+    for r in records:
+        if r.get("strategy") == "single" or "error" in r: continue
+        one = next((s for s in records if s.get("strategy") == "single" and s["shape"] == r["shape"]
+                    and s.get("run") == r.get("run") and "error" not in s), None)
+        out.append(dict(shape=r["shape"], strategy=r["strategy"], gpus=r["processes"], global_batch=r["global_batch"],
+                        one_gpu_global_batch=one["global_batch"] if one else None, tokens_per_s=round(r["tokens_per_s"]),
+                        one_gpu_tokens_per_s=round(one["tokens_per_s"]) if one else None,
+                        scaling=round(r["tokens_per_s"] / one["tokens_per_s"], 3) if one else None,
+                        peak_gib_per_gpu=r["peak_alloc_gib_per_rank"],
+                        one_gpu_peak_gib=one["peak_alloc_gib_per_rank"][0] if one else None,
+                        adapter=r["adapter_tensors"], run=r.get("run")))
     return out
 
 # %% ../nbs/08_bench.ipynb #c060
@@ -599,8 +675,17 @@ def write_reports(bench_dir=None, # where the run records are (default outputs/b
                    "after the warm-up steps (sum/sum for variable lengths)",
                    comparisons=comps, goals=goal_report(comps), provenance=prov)
     atomic_write_json(out / "summary.json", summary)
-    atomic_write_json(out / "multigpu.json", dict(comparisons=multigpu_report(recs), provenance=prov,
-                      not_run=["llama-3.1-8b@1024 on 2 GPUs: cut by the 420 s command limit of run 3"]))
+    mg = multigpu_report(recs)
+    launches = []
+    for f in sorted(bench_dir.glob("launch*_records.json")):
+        run = json.loads(f.read_text())
+        launches += [dict(r, run=run["run"]) for r in run["records"]]
+    measured = {(c["shape"], c["same_global_batch"]) for c in mg}
+    not_run = [f"{s} on 2 GPUs ({'same global batch' if g else 'same per-GPU batch'})" for s in ("llama-3.2-1b", "llama-3.1-8b")
+               for g in (True, False) if (s, g) not in measured]
+    not_run += [f"trainer launch {r['shape']} {r['strategy']}: {r['error']}" for r in launches if "error" in r]
+    atomic_write_json(out / "multigpu.json", dict(comparisons=mg, trainer_launches=launch_report(launches),
+                                                  provenance=prov, not_run=not_run))
     tr = bench_dir / "trainer_raw.json"
     if tr.exists():
         raw = json.loads(tr.read_text())
@@ -886,6 +971,7 @@ def main(argv=None):
     one.add_argument("--shape", required=True); one.add_argument("--seq", default="1024")
     one.add_argument("--variant", required=True); one.add_argument("--json", required=True)
     one.add_argument("--steps", type=int, default=7); one.add_argument("--warmup", type=int, default=2)
+    one.add_argument("--weak", action="store_true", help="several processes: keep the per-GPU batch (the global batch grows)")
     st = sub.add_parser("suite", help="run queues of jobs, one queue per GPU, then multi-GPU jobs")
     st.add_argument("--queue", action="append", default=[], help="comma-separated job specs for one GPU")
     st.add_argument("--ddp", default="", help="comma-separated job specs for all GPUs")
@@ -894,6 +980,13 @@ def main(argv=None):
     tr = sub.add_parser("trainer", help="kwanzaa.trainer.train on a random model of a shape (plain and/or fast)")
     tr.add_argument("--shape", default="llama-3.2-1b"); tr.add_argument("--json", required=True)
     tr.add_argument("--paths", default="plain,fast"); tr.add_argument("--steps", type=int, default=8)
+    la = sub.add_parser("launch", help="python -m kwanzaa.trainer (single / accelerate ddp / fsdp) on a random model")
+    la.add_argument("--shape", default="llama-3.1-8b"); la.add_argument("--json", required=True)
+    la.add_argument("--jobs", default="single,ddp,fsdp", help="comma-separated strategies, run one after another")
+    la.add_argument("--nproc", type=int, default=2); la.add_argument("--steps", type=int, default=6)
+    la.add_argument("--run", type=int, required=True, help="the run number recorded with the records")
+    la.add_argument("--timeout", type=float, default=240, help="seconds one job may take")
+    la.add_argument("-p", "--param", action="append", default=[], help="dotted override for every job (strategy:key=value for one)")
     gn = sub.add_parser("gen", help="batched vs one-at-a-time generation on the golden prompts")
     gn.add_argument("--shape", default="llama-3.2-1b"); gn.add_argument("--json", required=True)
     gn.add_argument("--batch-size", type=int, default=8)
@@ -909,6 +1002,18 @@ def main(argv=None):
         atomic_write_json(a.json, dict(records=recs, provenance=provenance(command=" ".join(sys.argv))))
         for r in recs: print(r["path"], round(r["tokens_per_s"]), round(r["peak_alloc_gib"] or 0, 2), r["train_loss"])
         return
+    if a.cmd == "launch":
+        recs = []
+        for s in a.jobs.split(","):
+            over = [p.split(":", 1)[1] if ":" in p.split("=", 1)[0] else p for p in a.param
+                    if ":" not in p.split("=", 1)[0] or p.split(":", 1)[0] == s]
+            try: r = run_launch(a.shape, s, a.nproc, a.steps, overrides=over, timeout=a.timeout)
+            except subprocess.TimeoutExpired: r = dict(shape=a.shape, strategy=s, error="timeout")
+            recs.append(r)
+            atomic_write_json(a.json, dict(run=a.run, records=recs, provenance=provenance(command=" ".join(sys.argv))))
+            print(s, {k: r.get(k) for k in ("tokens_per_s", "peak_alloc_gib_per_rank", "wall_s", "error")}, flush=True)
+            if "error" in r: print(r.get("tail", ""))
+        return
     if a.cmd == "gen":
         rec = run_generation(a.shape, batch_size=a.batch_size)
         atomic_write_json(a.json, dict(rec, provenance=provenance(command=" ".join(sys.argv))))
@@ -916,7 +1021,7 @@ def main(argv=None):
         return
     if a.cmd == "one":
         seq = a.seq if a.seq == "train" else int(a.seq)
-        rec = run_variant(a.shape, a.variant, seq, steps=a.steps, warmup=a.warmup)
+        rec = run_variant(a.shape, a.variant, seq, steps=a.steps, warmup=a.warmup, world_batch=not a.weak)
         rec["provenance"] = provenance(command=" ".join(sys.argv))
         rank = int(os.environ.get("RANK", 0))
         p = Path(a.json)

@@ -69,6 +69,8 @@ class QuantizationSection(_Section):
     bnb_4bit_compute_dtype: Literal[DTYPES] = "auto"
     bnb_4bit_use_double_quant: bool = True  # quantize the quantization constants too (saves ~0.4 bit/param)
     bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    # how the packed 4-bit weights are stored: auto = uint8, or the compute dtype under FSDP (which shards float tensors only)
+    bnb_4bit_quant_storage: Literal["auto", "uint8", "bfloat16", "float16", "float32"] = "auto"
 
 class TrainingSection(_Section):
     "Supervised fine-tuning: schedule, batch, checkpoints."

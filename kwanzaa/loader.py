@@ -16,7 +16,7 @@ from .config import check_device, file_sha256, resolve_compute_dtype
 # %% auto #0
 __all__ = ['FAMILIES', 'EMBEDDED', 'ChatFamily', 'LoaderError', 'chat_template', 'detect_family', 'make_tiny_model',
            'prepare_tokenizer', 'load_tokenizer', 'stop_token_ids', 'cache_dir', 'cached_build', 'EmbeddedModel',
-           'embedded_model_path', 'bnb_config', 'weights_dtype', 'resolve_model_path', 'model_device',
+           'embedded_model_path', 'bnb_config', 'fsdp_enabled', 'weights_dtype', 'resolve_model_path', 'model_device',
            'load_base_model', 'load_model_and_tokenizer', 'linear_module_names', 'keep_4bit_trainable_on_cpu',
            'attach_lora', 'lora_param_count', 'trainable_report']
 
@@ -247,10 +247,16 @@ def bnb_config(cfg, # RunConfig
     from transformers import BitsAndBytesConfig
     q = cfg.quantization
     if cfg.adapter.method != "qlora" or not q.load_in_4bit: return None
+    compute = resolve_compute_dtype(q.bnb_4bit_compute_dtype, device)
+    storage = q.bnb_4bit_quant_storage
+    storage = (compute if fsdp_enabled() else torch.uint8) if storage == "auto" else getattr(torch, storage)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=q.bnb_4bit_quant_type,
                               bnb_4bit_use_double_quant=q.bnb_4bit_use_double_quant,
-                              bnb_4bit_compute_dtype=resolve_compute_dtype(q.bnb_4bit_compute_dtype, device),
-                              bnb_4bit_quant_storage=torch.uint8)
+                              bnb_4bit_compute_dtype=compute, bnb_4bit_quant_storage=storage)
+
+def fsdp_enabled() -> bool:
+    "True inside a process started by `accelerate launch` with an FSDP configuration."
+    return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() in ("1", "true")
 
 def weights_dtype(cfg, device=None) -> torch.dtype:
     "dtype of the weights that are not quantized (`cfg.model.dtype`; auto: bf16 where supported, else fp16)."
@@ -361,7 +367,14 @@ def attach_lora(model, # a base model from `load_base_model`
             raise LoaderError(f"lora.target_modules {missing} are not modules of {type(model).__name__}; its linear "
                               f"modules are: {', '.join(have)} (or use all-linear)")
     gc = bool(cfg.training.gradient_checkpointing)
-    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+    if quantized and fsdp_enabled():
+        # FSDP flattens each layer's tensors into one: they must share a dtype, so the norms stay in the storage dtype
+        # (prepare_model_for_kbit_training would cast them to fp32); mixed precision computes in the compute dtype
+        for p in model.parameters(): p.requires_grad_(False)
+        model.enable_input_require_grads()
+        if gc: model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    elif quantized:
         keep_4bit_trainable_on_cpu(model)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -18,9 +18,10 @@ from .loader import (EMBEDDED, attach_lora, detect_family, load_model_and_tokeni
 from .speed import attach_lora as speed_attach_lora, patch_trainer, sft_speed_kwargs, speed_flags
 
 # %% auto #0
-__all__ = ['progress_mode', 'peak_memory', 'JsonlLog', 'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
-           'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text', 'model_card', 'update_model_card',
-           'TrainResult', 'oom_advice', 'plot_loss', 'train', 'merge_adapter', 'push_adapter']
+__all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'JsonlLog', 'ProgressLines', 'TrainError',
+           'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint', 'compute_dtype', 'sft_config',
+           'trained_text', 'model_card', 'update_model_card', 'TrainResult', 'oom_advice', 'plot_loss', 'train',
+           'merge_adapter', 'load_conversations', 'training_examples', 'main', 'push_adapter']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -54,6 +55,20 @@ def peak_memory() -> dict:
         mem.update(gpu_peak_allocated_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1),
                    gpu_peak_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20, 1))
     return mem
+
+def peak_memory_per_rank() -> list[dict]:
+    "`peak_memory()` of every process of a distributed run, in rank order (a collective call); one entry when alone."
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()): return [peak_memory()]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, peak_memory())
+    return out
+
+def _distributed_info(trainer, per_rank) -> dict:
+    "How the run was spread over processes (for the manifest)."
+    fsdp = trainer.is_fsdp_enabled
+    return {"world_size": trainer.args.world_size, "strategy": "fsdp" if fsdp else "ddp" if trainer.args.world_size > 1 else "single",
+            "peak_memory_per_rank": per_rank}
 
 def _record(line:str) -> dict|None:
     "A log line as a dict; None for a blank or half-written line (a process killed mid-write)."
@@ -449,11 +464,20 @@ def train(cfg, # RunConfig
     data = {"train_examples": len(train_messages), "eval_examples": len(eval_messages or []), "truncated": n_trunc,
             "data_hash": base_manifest.get("data_hash"), "files": [str(p) for p in data_paths]}
     t2 = time.perf_counter()
+    per_rank = peak_memory_per_rank()   # a collective: every rank takes part
+    trainer.model.peft_config["default"].base_model_name_or_path = cfg.model.base
+    if trainer.is_fsdp_enabled:
+        # the adapter is gathered from every rank's shard, so every rank takes part in saving it (rank 0 writes)
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        tmp = out / ".adapter.fsdp"
+        if main: shutil.rmtree(tmp, ignore_errors=True)
+        trainer.accelerator.wait_for_everyone()
+        trainer.save_model(str(tmp))
     if not main: return TrainResult(out, adapter_dir, out / "manifest.json", log_path, None, result["global_step"],
                                     result["train_loss"], result["eval_loss"], str(resume_from) if resume_from else None, {})
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
-    trainer.model.peft_config["default"].base_model_name_or_path = cfg.model.base
-    trainer.save_model(str(tmp))
+    if not trainer.is_fsdp_enabled:
+        tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
+        trainer.save_model(str(tmp))
     (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
     atomic_write_text(tmp / "README.md", model_card(cfg, data, result, detect_family(tok)))
     shutil.rmtree(adapter_dir, ignore_errors=True); os.replace(tmp, adapter_dir)
@@ -464,6 +488,7 @@ def train(cfg, # RunConfig
                 "durations_s": {"load": round(t_load, 2), "train": round(t_train, 2), "save": round(t_save, 2),
                                 "total": round(time.perf_counter() - t0, 2)},
                 "peak_memory": peak_memory(), "parameters": params, "data": data, "metrics": result,
+                "distributed": _distributed_info(trainer, per_rank),
                 "outputs": {"adapter": str(adapter_dir), "log": str(log_path), "plot": str(plot) if plot else None}}
     atomic_write_json(out / "manifest.json", manifest)
     return TrainResult(out, adapter_dir, out / "manifest.json", log_path, plot, result["global_step"],
@@ -503,6 +528,82 @@ def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to mer
         warnings.warn(f"merged and unmerged greedy outputs differ on {sum(a != b for a, b in zip(unmerged, merged))} "
                       f"of {len(prompts)} prompts (bf16 rounding of the merged weights); see {out / 'merge_report.json'}")
     return report
+
+# %% ../nbs/05_trainer.ipynb #68ef1cba
+def load_conversations(path) -> list[list[dict]]:
+    "Rendered chat conversations from a JSON list or a JSONL file (`.gz` allowed); each a list of {role, content}."
+    import gzip
+    p = Path(path)
+    try:
+        with (gzip.open(p, "rt", encoding="utf-8") if p.suffix == ".gz" else open(p, encoding="utf-8")) as f: text = f.read()
+    except (OSError, UnicodeDecodeError) as e: raise TrainError(f"cannot read conversations from {p}: {e}") from None
+    try: rows, where = json.loads(text), lambda i: f"item {i}"   # one JSON list ...
+    except json.JSONDecodeError: rows = None
+    if not isinstance(rows, list) or (rows and isinstance(rows[0], dict) and "role" in rows[0]):   # ... or JSONL
+        rows, where = [], lambda i: f"line {i + 1}"
+        for i, line in enumerate(text.splitlines()):
+            try: rows.append(json.loads(line) if line.strip() else None)
+            except json.JSONDecodeError as e: raise TrainError(f"{p}, line {i + 1}: not valid JSON ({e.msg})") from None
+    out = []
+    for i, conv in enumerate(rows):
+        if conv is None: continue
+        conv = conv.get("messages") if isinstance(conv, dict) else conv
+        if not isinstance(conv, list) or not conv:
+            raise TrainError(f"{p}, {where(i)}: a conversation is a non-empty list of messages (or {{\"messages\": [...]}})")
+        for j, m in enumerate(conv):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+                raise TrainError(f"{p}, {where(i)}, message {j}: needs string fields 'role' and 'content'")
+        out.append(conv)
+    if not out: raise TrainError(f"{p} holds no conversations")
+    return out
+
+def training_examples(cfg): # RunConfig: reads cfg.data
+    "The corpus, training and validation examples of `cfg.data` (pilot-limited), and the data files used."
+    from kwanzaa.corpus import build_corpus
+    from kwanzaa.data import dataset_path, load_dataset, select_pilot
+    corpus = build_corpus(cfg.data.sources_dir)
+    train_ex = load_dataset(cfg.data.train, corpus)
+    val_ex = load_dataset(cfg.data.validation, corpus) if cfg.data.validation else []
+    if cfg.data.limit: train_ex, val_ex = select_pilot(train_ex, cfg.data.limit), val_ex[: cfg.data.limit]
+    files = [dataset_path(cfg.data.train)] + ([dataset_path(cfg.data.validation)] if cfg.data.validation else [])
+    return corpus, train_ex, val_ex, files
+
+def main(argv=None) -> int:
+    "Train one adapter: `python -m kwanzaa.trainer --preset qlora -p key=value --out DIR` (also under `accelerate launch`)."
+    import argparse
+    from kwanzaa.config import ConfigError, load_config
+    from kwanzaa.loader import LoaderError
+    ap = argparse.ArgumentParser(prog="python -m kwanzaa.trainer", description=main.__doc__,
+                                 epilog="several GPUs: accelerate launch --config_file kwanzaa/accelerate/ddp.yaml "
+                                        "--num_processes 2 -m kwanzaa.trainer --preset qlora --out DIR")
+    ap.add_argument("--preset", default="qlora", help="preset name or YAML path (default qlora)")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="dotted config override, repeatable")
+    ap.add_argument("--out", required=True, help="run directory (an unfinished run there resumes)")
+    ap.add_argument("--conversations", help="rendered conversations (JSON/JSONL, .gz allowed) instead of data.train")
+    ap.add_argument("--validation-conversations", help="rendered validation conversations instead of data.validation")
+    ap.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
+    a = ap.parse_args(argv)
+    try:
+        cfg = load_config(a.preset, overrides=a.param)
+        if a.conversations:
+            train_msgs = load_conversations(a.conversations)[: cfg.data.limit or None]
+            val_msgs = load_conversations(a.validation_conversations) if a.validation_conversations else None
+            files = [a.conversations] + ([a.validation_conversations] if a.validation_conversations else [])
+        else:
+            from kwanzaa.data import example_messages
+            corpus, train_ex, val_ex, files = training_examples(cfg)
+            train_msgs = [example_messages(e, corpus) for e in train_ex]
+            val_msgs = [example_messages(e, corpus) for e in val_ex] or None
+        res = train(cfg, a.out, train_msgs, val_msgs, resume=not a.restart, data_paths=files,
+                    command="python -m kwanzaa.trainer " + " ".join(argv if argv is not None else sys.argv[1:]))
+    except (ConfigError, LoaderError, TrainError, ValueError, FileNotFoundError) as e:
+        print(f"kwanzaa.trainer: error: {e}", file=sys.stderr); return 2
+    if res.manifest: print(f"adapter: {res.adapter_dir} | step {res.global_step} | train loss {res.train_loss} | "
+                           f"validation loss {res.eval_loss} | manifest: {res.manifest_path}")
+    return 0
+
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.trainer":
+    sys.exit(main())  # `python -m kwanzaa.trainer ...` (a notebook kernel is also __main__, but has no such __spec__)
 
 # %% ../nbs/05_trainer.ipynb #c044
 def push_adapter(adapter_dir, # adapter directory written by `train`
