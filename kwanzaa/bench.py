@@ -592,7 +592,7 @@ def multigpu_report(records:list[dict]) -> list[dict]:
                         one_gpu_peak_gib=round(one["peak_alloc_gib"], 3) if one else None, goal_scaling=1.8))
     return out
 
-# %% ../nbs/08_bench.ipynb #f8849af8
+# %% ../nbs/08_bench.ipynb #adcfb394
 LAUNCH_CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp_qlora.yaml"}
 
 def run_launch(shape:str="llama-3.1-8b", # a key of SHAPES
@@ -614,7 +614,10 @@ def run_launch(shape:str="llama-3.1-8b", # a key of SHAPES
            [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_DIR / LAUNCH_CONFIGS[strategy]),
             "--num_processes", str(n), *args])
     t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    # one process sees one GPU (with several visible, Trainer would fall back to nn.DataParallel)
+    env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]}
+                              if strategy == "single" else {}))
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     rec = dict(shape=shape, strategy=strategy, processes=n, preset=preset, overrides=list(overrides), steps=steps,
                warmup=warmup, command=" ".join(cmd[1:]), wall_s=round(time.time() - t0, 1), returncode=p.returncode)
     if p.returncode != 0: return dict(rec, error=f"rc={p.returncode}", tail=(p.stdout + p.stderr)[-3000:])
