@@ -18,10 +18,10 @@ from .loader import (EMBEDDED, attach_lora, detect_family, load_model_and_tokeni
 from .speed import attach_lora as speed_attach_lora, patch_trainer, sft_speed_kwargs, speed_flags
 
 # %% auto #0
-__all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'JsonlLog', 'ProgressLines', 'TrainError',
-           'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint', 'compute_dtype', 'sft_config',
-           'trained_text', 'model_card', 'update_model_card', 'TrainResult', 'oom_advice', 'plot_loss', 'train',
-           'merge_adapter', 'load_conversations', 'training_examples', 'main', 'push_adapter']
+__all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'JsonlLog', 'ProgressLines',
+           'TrainError', 'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint', 'compute_dtype',
+           'sft_config', 'trained_text', 'model_card', 'update_model_card', 'TrainResult', 'oom_advice', 'plot_loss',
+           'train', 'merge_adapter', 'load_conversations', 'training_examples', 'main', 'push_adapter']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -63,6 +63,23 @@ def peak_memory_per_rank() -> list[dict]:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, peak_memory())
     return out
+
+def fsdp_adapter_state_dict(trainer) -> dict|None:
+    "The LoRA tensors of an FSDP-wrapped model, gathered from every rank's shards: a dict on rank 0, None elsewhere."
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    model, sd = trainer.model_wrapped, {}
+    with FSDP.summon_full_params(model, writeback=False, rank0_only=True, offload_to_cpu=True):
+        if trainer.is_world_process_zero():
+            for n, p in model.named_parameters():
+                if "lora_" in n: sd[n.replace("_fsdp_wrapped_module.", "").removeprefix("module.")] = p.detach().cpu().clone()
+    return sd if trainer.is_world_process_zero() else None
+
+def _adapter_tensor_count(adapter_dir) -> int:
+    "How many tensors a saved adapter holds (0 for a missing or empty weights file)."
+    from safetensors import safe_open
+    f = Path(adapter_dir) / "adapter_model.safetensors"
+    if not f.exists(): return 0
+    with safe_open(str(f), "pt") as s: return len(list(s.keys()))
 
 def _distributed_info(trainer, per_rank) -> dict:
     "How the run was spread over processes (for the manifest)."
@@ -466,18 +483,16 @@ def train(cfg, # RunConfig
     t2 = time.perf_counter()
     per_rank = peak_memory_per_rank()   # a collective: every rank takes part
     trainer.model.peft_config["default"].base_model_name_or_path = cfg.model.base
-    if trainer.is_fsdp_enabled:
-        # the adapter is gathered from every rank's shard, so every rank takes part in saving it (rank 0 writes)
-        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
-        tmp = out / ".adapter.fsdp"
-        if main: shutil.rmtree(tmp, ignore_errors=True)
-        trainer.accelerator.wait_for_everyone()
-        trainer.save_model(str(tmp))
+    fsdp_sd = fsdp_adapter_state_dict(trainer) if trainer.is_fsdp_enabled else None   # a collective under FSDP
     if not main: return TrainResult(out, adapter_dir, out / "manifest.json", log_path, None, result["global_step"],
                                     result["train_loss"], result["eval_loss"], str(resume_from) if resume_from else None, {})
-    if not trainer.is_fsdp_enabled:
-        tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
-        trainer.save_model(str(tmp))
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
+    if fsdp_sd is not None:
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(str(tmp), state_dict=fsdp_sd)
+        tok.save_pretrained(str(tmp))
+    else: trainer.save_model(str(tmp))
+    n_saved = _adapter_tensor_count(tmp)
+    if not n_saved: raise TrainError(f"the adapter written to {tmp} holds no tensors; the previous adapter is kept")
     (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
     atomic_write_text(tmp / "README.md", model_card(cfg, data, result, detect_family(tok)))
     shutil.rmtree(adapter_dir, ignore_errors=True); os.replace(tmp, adapter_dir)
@@ -529,7 +544,7 @@ def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to mer
                       f"of {len(prompts)} prompts (bf16 rounding of the merged weights); see {out / 'merge_report.json'}")
     return report
 
-# %% ../nbs/05_trainer.ipynb #004c48df
+# %% ../nbs/05_trainer.ipynb #620d8fc2
 def load_conversations(path) -> list[list[dict]]:
     "Rendered chat conversations from a JSON list or a JSONL file (`.gz` allowed); each a list of {role, content}."
     import gzip
