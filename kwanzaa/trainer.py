@@ -64,15 +64,31 @@ def peak_memory_per_rank() -> list[dict]:
     dist.all_gather_object(out, peak_memory())
     return out
 
+def _clean_fsdp_name(n:str) -> str:
+    for w in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod."): n = n.replace(w, "")
+    return n.removeprefix("module.")
+
 def fsdp_adapter_state_dict(trainer) -> dict|None:
     "The LoRA tensors of an FSDP-wrapped model, gathered from every rank's shards: a dict on rank 0, None elsewhere."
-    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    model, sd = trainer.model_wrapped, {}
-    with FSDP.summon_full_params(model, writeback=False, rank0_only=True, offload_to_cpu=True):
-        if trainer.is_world_process_zero():
-            for n, p in model.named_parameters():
-                if "lora_" in n: sd[n.replace("_fsdp_wrapped_module.", "").removeprefix("module.")] = p.detach().cpu().clone()
-    return sd if trainer.is_world_process_zero() else None
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, FullStateDictConfig, StateDictType
+    model, zero = trainer.model_wrapped, trainer.is_world_process_zero()
+    root = model if isinstance(model, FSDP) else next((m for m in model.modules() if isinstance(m, FSDP)), model)
+    # every rank enters both contexts (they are collectives); rank 0 keeps the tensors
+    with FSDP.state_dict_type(root, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=True)):
+        full = root.state_dict()
+    sd = {_clean_fsdp_name(k): v.detach().cpu().clone() for k, v in full.items() if "lora_" in k} if zero else {}
+    seen = []
+    if zero and not sd:   # second way: the original parameters, materialised
+        with FSDP.summon_full_params(root, writeback=False, rank0_only=True, offload_to_cpu=True):
+            for n, p in root.named_parameters():
+                seen.append(n)
+                if "lora_" in n: sd[_clean_fsdp_name(n)] = p.detach().cpu().clone()
+    elif not zero:
+        with FSDP.summon_full_params(root, writeback=False, rank0_only=True, offload_to_cpu=True): pass
+    if zero and not sd:
+        raise TrainError(f"FSDP: no LoRA tensors found to save (root {type(root).__name__}; state dict keys "
+                         f"{list(full)[:4]} of {len(full)}; parameters {seen[:4]} of {len(seen)})")
+    return sd if zero else None
 
 def _adapter_tensor_count(adapter_dir) -> int:
     "How many tensors a saved adapter holds (0 for a missing or empty weights file)."
@@ -544,7 +560,7 @@ def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to mer
                       f"of {len(prompts)} prompts (bf16 rounding of the merged weights); see {out / 'merge_report.json'}")
     return report
 
-# %% ../nbs/05_trainer.ipynb #620d8fc2
+# %% ../nbs/05_trainer.ipynb #11e62a9c
 def load_conversations(path) -> list[list[dict]]:
     "Rendered chat conversations from a JSON list or a JSONL file (`.gz` allowed); each a list of {role, content}."
     import gzip
