@@ -78,13 +78,11 @@ def fsdp_adapter_state_dict(trainer) -> dict|None:
         full = root.state_dict()
     sd = {_clean_fsdp_name(k): v.detach().cpu().clone() for k, v in full.items() if "lora_" in k} if zero else {}
     seen = []
-    if zero and not sd:   # second way: the original parameters, materialised
-        with FSDP.summon_full_params(root, writeback=False, rank0_only=True, offload_to_cpu=True):
+    with FSDP.summon_full_params(root, writeback=False, rank0_only=True, offload_to_cpu=True):
+        if zero and not sd:   # second way: the original parameters, materialised
             for n, p in root.named_parameters():
                 seen.append(n)
                 if "lora_" in n: sd[_clean_fsdp_name(n)] = p.detach().cpu().clone()
-    elif not zero:
-        with FSDP.summon_full_params(root, writeback=False, rank0_only=True, offload_to_cpu=True): pass
     if zero and not sd:
         raise TrainError(f"FSDP: no LoRA tensors found to save (root {type(root).__name__}; state dict keys "
                          f"{list(full)[:4]} of {len(full)}; parameters {seen[:4]} of {len(seen)})")
@@ -560,7 +558,7 @@ def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to mer
                       f"of {len(prompts)} prompts (bf16 rounding of the merged weights); see {out / 'merge_report.json'}")
     return report
 
-# %% ../nbs/05_trainer.ipynb #11e62a9c
+# %% ../nbs/05_trainer.ipynb #570fd122
 def load_conversations(path) -> list[list[dict]]:
     "Rendered chat conversations from a JSON list or a JSONL file (`.gz` allowed); each a list of {role, content}."
     import gzip
