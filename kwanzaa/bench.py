@@ -592,7 +592,7 @@ def multigpu_report(records:list[dict]) -> list[dict]:
                         one_gpu_peak_gib=round(one["peak_alloc_gib"], 3) if one else None, goal_scaling=1.8))
     return out
 
-# %% ../nbs/08_bench.ipynb #240bcb88
+# %% ../nbs/08_bench.ipynb #03f8d5ba
 LAUNCH_CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp_qlora.yaml"}
 
 def run_launch(shape:str="llama-3.1-8b", # a key of SHAPES

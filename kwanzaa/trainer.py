@@ -18,10 +18,11 @@ from .loader import (EMBEDDED, attach_lora, detect_family, load_model_and_tokeni
 from .speed import attach_lora as speed_attach_lora, patch_trainer, sft_speed_kwargs, speed_flags
 
 # %% auto #0
-__all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'JsonlLog', 'ProgressLines',
-           'TrainError', 'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint', 'compute_dtype',
-           'sft_config', 'trained_text', 'model_card', 'update_model_card', 'TrainResult', 'oom_advice', 'plot_loss',
-           'train', 'merge_adapter', 'load_conversations', 'training_examples', 'main', 'push_adapter']
+__all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'save_adapter_tensors', 'JsonlLog',
+           'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint',
+           'compute_dtype', 'sft_config', 'trained_text', 'model_card', 'update_model_card', 'TrainResult',
+           'oom_advice', 'plot_loss', 'train', 'merge_adapter', 'load_conversations', 'training_examples', 'main',
+           'push_adapter']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -87,6 +88,18 @@ def fsdp_adapter_state_dict(trainer) -> dict|None:
         raise TrainError(f"FSDP: no LoRA tensors found to save (root {type(root).__name__}; state dict keys "
                          f"{list(full)[:4]} of {len(full)}; parameters {seen[:4]} of {len(seen)})")
     return sd if zero else None
+
+def save_adapter_tensors(peft_config, # the adapter's PEFT config (model.peft_config["default"])
+                         state_dict:dict, # the model's LoRA tensors, named as in the PEFT model ("....lora_A.default.weight")
+                         dest, adapter:str="default") -> int:
+    "Write a standard PEFT adapter directory (config + safetensors) from gathered LoRA tensors; returns tensors written."
+    from safetensors.torch import save_file
+    out = {k.replace(f".{adapter}.", "."): v.contiguous() for k, v in state_dict.items() if f".{adapter}." in k}
+    if not out: raise TrainError(f"no tensors of adapter {adapter!r} among {len(state_dict)} gathered ({list(state_dict)[:3]})")
+    Path(dest).mkdir(parents=True, exist_ok=True)
+    peft_config.save_pretrained(str(dest))
+    save_file(out, str(Path(dest) / "adapter_model.safetensors"), metadata={"format": "pt"})
+    return len(out)
 
 def _adapter_tensor_count(adapter_dir) -> int:
     "How many tensors a saved adapter holds (0 for a missing or empty weights file)."
@@ -502,7 +515,7 @@ def train(cfg, # RunConfig
                                     result["train_loss"], result["eval_loss"], str(resume_from) if resume_from else None, {})
     tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
     if fsdp_sd is not None:
-        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(str(tmp), state_dict=fsdp_sd)
+        save_adapter_tensors(trainer.model.peft_config["default"], fsdp_sd, tmp)
         tok.save_pretrained(str(tmp))
     else: trainer.save_model(str(tmp))
     n_saved = _adapter_tensor_count(tmp)
@@ -558,7 +571,7 @@ def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to mer
                       f"of {len(prompts)} prompts (bf16 rounding of the merged weights); see {out / 'merge_report.json'}")
     return report
 
-# %% ../nbs/05_trainer.ipynb #570fd122
+# %% ../nbs/05_trainer.ipynb #e7ab4226
 def load_conversations(path) -> list[list[dict]]:
     "Rendered chat conversations from a JSON list or a JSONL file (`.gz` allowed); each a list of {role, content}."
     import gzip
