@@ -16,13 +16,13 @@ from .speed import SpeedFlags
 
 # %% auto #0
 __all__ = ['SHAPES', 'GPUS', 'TRAIN_LENGTHS', 'VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'BENCH_DIR', 'PARITY_RTOL', 'GOALS',
-           'LAUNCH_CONFIGS', 'BYTES_NF4', 'CALIBRATION', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'model_config',
-           'param_counts', 'make_tokenizer', 'build_random_model', 'flops_per_token', 'mean_keys', 'mfu', 'repo_path',
-           'record_train_lengths', 'load_train_lengths', 'random_token_dataset', 'bench_config', 'run_variant',
-           'bench_bundle', 'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'run_generation', 'parse_job',
-           'suite', 'load_runs', 'comparisons', 'goal_report', 'multigpu_report', 'run_launch', 'launch_report',
-           'write_reports', 'plot_comparisons', 'memory_terms', 'hw_flops_per_token', 'flags_of', 'calibrate',
-           'estimate', 'estimate_errors', 'kwanzaa_estimates', 'write_estimates', 'shard_check', 'main']
+           'LAUNCH_CONFIGS', 'BYTES_NF4', 'CALIBRATION', 'CALIBRATION_RUNS', 'SEED_ESTIMATES', 'KWANZAA_SETUPS',
+           'model_config', 'param_counts', 'make_tokenizer', 'build_random_model', 'flops_per_token', 'mean_keys',
+           'mfu', 'repo_path', 'record_train_lengths', 'load_train_lengths', 'random_token_dataset', 'bench_config',
+           'run_variant', 'bench_bundle', 'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'run_generation',
+           'parse_job', 'suite', 'load_runs', 'comparisons', 'goal_report', 'multigpu_report', 'run_launch',
+           'launch_report', 'write_reports', 'plot_comparisons', 'memory_terms', 'hw_flops_per_token', 'flags_of',
+           'calibrate', 'estimate', 'estimate_errors', 'kwanzaa_estimates', 'write_estimates', 'shard_check', 'main']
 
 # %% ../nbs/08_bench.ipynb #c007
 SHAPES = {
@@ -579,7 +579,8 @@ def multigpu_report(records:list[dict]) -> list[dict]:
     for r in records:
         if r.get("world_size", 1) < 2 or r.get("rank", 0) != 0: continue
         ones = single.get((r["shape"], str(r["seq"]), r["variant"]), {})
-        one = ones.get(r["run"]) or (ones[max(ones)] if ones else None)
+        earlier = [k for k in ones if k < r["run"]]   # else the latest earlier run's (flagged: not the same machine)
+        one = ones.get(r["run"]) or (ones[max(earlier)] if earlier else None)
         peaks = [x["peak_alloc_gib"] for x in records if x.get("job") == r.get("job") and x["run"] == r["run"]
                  and x.get("world_size", 1) > 1]
         out.append(dict(shape=r["shape"], seq=r["seq"], variant=r["variant"], gpus=r["world_size"],
@@ -587,12 +588,13 @@ def multigpu_report(records:list[dict]) -> list[dict]:
                         global_batch=r["per_device_batch"] * r["accumulation"] * r["world_size"],
                         tokens_per_s=round(r["tokens_per_s"]), one_gpu_tokens_per_s=round(one["tokens_per_s"]) if one else None,
                         one_gpu_run=one["run"] if one else None, two_gpu_run=r["run"],
+                        same_run=bool(one) and one["run"] == r["run"],
                         scaling=round(r["tokens_per_s"] / one["tokens_per_s"], 3) if one else None,
                         peak_gib_per_gpu=[round(p, 3) for p in peaks],
                         one_gpu_peak_gib=round(one["peak_alloc_gib"], 3) if one else None, goal_scaling=1.8))
     return out
 
-# %% ../nbs/08_bench.ipynb #03f8d5ba
+# %% ../nbs/08_bench.ipynb #a5dcb106
 LAUNCH_CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp_qlora.yaml"}
 
 def run_launch(shape:str="llama-3.1-8b", # a key of SHAPES
@@ -801,6 +803,7 @@ def calibrate(records:list[dict]) -> dict:
 # %% ../nbs/08_bench.ipynb #c069
 CALIBRATION = dict(K_WORK_plain=4.2287, K_WORK_lean=7.6812, ALPHA_plain=0.012251, BETA_plain=2.4053e-15,
                    ALPHA_lean=0.014166, BETA_lean=1.6589e-15)  # calibrate(load_runs()) on runs 1-3 (H200, 2026-11-28)
+CALIBRATION_RUNS = (1, 2, 3)  # the runs the constants were fitted on; later runs check the estimator out of sample
 
 # %% ../nbs/08_bench.ipynb #c072
 def estimate(config, # a shape name, a transformers config, or a RunConfig (its model.base must be a local model or a shape)
@@ -902,14 +905,17 @@ def write_estimates(bench_dir=None, out_dir=None) -> dict:
     "estimates.json: calibration, prediction errors on the benchmark records, and the per-GPU Kwanzaa table."
     bench_dir = Path(bench_dir or repo_path(BENCH_DIR))
     recs = load_runs(bench_dir)
-    cal = calibrate(recs)
+    cal = calibrate([r for r in recs if r["run"] in CALIBRATION_RUNS])
     errs = estimate_errors(recs, cal)
+    held = [e for e in errs if e["run"] not in CALIBRATION_RUNS]   # later runs: a check on records the fit never saw
+    errs = [e for e in errs if e["run"] in CALIBRATION_RUNS]
     sp = [e for e in errs if e["speed_modelled"]]
     rec = dict(calibration=cal, gpus=GPUS, errors=errs,
                within_10_percent=dict(peak=f"{sum(abs(e['peak_error']) <= 0.1 for e in errs)}/{len(errs)}",
                                       speed=f"{sum(abs(e['speed_error']) <= 0.1 for e in sp)}/{len(sp)}"),
                median_abs_error=dict(peak=statistics.median(abs(e["peak_error"]) for e in errs),
                                      speed=statistics.median(abs(e["speed_error"]) for e in sp)),
+               held_out=dict(runs=sorted({e["run"] for e in held}), errors=held),
                trainer_check=_trainer_check(bench_dir, cal),
                kwanzaa=kwanzaa_estimates(load_train_lengths(Path(bench_dir) / "train_lengths.json"), calibration=cal),
                seed_estimates=SEED_ESTIMATES,

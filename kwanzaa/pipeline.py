@@ -17,7 +17,7 @@ __all__ = ['STEPS', 'SMOKE_PARAMS', 'COMPARE_KEYS', 'SEED_BUDGET', 'HOURLY_USD',
            'pipeline_dir', 'notebook_parameters', 'split_params', 'check_params', 'check_inputs', 'prepare_run_dir',
            'run_step', 'smoke_overrides', 'run', 'read_run', 'peak_gib', 'sweep_runs', 'compare_runs',
            'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan', 'decision_markdown', 'main',
-           'golden_table', 'bench_table', 'estimate_table', 'update_readme']
+           'golden_table', 'bench_table', 'estimate_table', 'multigpu_table', 'update_readme']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -459,7 +459,29 @@ def estimate_table(estimates:str|Path="outputs/bench/estimates.json", shape:str=
                  f"(median {100*e['median_abs_error']['peak']:.1f}% / {100*e['median_abs_error']['speed']:.1f}%). Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
-RESULT_BLOCKS = {"golden": golden_table, "bench": bench_table, "estimates": estimate_table}
+def multigpu_table(multigpu:str|Path="outputs/bench/multigpu.json") -> str:
+    "Markdown: one GPU against two (DDP, FSDP), tokens/s and peak memory per GPU, from the bench's multigpu.json."
+    p = Path(multigpu)
+    if not p.exists(): return f"_No multi-GPU results in {p} yet._\n"
+    m = json.loads(p.read_text())
+    lines = ["| what | shape | global batch | 1 GPU tok/s | 2 GPUs tok/s | scaling | peak GiB per GPU (1 GPU -> 2) | run |",
+             "|---|---|---|---|---|---|---|---|"]
+    for t in m.get("trainer_launches", []):
+        lines.append(f"| `python -m kwanzaa.trainer`, qlora preset, {t['strategy'].upper()} | {t['shape']} | {t['one_gpu_global_batch']} -> "
+                     f"{t['global_batch']} | {t['one_gpu_tokens_per_s']:,} | {t['tokens_per_s']:,} | {t['scaling']:.2f}x | "
+                     f"{t['one_gpu_peak_gib']:.1f} -> {max(t['peak_gib_per_gpu']):.1f} | {t['run']} |")
+    for c in m["comparisons"]:
+        if not c.get("same_run"): continue
+        mode = "same global batch" if c["same_global_batch"] else "same per-GPU batch"
+        lines.append(f"| bench `{c['variant']}`, DDP, {mode} | {c['shape']} | {c['global_batch'] // (1 if c['same_global_batch'] else c['gpus'])} -> "
+                     f"{c['global_batch']} | {c['one_gpu_tokens_per_s']:,} | {c['tokens_per_s']:,} | {c['scaling']:.2f}x | "
+                     f"{c['one_gpu_peak_gib']:.1f} -> {max(c['peak_gib_per_gpu']):.1f} | {c['two_gpu_run']} |")
+    lines.append(f"\nGoal: two GPUs >= {m['comparisons'][0]['goal_scaling'] if m['comparisons'] else 1.8}x one GPU's tokens/s. "
+                 f"One and two GPUs measured in the same run on one 2 x H200 machine. "
+                 f"Not run: {', '.join(m['not_run']) or 'nothing'}. Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+RESULT_BLOCKS = {"golden": golden_table, "bench": bench_table, "estimates": estimate_table, "multigpu": multigpu_table}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to
