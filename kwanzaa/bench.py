@@ -594,7 +594,7 @@ def multigpu_report(records:list[dict]) -> list[dict]:
                         one_gpu_peak_gib=round(one["peak_alloc_gib"], 3) if one else None, goal_scaling=1.8))
     return out
 
-# %% ../nbs/08_bench.ipynb #a5dcb106
+# %% ../nbs/08_bench.ipynb #ca3f0463
 LAUNCH_CONFIGS = {"ddp": "ddp.yaml", "fsdp": "fsdp_qlora.yaml"}
 
 def run_launch(shape:str="llama-3.1-8b", # a key of SHAPES

@@ -571,7 +571,7 @@ def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to mer
                       f"of {len(prompts)} prompts (bf16 rounding of the merged weights); see {out / 'merge_report.json'}")
     return report
 
-# %% ../nbs/05_trainer.ipynb #7bf741f0
+# %% ../nbs/05_trainer.ipynb #a967de16
 def load_conversations(path) -> list[list[dict]]:
     "Rendered chat conversations from a JSON list or a JSONL file (`.gz` allowed); each a list of {role, content}."
     import gzip
