@@ -119,6 +119,9 @@ OVERRIDE_CASES = {
                                  "json_parse_rate, citation_coverage, refusal_precision"),
     "dict: wrong type": ({"training.learning_rate": "fast"},
                          "override 'training.learning_rate': 'training.learning_rate' must be a number; got 'fast'"),
+    "4-bit storage dtype": (["quantization.bnb_4bit_quant_storage=int8"],
+                            "override 'quantization.bnb_4bit_quant_storage=int8': 'quantization.bnb_4bit_quant_storage' "
+                            "must be one of auto, uint8, bfloat16, float16, float32; got 'int8' (did you mean 'uint8'?)"),
     "method contradicts 4-bit": (["adapter.method=lora"],
                                  "overrides: 'adapter.method' is 'lora' but 'quantization.load_in_4bit' is true; "
                                  "set quantization.load_in_4bit=false, or adapter.method=qlora for 4-bit QLoRA"),

@@ -108,3 +108,26 @@ def test_sweep_writes_a_comparison(tmp_path):
     import yaml
     assert yaml.safe_load((tmp_path / "sweep/r_8/config.yaml").read_text())["lora"]["r"] == 8
     assert "| r_4 |" in (tmp_path / "sweep/comparison.md").read_text()
+
+
+def test_sweep_command_with_bundles_and_extra_parameters(tmp_path):
+    "`kwanzaa sweep` with a named bundle of settings and -p for every run: one run, its config, the comparison."
+    spec = tmp_path / "bundles.yaml"
+    spec.write_text("preset: pilot\nkind: train\ngrid:\n  method:\n"
+                    "    qlora: [adapter.method=qlora, quantization.load_in_4bit=true, training.optim=paged_adamw_8bit]\n")
+    p = _cli("sweep", str(spec), "--smoke", "--out", str(tmp_path / "sw"), "-p", "lora.r=4")
+    assert p.returncode == 0, p.stdout + p.stderr
+    import yaml
+    cfg = yaml.safe_load((tmp_path / "sw/method_qlora/config.yaml").read_text())
+    assert (cfg["adapter"]["method"], cfg["quantization"]["load_in_4bit"], cfg["training"]["optim"], cfg["lora"]["r"]) == \
+        ("qlora", True, "paged_adamw_8bit", 4)
+    assert "| method_qlora |" in (tmp_path / "sw/comparison.md").read_text()
+
+
+def test_sweep_bundle_that_is_not_key_value_is_refused_before_any_run(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("preset: pilot\ngrid:\n  method:\n    qlora: [adapter.method]\n")
+    p = _cli("sweep", str(spec), "--smoke", "--out", str(tmp_path / "sw"))
+    assert p.returncode != 0
+    assert "sweep grid entry 'method', bundle 'qlora': give a list of 'key=value' strings" in p.stderr
+    assert not (tmp_path / "sw" / "method_qlora").exists()

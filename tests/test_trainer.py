@@ -199,3 +199,16 @@ def test_bad_training_data_is_refused(tiny_model_dir, tmp_path):
         train(tiny_cfg(tiny_model_dir), tmp_path / "x", [])
     with pytest.raises(TrainError, match=r"conversations \[1\] do not end with an assistant turn"):
         train(tiny_cfg(tiny_model_dir), tmp_path / "x", [CONVS[0], CONVS[1][:2]])
+
+
+def test_trainer_command_names_a_bad_conversations_file(tmp_path):
+    "`python -m kwanzaa.trainer` (the accelerate entry point): a bad input file is named, exit 2, nothing written."
+    import subprocess, sys
+    bad = tmp_path / "conv.jsonl"
+    bad.write_text('[{"role": "user", "content": "q"}, {"role": "assistant"}]\n')
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    p = subprocess.run([sys.executable, "-m", "kwanzaa.trainer", "--preset", "cpu", "--out", str(tmp_path / "run"),
+                        "--conversations", str(bad)], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 2, p.stderr
+    assert f"kwanzaa.trainer: error: {bad}, line 1, message 1: needs string fields 'role' and 'content'" in p.stderr
+    assert not (tmp_path / "run").exists()
