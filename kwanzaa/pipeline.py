@@ -17,7 +17,7 @@ __all__ = ['STEPS', 'SMOKE_PARAMS', 'COMPARE_KEYS', 'SEED_BUDGET', 'HOURLY_USD',
            'pipeline_dir', 'notebook_parameters', 'split_params', 'check_params', 'check_inputs', 'prepare_run_dir',
            'run_step', 'smoke_overrides', 'run', 'read_run', 'peak_gib', 'sweep_runs', 'compare_runs',
            'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan', 'decision_markdown', 'main',
-           'golden_table', 'bench_table', 'estimate_table', 'multigpu_table', 'update_readme']
+           'golden_table', 'bench_table', 'estimate_table', 'multigpu_table', 'decision_table', 'update_readme']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -481,7 +481,44 @@ def multigpu_table(multigpu:str|Path="outputs/bench/multigpu.json") -> str:
                  f"Not run: {', '.join(m['not_run']) or 'nothing'}. Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
-RESULT_BLOCKS = {"golden": golden_table, "bench": bench_table, "estimates": estimate_table, "multigpu": multigpu_table}
+def decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.json", # quality: the CPU sweep
+                   launches:str|Path="outputs/bench/launch7_records.json", # memory and speed: the trainer on a GPU
+                   estimates:str|Path="outputs/bench/estimates.json", shape:str="llama-3.1-8b") -> str:
+    "Markdown: the seed's LoRA-vs-QLoRA decision, its estimates beside what was measured (and what was only estimated)."
+    sw, la, es = Path(sweep), Path(launches), Path(estimates)
+    if not (sw.exists() and es.exists()): return f"_The sweep ({sw}) or the estimates ({es}) are not there yet._\n"
+    rows = {r["run"]: r for r in json.loads(sw.read_text())["rows"]}
+    e = json.loads(es.read_text())
+    se, kw = e["seed_estimates"], {(r["shape"], r["setup"], r["gpu"]): r for r in e["kwanzaa"]}
+    tokens = next(r["tokens"] for r in e["kwanzaa"] if r["shape"] == shape)
+    single = None
+    if la.exists():
+        single = next((r for r in json.loads(la.read_text())["records"] if r.get("strategy") == "single" and "error" not in r), None)
+    q_est, l_est = kw.get((shape, "qlora preset (plain path, 1 x 16)", "H200")), kw.get((shape, "bf16 LoRA (1 x 16)", "H200"))
+    pct = lambda v: "-" if v is None else f"{100*v:.0f}%"
+    q, l = rows.get("method_qlora", {}), rows.get("method_lora", {})
+    lines = ["| | seed's estimate: QLoRA | seed's estimate: LoRA | QLoRA (this project) | 16-bit LoRA (this project) |",
+             "|---|---|---|---|---|"]
+    if single:
+        lines.append(f"| GPU memory, {shape} shape, training set, batch 1 x 16 | {se['qlora_gb'][0]}-{se['qlora_gb'][1]} GB | "
+                     f"{se['lora_gb'][0]}-{se['lora_gb'][1]} GB | **{single['peak_alloc_gib_per_rank'][0]:.1f} GiB measured** (H200) | "
+                     f"{l_est['peak_gib']:.1f} GiB estimated, not measured |")
+        mins = tokens / single["tokens_per_s"] / 60
+        lines.append(f"| time for 2 epochs ({tokens:,} tokens) | {se['qlora_minutes']} min | {se['lora_minutes']} min | "
+                     f"**{mins:.1f} min measured** (H200, {single['tokens_per_s']:,.0f} tok/s) | {l_est['minutes']} min estimated "
+                     f"(QLoRA estimated {q_est['minutes']} min) |")
+    for k in ("json_parse_rate", "citation_coverage", "refusal_precision", "refusal_recall", "citation_precision", "key_fact_accuracy"):
+        lines.append(f"| golden set: {k.replace('_', ' ')} (SmolLM2-135M, CPU, 1 epoch) | - | - | **{pct(q.get(k))}** | **{pct(l.get(k))}** |")
+    if q.get("train_seconds") and l.get("train_seconds"):
+        lines.append(f"| CPU training time / peak RSS (2 cores, 400 examples, 1 epoch) | - | - | {q['train_seconds']/60:.0f} min / "
+                     f"{q['peak_memory_gib']} GiB | {l['train_seconds']/60:.0f} min / {l['peak_memory_gib']} GiB |")
+    lines.append(f"\nSources: `{sw.as_posix()}` (quality; `kwanzaa sweep nbs/pipelines/sweeps/lora-vs-qlora-cpu.yaml`), "
+                 f"`{la.as_posix()}` (the trainer with the qlora preset on a random-initialised {shape}-shape model, 400 Kwanzaa "
+                 f"conversations), `{es.as_posix()}` (the estimator, checked on the GPU runs).")
+    return "\n".join(lines) + "\n"
+
+RESULT_BLOCKS = {"golden": golden_table, "bench": bench_table, "estimates": estimate_table, "multigpu": multigpu_table,
+                 "decision": decision_table}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to
