@@ -13,6 +13,7 @@ from typing import Iterable, Optional, Sequence
 from .contract import (AnswerCore, Chunk, Toggles, MAX_PASSAGES, check_consistency, inline_markers, parse,
                               core_to_text)
 from .data import Example, Gold, example_messages, load_examples
+from .config import arm_flags
 
 # %% auto #0
 __all__ = ['ANSWERABLE', 'METRICS', 'DEFAULT_ARMS', 'PREDICTIONS', 'HEADLINE', 'REVIEW_RATINGS', 'REVIEW_COLUMNS',
@@ -156,13 +157,12 @@ class EvaluationError(ValueError):
 
 def arm_spec(arm:str, # e.g. "adapter+constrained"
             ) -> dict:
-    "{adapter, constrained, citecheck} flags of an arm name."
-    parts = arm.split("+")
-    if parts[0] not in ("base", "adapter") or len(set(parts[1:])) != len(parts[1:]) or \
-       not set(parts[1:]) <= {"constrained", "citecheck"}:
+    "{adapter, constrained, citecheck} flags of an arm name (the grammar is `kwanzaa.config.arm_flags`)."
+    flags = arm_flags(arm)
+    if flags is None:
         raise EvaluationError(f"arm {arm!r}: expected 'base' or 'adapter' followed by any of '+constrained', "
                               f"'+citecheck', e.g. {', '.join(DEFAULT_ARMS)}")
-    return {"adapter": parts[0] == "adapter", "constrained": "constrained" in parts, "citecheck": "citecheck" in parts}
+    return flags
 
 def generation_arm(arm:str) -> str:
     "The arm whose generations `arm` uses: itself without '+citecheck'."
