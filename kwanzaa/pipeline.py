@@ -483,7 +483,9 @@ def multigpu_table(multigpu:str|Path="outputs/bench/multigpu.json") -> str:
 
 def decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.json", # quality: the CPU sweep
                    launches:str|Path="outputs/bench/launch7_records.json", # memory and speed: the trainer on a GPU
-                   estimates:str|Path="outputs/bench/estimates.json", shape:str="llama-3.1-8b") -> str:
+                   estimates:str|Path="outputs/bench/estimates.json", shape:str="llama-3.1-8b",
+                   fp32:dict|None=None, # method -> an evaluation's comparison.json scored with float32 weights/compute
+                  ) -> str:
     "Markdown: the seed's LoRA-vs-QLoRA decision, its estimates beside what was measured (and what was only estimated)."
     sw, la, es = Path(sweep), Path(launches), Path(estimates)
     if not (sw.exists() and es.exists()): return f"_The sweep ({sw}) or the estimates ({es}) are not there yet._\n"
@@ -508,11 +510,19 @@ def decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.j
                      f"**{mins:.1f} min measured** (H200, {single['tokens_per_s']:,.0f} tok/s) | {l_est['minutes']} min estimated "
                      f"(QLoRA estimated {q_est['minutes']} min) |")
     for k in ("json_parse_rate", "citation_coverage", "refusal_precision", "refusal_recall", "citation_precision", "key_fact_accuracy"):
-        lines.append(f"| golden set: {k.replace('_', ' ')} (SmolLM2-135M, CPU, 1 epoch) | - | - | **{pct(q.get(k))}** | **{pct(l.get(k))}** |")
+        lines.append(f"| golden set: {k.replace('_', ' ')} (SmolLM2-135M, CPU, 1 epoch, bf16 inference) | - | - | **{pct(q.get(k))}** | **{pct(l.get(k))}** |")
+    fp32 = fp32 if fp32 is not None else {"qlora": "outputs/sweeps/lora-vs-qlora-cpu/method_qlora-fp32eval/eval/comparison.json",
+                                          "lora": "outputs/golden/comparison.json"}
+    f32 = {m: json.loads(Path(f).read_text()).get("adapter", {}) for m, f in fp32.items() if Path(f).exists()}
+    if len(f32) == 2:
+        for k in ("citation_coverage", "refusal_precision", "refusal_recall"):
+            lines.append(f"| golden set: {k.replace('_', ' ')}, float32 inference | - | - | {pct(f32['qlora'].get(k))} | {pct(f32['lora'].get(k))} |")
     if q.get("train_seconds") and l.get("train_seconds"):
         lines.append(f"| CPU training time / peak RSS (2 cores, 400 examples, 1 epoch) | - | - | {q['train_seconds']/60:.0f} min / "
                      f"{q['peak_memory_gib']} GiB | {l['train_seconds']/60:.0f} min / {l['peak_memory_gib']} GiB |")
-    lines.append(f"\nSources: `{sw.as_posix()}` (quality; `kwanzaa sweep nbs/pipelines/sweeps/lora-vs-qlora-cpu.yaml`), "
+    src32 = ", ".join(f"`{Path(f).as_posix()}`" for f in fp32.values()) if len(f32) == 2 else None
+    lines.append(f"\nSources: `{sw.as_posix()}` (quality; `kwanzaa sweep nbs/pipelines/sweeps/lora-vs-qlora-cpu.yaml`"
+                 + (f"; float32 inference: {src32}" if src32 else "") + "), "
                  f"`{la.as_posix()}` (the trainer with the qlora preset on a random-initialised {shape}-shape model, 400 Kwanzaa "
                  f"conversations), `{es.as_posix()}` (the estimator, checked on the GPU runs).")
     return "\n".join(lines) + "\n"
