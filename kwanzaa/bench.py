@@ -344,8 +344,8 @@ def bench_bundle(dest=BUNDLE, # folder to write (kept out of git; carried to the
 
 def load_bundle_messages(split:str, bundle=BUNDLE) -> list:
     "The rendered conversations of a split from the bundle."
-    import gzip
-    with gzip.open(Path(bundle) / f"{split}_messages.json.gz", "rt", encoding="utf-8") as f: return json.load(f)
+    from kwanzaa.trainer import load_conversations
+    return load_conversations(Path(bundle) / f"{split}_messages.json.gz")
 
 def chat_model_dir(shape:str, bundle=BUNDLE, model_dir=None) -> Path:
     "A directory with the random weights of `shape` (hard links) and the bundle's chat tokenizer."

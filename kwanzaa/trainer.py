@@ -74,20 +74,13 @@ def fsdp_adapter_state_dict(trainer) -> dict|None:
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP, FullStateDictConfig, StateDictType
     model, zero = trainer.model_wrapped, trainer.is_world_process_zero()
     root = model if isinstance(model, FSDP) else next((m for m in model.modules() if isinstance(m, FSDP)), model)
-    # every rank enters both contexts (they are collectives); rank 0 keeps the tensors
+    # a collective: every rank takes part, rank 0 receives the full tensors
     with FSDP.state_dict_type(root, StateDictType.FULL_STATE_DICT, FullStateDictConfig(offload_to_cpu=True, rank0_only=True)):
         full = root.state_dict()
-    sd = {_clean_fsdp_name(k): v.detach().cpu().clone() for k, v in full.items() if "lora_" in k} if zero else {}
-    seen = []
-    with FSDP.summon_full_params(root, writeback=False, rank0_only=True, offload_to_cpu=True):
-        if zero and not sd:   # second way: the original parameters, materialised
-            for n, p in root.named_parameters():
-                seen.append(n)
-                if "lora_" in n: sd[_clean_fsdp_name(n)] = p.detach().cpu().clone()
-    if zero and not sd:
-        raise TrainError(f"FSDP: no LoRA tensors found to save (root {type(root).__name__}; state dict keys "
-                         f"{list(full)[:4]} of {len(full)}; parameters {seen[:4]} of {len(seen)})")
-    return sd if zero else None
+    if not zero: return None
+    sd = {_clean_fsdp_name(k): v.detach().cpu().clone() for k, v in full.items() if "lora_" in k}
+    if not sd: raise TrainError(f"FSDP: no LoRA tensors among the {len(full)} gathered ({list(full)[:4]})")
+    return sd
 
 def save_adapter_tensors(peft_config, # the adapter's PEFT config (model.peft_config["default"])
                          state_dict:dict, # the model's LoRA tensors, named as in the PEFT model ("....lora_A.default.weight")
