@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_corpus.ipynb #c003
 from __future__ import annotations
-import csv, difflib, hashlib, json, math, os, re, shutil, tempfile, urllib.request
+import argparse, csv, difflib, gzip, hashlib, json, math, os, re, shutil, sys, tempfile, warnings, zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -17,35 +17,41 @@ from .config import atomic_write_text, file_sha256
 from .contract import Chunk
 
 # %% auto #0
-__all__ = ['NAMESPACES', 'DEFAULT_NAMESPACES', 'MANIFEST_FIELDS', 'CHUNKER_VERSION', 'CorpusError', 'SourceRecord',
-           'load_manifest', 'SourcesNotFoundError', 'find_sources_dir', 'verify_sources', 'fetch_sources', 'chunk_text',
-           'load_documents', 'load_notes', 'load_injections', 'Corpus', 'build_corpus', 'Retriever', 'recall_at_k']
+__all__ = ['NAMESPACES', 'DEFAULT_NAMESPACES', 'MANIFEST_FIELDS', 'CHUNKER_VERSION', 'CACHE_FORMAT', 'CorpusError',
+           'SourceRecord', 'load_manifest', 'sources_table', 'shipped_sources_dir', 'find_sources_dir', 'load_sources',
+           'export_sources', 'chunk_text', 'load_documents', 'load_notes', 'load_injections', 'Corpus', 'build_corpus',
+           'Retriever', 'recall_at_k', 'main']
 
 # %% ../nbs/02_corpus.ipynb #c007
 NAMESPACES = ("primary_sources", "kwanzaa_notes", "adversarial")  # every namespace a chunk can be in
 DEFAULT_NAMESPACES = ("primary_sources", "kwanzaa_notes")  # what retrieval searches unless told otherwise
 MANIFEST_FIELDS = ("doc_id", "title", "author", "year", "source_org", "canonical_url", "download_url", "license",
-                   "sha256", "namespace", "content_type", "filename")
+                   "sha256", "namespace", "content_type", "filename",
+                   "source_repo", "source_path", "source_commit", "cleaning")  # provenance of the cleaned text
 
 class CorpusError(ValueError):
     "A corpus input (manifest, notes, source file) is missing or does not match what the project expects."
 
 @dataclass(frozen=True)
 class SourceRecord:
-    "One row of the source manifest: a public-domain text we build chunks from but do not ship."
+    "One row of the source manifest: a public-domain text shipped, cleaned and gzipped, in corpus_data/sources/."
     doc_id: str
     title: str
     author: str
     year: int | None  # the first year of `year_text` (e.g. 1865 for '1865-1870')
     year_text: str  # the year as written in the manifest
     source_org: str
-    canonical_url: str
-    download_url: str  # where the cleaned text can be downloaded, '' when none can be derived
+    canonical_url: str  # the catalogue page (a Gutenberg ebook page, a Library of Congress item)
+    download_url: str  # the raw original before cleaning ('' when none); its sha256 is not `sha256`
     license: str
-    sha256: str
+    sha256: str  # of the cleaned, uncompressed text
     namespace: str
     content_type: str
-    filename: str
+    filename: str  # shipped as corpus_data/sources/<filename>.gz
+    source_repo: str  # the repository the text was taken from (owner/name)
+    source_path: str  # the file(s) in it, '; '-separated
+    source_commit: str  # the commit they were read at
+    cleaning: str  # how the file was cleaned, in a sentence
 
 # %% ../nbs/02_corpus.ipynb #c008
 def _data_path(name:str) -> Path:
@@ -77,101 +83,90 @@ def load_manifest(path:str|Path|None=None, # a sources.csv; default the package'
                                **{k: r[k] for k in MANIFEST_FIELDS if k != "year"}))
     return rows
 
+# %% ../nbs/02_corpus.ipynb #c076
+def _cell(s:str) -> str: return " ".join(str(s).split()).replace("|", "\\|")
+
+def sources_table(manifest:Sequence[SourceRecord]|None=None, # default: the package manifest
+                 ) -> str:
+    "The manifest as a Markdown table: title, author, year, where the text came from, how it was cleaned, licence."
+    manifest = load_manifest() if manifest is None else manifest
+    rows = ["| Title | Author | Year | Source | How cleaned | Licence |", "|---|---|---|---|---|---|"]
+    for s in manifest:
+        paths = [p.strip() for p in s.source_path.split(";") if p.strip()]
+        where = paths[0] if len(paths) == 1 else f"{len(paths)} files in {os.path.commonpath(paths) or '.'}/"
+        src = f"{s.source_org}: [{s.source_repo}](https://github.com/{s.source_repo}) {where} @ {s.source_commit[:10]}"
+        rows.append("| " + " | ".join(_cell(x) for x in (s.title, s.author, s.year_text, src, s.cleaning, s.license)) + " |")
+    return "\n".join(rows) + "\n"
+
 # %% ../nbs/02_corpus.ipynb #c013
-class SourcesNotFoundError(FileNotFoundError):
-    "No directory of source texts could be found."
+def shipped_sources_dir() -> Path:
+    "The package's directory of cleaned source texts, gzipped: corpus_data/sources/<filename>.gz."
+    return _data_path("sources")
 
 def _cache_root() -> Path:
     "The project's cache directory: $KWANZAA_CACHE, else $XDG_CACHE_HOME/kwanzaa, else ~/.cache/kwanzaa."
     if os.environ.get("KWANZAA_CACHE"): return Path(os.environ["KWANZAA_CACHE"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "kwanzaa"
 
-def _repo_root() -> Path:
-    "The directory above the installed package (the repository root for an editable install)."
-    return Path(str(resources.files("kwanzaa"))).resolve().parent
-
-def _shared_candidates() -> list[Path]:
-    "Every `shared/corpus/raw` directory that could hold the sources, nearest first, cwd before the repository."
-    seen, out = set(), []
-    for start in (Path.cwd().resolve(), _repo_root()):
-        for d in (start, *start.parents):
-            c = d / "shared" / "corpus" / "raw"
-            if c not in seen: seen.add(c); out.append(c)
-    return out
+def _resolve_sources(sources_dir:str|Path|None=None) -> tuple[Path, str|None]:
+    "(directory, what chose it): explicit > $KWANZAA_SOURCES > the shipped texts (what chose it: None)."
+    for given, how in ((sources_dir, "the sources_dir argument (`--sources DIR`, data.sources_dir)"),
+                       (os.environ.get("KWANZAA_SOURCES"), "$KWANZAA_SOURCES")):
+        if given:
+            p = Path(given).expanduser()
+            return (p, None) if p.resolve() == shipped_sources_dir().resolve() else (p, how)
+    return shipped_sources_dir(), None
 
 def find_sources_dir(sources_dir:str|Path|None=None, # explicit directory; wins over everything else
                     ) -> Path:
-    "The directory holding the primary-source texts: explicit > $KWANZAA_SOURCES > shared/corpus/raw > fetched cache."
-    for given, how in ((sources_dir, "sources_dir argument"), (os.environ.get("KWANZAA_SOURCES"), "$KWANZAA_SOURCES")):
-        if given:
-            p = Path(given).expanduser()
-            if not p.is_dir(): raise SourcesNotFoundError(f"sources directory {p} (from the {how}) does not exist")
-            return p
-    cands = _shared_candidates() + [_cache_root() / "sources"]
-    for c in cands:
-        if c.is_dir() and any(c.glob("*.txt")): return c
-    looked = "\n  ".join(str(c) for c in cands)
-    raise SourcesNotFoundError(
-        f"no directory of primary-source texts found. Looked in:\n  {looked}\n"
-        "Provide one: pass sources_dir= (or `kwanzaa ... --sources DIR`), set KWANZAA_SOURCES=DIR, "
-        "or download them with kwanzaa.corpus.fetch_sources(base_url=MIRROR) (files are checked against the "
-        "manifest's sha256).")
+    "The directory the primary-source texts are read from: explicit > $KWANZAA_SOURCES > the shipped texts."
+    return _resolve_sources(sources_dir)[0]
 
 # %% ../nbs/02_corpus.ipynb #c018
-def verify_sources(sources_dir:str|Path, # directory of source texts
-                   manifest:Sequence[SourceRecord]|None=None, # default: the package manifest
-                  ) -> dict[str, Path]:
-    "Map doc_id -> file for every manifest source, raising CorpusError on a missing file or a sha256 mismatch."
+def _restore_hint(d:Path, how:str|None) -> str:
+    "How to get a good directory of texts back."
+    if how is None:
+        return ("The texts shipped with the package are damaged: reinstall kwanzaa (`pip install --force-reinstall "
+                "kwanzaa`; in a clone, `git checkout -- kwanzaa/corpus_data/sources`).")
+    return (f"The directory comes from {how}: remove that override to use the texts shipped with the package, or "
+            f"restore the files: `python -m kwanzaa.corpus export-sources {d}` writes the shipped texts there.")
+
+def _read_source(d:Path, filename:str) -> tuple[Path, bytes|None]:
+    "(path, bytes) of `filename` in `d`: the plain file, else `<filename>.gz` uncompressed; bytes None when absent."
+    p, gz = d / filename, d / f"{filename}.gz"
+    if p.is_file(): return p, p.read_bytes()
+    if gz.is_file(): return gz, gzip.decompress(gz.read_bytes())
+    return p, None
+
+def load_sources(sources_dir:str|Path|None=None, # an override directory; default find_sources_dir()
+                 manifest:Sequence[SourceRecord]|None=None, # default: the package manifest
+                ) -> dict[str, str]:
+    "doc_id -> text of every manifest source, each checked against its sha256; CorpusError naming every bad file."
     manifest = load_manifest() if manifest is None else manifest
-    found, problems = {}, []
+    d, how = _resolve_sources(sources_dir)
+    if not d.is_dir(): raise CorpusError(f"sources directory {d} does not exist.\n{_restore_hint(d, how)}")
+    texts, problems = {}, []
     for s in manifest:
-        p = Path(sources_dir) / s.filename
-        if not p.is_file(): problems.append(f"{p}: missing (doc_id {s.doc_id})"); continue
-        got = file_sha256(p)
+        try: p, data = _read_source(d, s.filename)
+        except (OSError, EOFError, zlib.error) as e:
+            problems.append(f"{d / s.filename}.gz: unreadable gzip for {s.doc_id} ({e})"); continue
+        if data is None: problems.append(f"{p}: missing (doc_id {s.doc_id})"); continue
+        got = hashlib.sha256(data).hexdigest()
         if got != s.sha256: problems.append(f"{p}: sha256 mismatch for {s.doc_id}: expected {s.sha256}, got {got}")
-        else: found[s.doc_id] = p
+        else: texts[s.doc_id] = data.decode("utf-8")
     if problems:
-        raise CorpusError(f"{len(problems)} of {len(manifest)} source files in {sources_dir} do not match the manifest:\n  "
-                          + "\n  ".join(problems) + "\nRestore the original files (or fetch_sources(...) them again).")
-    return found
+        raise CorpusError(f"{len(problems)} of {len(manifest)} source files in {d} do not match the manifest:\n  "
+                          + "\n  ".join(problems) + "\n" + _restore_hint(d, how))
+    return texts
 
 # %% ../nbs/02_corpus.ipynb #c021
-def _download(url:str, dest:Path, timeout:float) -> tuple[str, str]:
-    "Download `url` to a temporary file next to `dest`; return (its sha256, the temporary path)."
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r: shutil.copyfileobj(r, f)
-        return file_sha256(tmp), tmp
-    except BaseException:
-        os.unlink(tmp); raise
-
-def fetch_sources(dest:str|Path|None=None, # where to put the files; default ~/.cache/kwanzaa/sources
-                  base_url:str|None=None, # a mirror serving <base_url>/<filename>; default each source's download_url
-                  manifest:Sequence[SourceRecord]|None=None, # default: the package manifest
-                  timeout:float=60, # seconds per download
-                 ) -> Path:
-    "Download the primary-source texts into `dest`, keeping only files whose sha256 matches the manifest."
-    dest = Path(dest).expanduser() if dest else _cache_root() / "sources"
+def export_sources(dest:str|Path, # directory to write <filename> texts into; created when absent
+                   manifest:Sequence[SourceRecord]|None=None, # default: the package manifest
+                  ) -> Path:
+    "Write the shipped source texts (checked against the manifest) uncompressed into `dest`; returns `dest`."
     manifest = load_manifest() if manifest is None else manifest
-    problems = []
-    for s in manifest:
-        if s.namespace != "primary_sources": continue
-        target = dest / s.filename
-        if target.is_file() and file_sha256(target) == s.sha256: continue
-        url = f"{base_url.rstrip('/')}/{s.filename}" if base_url else s.download_url
-        if not url:
-            problems.append(f"{s.filename}: no download_url can be derived from {s.canonical_url}; pass base_url=MIRROR"); continue
-        try: got, tmp = _download(url, target, timeout)
-        except Exception as e: problems.append(f"{s.filename}: download of {url} failed: {e}"); continue
-        if got != s.sha256:
-            os.unlink(tmp)
-            problems.append(f"{s.filename}: sha256 mismatch for {url}: expected {s.sha256}, got {got}")
-        else: os.replace(tmp, target)
-    if problems:
-        raise CorpusError(f"fetch_sources: {len(problems)} source(s) could not be fetched into {dest}:\n  "
-                          + "\n  ".join(problems) + "\nThe files that matched were kept. A canonical page or raw "
-                          "Gutenberg text differs from the project's cleaned file; use base_url= a mirror of the cleaned files.")
+    dest, texts = Path(dest).expanduser(), load_sources(shipped_sources_dir(), manifest)
+    for s in manifest: atomic_write_text(dest / s.filename, texts[s.doc_id])
     return dest
 
 # %% ../nbs/02_corpus.ipynb #c025
@@ -327,17 +322,27 @@ def load_injections() -> list[dict]:
     return load_documents(_data_path("injections.jsonl"), "adversarial")
 
 # %% ../nbs/02_corpus.ipynb #c037
+def _cache_body(chunks:Sequence[Chunk]) -> str:
+    "The chunks as the cache file stores them: one JSON object per line."
+    return "".join(c.model_dump_json() + "\n" for c in chunks)
+
 class Corpus:
     "The chunked corpus: every chunk in build order, looked up by id."
-    def __init__(self, chunks:Sequence[Chunk], hash:str, sources_dir:Path|None=None, cache_dir:Path|None=None):
+    def __init__(self, chunks:Sequence[Chunk], hash:str, sources_dir:Path|None=None, cache_dir:Path|None=None,
+                 content_sha256:str|None=None):
         self.chunks, self.hash, self.sources_dir, self.cache_dir = list(chunks), hash, sources_dir, cache_dir
         self._by_id = {c.chunk_id: i for i, c in enumerate(self.chunks)}
-        self._flat = None  # whitespace-collapsed texts, made on the first find()
+        self._flat, self._sha = None, content_sha256  # whitespace-collapsed texts, made on the first find()
         if len(self._by_id) != len(self.chunks): raise CorpusError("duplicate chunk ids in corpus")
     def __len__(self): return len(self.chunks)
     def __iter__(self): return iter(self.chunks)
     def __contains__(self, chunk_id): return chunk_id in self._by_id
     def __repr__(self): return f"Corpus({len(self)} chunks, {len(self.doc_ids)} documents, hash={self.hash})"
+    @property
+    def content_sha256(self) -> str:
+        "sha256 of the chunks themselves (ids, texts, metadata): what a saved index is checked against."
+        if self._sha is None: self._sha = hashlib.sha256(_cache_body(self.chunks).encode("utf-8")).hexdigest()
+        return self._sha
     def index(self, chunk_id:str) -> int:
         "Position of a chunk in build order."
         return self._by_id[self.get(chunk_id).chunk_id]
@@ -361,6 +366,34 @@ class Corpus:
         q = " ".join(quote.split())
         return [c for c, t in zip(self.chunks, self._flat) if (doc_id is None or c.doc_id == doc_id) and q in t]
 
+# %% ../nbs/02_corpus.ipynb #c064
+CACHE_FORMAT = 2  # the cache file's header format; files without this header (older versions) are rebuilt
+
+def _write_cache(path:Path, key:str, chunks:Sequence[Chunk]) -> str:
+    "Write `chunks` to `path` atomically after a header with the key, the chunk count and the body's sha256."
+    body = _cache_body(chunks)
+    sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    head = json.dumps({"kwanzaa_corpus_cache": CACHE_FORMAT, "key": key, "chunks": len(chunks), "sha256": sha})
+    atomic_write_text(path, head + "\n" + body)
+    return sha
+
+def _read_cache(path:Path, key:str) -> tuple[list[Chunk], str] | None:
+    "(chunks, body sha256) of a whole cache file; None when it is absent or (with a warning) damaged."
+    if not path.is_file(): return None
+    head, _, body = path.read_bytes().partition(b"\n")
+    try:
+        h = json.loads(head)
+        if not isinstance(h, dict) or h.get("kwanzaa_corpus_cache") != CACHE_FORMAT: problem = "not in the current format"
+        elif h.get("key") != key: problem = f"its header is for corpus {h.get('key')!r}"
+        elif hashlib.sha256(body).hexdigest() != h.get("sha256"): problem = "its content does not match its sha256 (truncated or edited)"
+        else:
+            chunks = [Chunk.model_validate_json(l) for l in body.decode("utf-8").splitlines()]
+            if len(chunks) == h.get("chunks"): return chunks, h["sha256"]
+            problem = f"it holds {len(chunks)} chunks, its header says {h.get('chunks')}"
+    except ValueError as e: problem = f"unreadable ({str(e).splitlines()[0][:100]})"
+    warnings.warn(f"corpus cache {path}: {problem}; rebuilding it", stacklevel=3)
+    return None
+
 # %% ../nbs/02_corpus.ipynb #c038
 def _chunks_of(doc:dict, min_words:int, max_words:int) -> list[Chunk]:
     "Chunk one document (a dict of Chunk metadata plus its text)."
@@ -369,37 +402,36 @@ def _chunks_of(doc:dict, min_words:int, max_words:int) -> list[Chunk]:
     return [Chunk(chunk_id=f"{doc['doc_id']}::chunk::{i}", text=t, **meta)
             for i, t in enumerate(chunk_text(doc["text"], min_words, max_words))]
 
-def _corpus_hash(manifest_path:Path, extra_files:Sequence[Path], min_words:int, max_words:int) -> str:
-    "Cache key: manifest + notes + injections + chunker version and parameters (source hashes are in the manifest)."
+def _corpus_hash(manifest_path:Path, extra_files:Sequence[Path], source_sha256:Sequence[str], min_words:int,
+                 max_words:int) -> str:
+    "Cache key: manifest + notes + injections + the source texts' sha256 + chunker version and parameters."
     h = hashlib.sha256()
     for p in (manifest_path, *extra_files):
         h.update(p.name.encode() + b"\0" + (p.read_bytes() if p.is_file() else b"<absent>") + b"\0")
     h.update(json.dumps({"chunker": CHUNKER_VERSION, "min_words": min_words, "max_words": max_words,
-                         "chunk_fields": sorted(Chunk.model_fields)}).encode())
+                         "chunk_fields": sorted(Chunk.model_fields), "sources": list(source_sha256)}).encode())
     return h.hexdigest()[:16]
 
-def build_corpus(sources_dir:str|Path|None=None, # directory of source texts; default find_sources_dir()
+def build_corpus(sources_dir:str|Path|None=None, # override directory of texts; default $KWANZAA_SOURCES, else the shipped ones
                  cache_dir:str|Path|None=None, # where built corpora are cached; default ~/.cache/kwanzaa/corpus
                  min_words:int=100, max_words:int=200, # chunk size bounds (see chunk_text)
                  use_cache:bool=True, # False: always rebuild (and rewrite the cache)
                 ) -> Corpus:
-    "Verify the sources, chunk them with the notes and injection passages, and return the (cached) Corpus."
+    "Read and check the source texts, chunk them with the notes and injection passages, and return the (cached) Corpus."
     manifest_path = _data_path("sources.csv")
     manifest = load_manifest(manifest_path)
-    src = find_sources_dir(sources_dir)
-    paths = verify_sources(src, manifest)
-    key = _corpus_hash(manifest_path, [_data_path("kwanzaa_notes.jsonl"), _data_path("injections.jsonl")], min_words, max_words)
+    src, texts = find_sources_dir(sources_dir), load_sources(sources_dir, manifest)
+    source_sha = [hashlib.sha256(texts[s.doc_id].encode("utf-8")).hexdigest() for s in manifest]
+    key = _corpus_hash(manifest_path, [_data_path("kwanzaa_notes.jsonl"), _data_path("injections.jsonl")], source_sha,
+                       min_words, max_words)
     cache = Path(cache_dir).expanduser() if cache_dir else _cache_root() / "corpus"
-    cached = cache / f"{key}.jsonl"
-    if use_cache and cached.is_file():
-        try: return Corpus([Chunk.model_validate_json(l) for l in cached.read_text(encoding="utf-8").splitlines()], key, src, cache)
-        except ValueError: pass  # an unreadable cache file is rebuilt below
+    path = cache / f"{key}.jsonl"
+    if use_cache and (got := _read_cache(path, key)) is not None: return Corpus(got[0], key, src, cache, got[1])
     docs = [dict(doc_id=s.doc_id, title=s.title, author=s.author, year=s.year, source_org=s.source_org,
                  license=s.license, canonical_url=s.canonical_url, namespace=s.namespace, content_type=s.content_type,
-                 text=paths[s.doc_id].read_text(encoding="utf-8")) for s in manifest]
+                 text=texts[s.doc_id]) for s in manifest]
     chunks = [c for d in docs + load_notes() + load_injections() for c in _chunks_of(d, min_words, max_words)]
-    atomic_write_text(cached, "".join(c.model_dump_json() + "\n" for c in chunks))
-    return Corpus(chunks, key, src, cache)
+    return Corpus(chunks, key, src, cache, _write_cache(path, key, chunks))
 
 # %% ../nbs/02_corpus.ipynb #c047
 def _check_namespaces(namespaces) -> tuple[str, ...]:
@@ -413,40 +445,43 @@ def _tokenizer() -> bm25s.tokenization.Tokenizer:
     "The one tokenizer for chunks and queries: lower-case words, English stopwords, Snowball English stemmer."
     return bm25s.tokenization.Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
 
-def _load_index(path:Path, n_chunks:int):
-    "A saved (tokenizer, BM25 index) pair, or None when it is absent, unreadable or for another corpus."
+def _load_index(path:Path, corpus:Corpus):
+    "A saved (tokenizer, BM25 index) pair, or None when it is absent, unreadable or was built from other chunks."
     try:
+        if (path / "corpus.sha256").read_text(encoding="utf-8").strip() != corpus.content_sha256: return None
         bm25 = bm25s.BM25.load(str(path), mmap=False)
         tok = _tokenizer(); tok.load_vocab(str(path))
-        return (tok, bm25) if bm25.scores["num_docs"] == n_chunks else None
+        return (tok, bm25) if bm25.scores["num_docs"] == len(corpus) else None
     except Exception: return None
 
-def _save_index(path:Path, tok, bm25):
-    "Save the index to `path` atomically (a temporary directory renamed into place); a lost race is harmless."
+def _save_index(path:Path, tok, bm25, content_sha256:str):
+    "Save the index and the sha256 of the chunks it indexes to `path` atomically (a directory renamed into place)."
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         bm25.save(str(tmp)); tok.save_vocab(str(tmp))
+        (tmp / "corpus.sha256").write_text(content_sha256 + "\n", encoding="utf-8")
         os.rename(tmp, path)
-    except OSError: shutil.rmtree(tmp, ignore_errors=True)
+    except OSError: shutil.rmtree(tmp, ignore_errors=True)  # a lost race is harmless: the winner's index is as good
 
+# %% ../nbs/02_corpus.ipynb #c067
 class Retriever:
     "BM25 (bm25s, English stopwords + stemmer) over a Corpus, with namespace filtering and deterministic ties."
     def __init__(self, corpus:Corpus, # the chunks to search
                  k1:float=1.5, b:float=0.75, # BM25 parameters (bm25s defaults)
                 ):
         self.corpus = corpus
-        cached = None
+        cached = loaded = None
         if corpus.cache_dir is not None:  # a built corpus: keep its index next to it (~0.1 s to load vs ~1.5 s)
             cached = Path(corpus.cache_dir) / f"{corpus.hash}.bm25-{bm25s.__version__}-k1={k1}-b={b}"
-            loaded = _load_index(cached, len(corpus)) if cached.is_dir() else None
-        if cached is not None and loaded is not None: self._tok, self._bm25 = loaded
+            loaded = _load_index(cached, corpus) if cached.is_dir() else None
+        if loaded is not None: self._tok, self._bm25 = loaded
         else:
             self._tok, self._bm25 = _tokenizer(), bm25s.BM25(k1=k1, b=b)
             self._bm25.index(self._tok.tokenize([c.text for c in corpus.chunks], show_progress=False), show_progress=False)
             if cached is not None:
-                shutil.rmtree(cached, ignore_errors=True)  # an unreadable index is replaced
-                _save_index(cached, self._tok, self._bm25)
+                shutil.rmtree(cached, ignore_errors=True)  # an unreadable or stale index is replaced
+                _save_index(cached, self._tok, self._bm25, corpus.content_sha256)
         self._ns = np.array([c.namespace for c in corpus.chunks])
 
     def scores(self, query:str) -> np.ndarray:
@@ -482,3 +517,22 @@ def recall_at_k(retriever:Retriever, # the retriever to measure
         hits += bool(got & set(gold)); n += 1
     if n == 0: raise ValueError("recall_at_k: no questions given")
     return hits / n
+
+# %% ../nbs/02_corpus.ipynb #c071
+def main(argv:Sequence[str]|None=None) -> int:
+    "Command line: python -m kwanzaa.corpus export-sources DIR | check-sources [DIR]."
+    ap = argparse.ArgumentParser(prog="python -m kwanzaa.corpus", description=main.__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("export-sources", help="write the shipped source texts, uncompressed, into DIR").add_argument("dir")
+    sub.add_parser("check-sources", help="check a directory of texts against the manifest").add_argument("dir", nargs="?")
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "export-sources": print(f"wrote {len(load_manifest())} source texts to {export_sources(a.dir)}")
+        else: print(f"{len(load_sources(a.dir))} source texts in {find_sources_dir(a.dir)} match the manifest")
+    except CorpusError as e:
+        print(f"error: {e}", file=sys.stderr); return 1
+    return 0
+
+# %% ../nbs/02_corpus.ipynb #c072
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.corpus":
+    sys.exit(main())  # `python -m kwanzaa.corpus ...`; a notebook kernel is also __main__, but has no such __spec__

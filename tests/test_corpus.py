@@ -1,26 +1,32 @@
-"""kwanzaa.corpus end to end: sources over real HTTP on loopback, deterministic builds, chunk bounds, retrieval."""
-import csv, functools, http.server, json, os, shutil, subprocess, sys, threading
+"""kwanzaa.corpus end to end: shipped sources, override directories, self-checking caches, chunk bounds, retrieval."""
+import csv, gzip, hashlib, json, os, shutil, subprocess, sys, warnings
 from pathlib import Path
 
 import pytest
 
 import kwanzaa.corpus as kc
-from kwanzaa.corpus import (DEFAULT_NAMESPACES, NAMESPACES, CorpusError, Retriever, SourcesNotFoundError, build_corpus,
-                            chunk_text, fetch_sources, find_sources_dir, load_injections, load_manifest, load_notes,
-                            recall_at_k, verify_sources)
+from kwanzaa.corpus import (DEFAULT_NAMESPACES, MANIFEST_FIELDS, NAMESPACES, Corpus, CorpusError, Retriever,
+                            build_corpus, chunk_text, export_sources, find_sources_dir, load_injections, load_manifest,
+                            load_notes, load_sources, recall_at_k, shipped_sources_dir)
 from kwanzaa.config import file_sha256
 from kwanzaa.contract import AnswerCore, Chunk, assemble
 
 
-@pytest.fixture(scope="module")
-def sources():
-    try: return find_sources_dir()
-    except SourcesNotFoundError as e: pytest.skip(f"primary-source texts not available here: {e}")
+@pytest.fixture(autouse=True)
+def _no_override(monkeypatch):
+    "Every test starts without $KWANZAA_SOURCES, whatever the shell running pytest has set."
+    monkeypatch.delenv("KWANZAA_SOURCES", raising=False)
 
 
 @pytest.fixture(scope="module")
-def corpus(sources, tmp_path_factory):
-    return build_corpus(sources, cache_dir=tmp_path_factory.mktemp("cache"), use_cache=False)
+def sources(tmp_path_factory):
+    "A directory of the shipped texts, exported as plain files (a valid override directory)."
+    return export_sources(tmp_path_factory.mktemp("sources"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return build_corpus(cache_dir=tmp_path_factory.mktemp("cache"), use_cache=False)
 
 
 @pytest.fixture(scope="module")
@@ -28,53 +34,54 @@ def retriever(corpus):
     return Retriever(corpus)
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    requests: list = []
-    def log_message(self, *a): pass
-    def do_GET(self):
-        type(self).requests.append(self.path)
-        return super().do_GET()
-
-
-@pytest.fixture
-def serve():
-    "Serve a directory over HTTP on 127.0.0.1 (a real server in a thread); yields a function dir -> base_url."
-    servers = []
-    def start(directory):
-        _Quiet.requests = []
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(directory)))
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        servers.append(srv)
-        return f"http://127.0.0.1:{srv.server_address[1]}"
-    yield start
-    for s in servers: s.shutdown(); s.server_close()
-
-
-def _copy_sources(src, dest):
-    dest.mkdir(parents=True, exist_ok=True)
-    for s in load_manifest(): shutil.copy(Path(src) / s.filename, dest / s.filename)
+def _copy(src, dest):
+    shutil.copytree(src, dest)
     return dest
 
 
-# -- manifest ---------------------------------------------------------------------------------------------------------
+# -- the shipped texts and the manifest -------------------------------------------------------------------------------
 
-def test_manifest_matches_the_shipped_files(sources):
+def test_shipped_texts_match_the_manifest():
     manifest = load_manifest()
     assert len(manifest) == 18 and len({s.doc_id for s in manifest}) == 18
     assert all(s.namespace == "primary_sources" and s.filename == f"{s.doc_id}.txt" for s in manifest)
-    for s in manifest: assert file_sha256(Path(sources) / s.filename) == s.sha256, s.filename
+    d = shipped_sources_dir()
+    assert d == Path(kc.__file__).parent / "corpus_data" / "sources"
+    assert sorted(p.name for p in d.iterdir()) == sorted(f"{s.filename}.gz" for s in manifest)  # nothing else shipped
+    total = 0
+    for s in manifest:
+        raw = (d / f"{s.filename}.gz").read_bytes(); total += len(raw)
+        assert raw[4:8] == b"\0\0\0\0", s.filename  # gzip mtime 0: the same text always gives the same bytes
+        assert hashlib.sha256(gzip.decompress(raw)).hexdigest() == s.sha256, s.filename
+    assert total < 1_500_000
+    texts = load_sources()
+    assert "I was born in Tuckahoe" in texts["douglass_narrative_1845"]
+    assert "Four score and seven years ago" in texts["lincoln_gettysburg_address_1863"]
+
+
+def test_manifest_provenance_columns():
+    manifest = load_manifest()
+    with open(kc._data_path("sources.csv"), newline="", encoding="utf-8") as f:
+        assert tuple(csv.DictReader(f).fieldnames) == MANIFEST_FIELDS
+    for s in manifest:
+        assert s.license.startswith("Public Domain (US") and s.title and s.author and s.year
+        assert "/" in s.source_repo and s.source_path and len(s.source_commit) == 40 and int(s.source_commit, 16) >= 0
+        assert 20 <= len(s.cleaning) <= 250, s.doc_id
     amend = next(s for s in manifest if s.doc_id == "us_constitution_amendments_13_14_15")
     assert (amend.year, amend.year_text) == (1865, "1865-1870")
-    assert all(s.download_url.startswith("https://www.gutenberg.org/cache/epub/")
-               for s in manifest if "gutenberg.org/ebooks/" in s.canonical_url)
+    assert amend.source_repo == "JesseKPhillips/USA-Constitution"
 
 
-def test_no_source_text_is_committed():
-    "The package ships the manifest, never the texts: no shipped file repeats a sentence of a source."
-    data = Path(kc.__file__).parent / "corpus_data"
-    shipped = " ".join(p.read_text(encoding="utf-8", errors="ignore") for p in data.rglob("*") if p.is_file())
-    assert "I was born in Tuckahoe" not in shipped and "Four score and seven years ago" not in shipped
-    assert not list(data.rglob("*.txt"))
+def test_data_card_table_matches_the_manifest():
+    "DATA.md (top of the repository) carries the provenance table generated from sources.csv."
+    data_md = Path(kc.__file__).parent.parent / "DATA.md"
+    if not data_md.is_file(): pytest.skip("DATA.md is in the repository, not in an installed package")
+    text = data_md.read_text(encoding="utf-8")
+    table = text.split("<!-- begin sources table -->\n", 1)[1].split("<!-- end sources table -->", 1)[0]
+    assert table == kc.sources_table()
+    lines = table.splitlines()
+    assert len(lines) == 20 and all(l.count(" | ") == 5 for l in lines[:1] + lines[2:])  # no stray "|" in a cell
+    assert "CC BY 4.0" in text and "kwanzaa_notes.jsonl" in text and "injections.jsonl" in text
 
 
 def test_manifest_errors_name_file_line_and_field(tmp_path):
@@ -85,89 +92,191 @@ def test_manifest_errors_name_file_line_and_field(tmp_path):
         w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
     with pytest.raises(CorpusError, match=r"sources\.csv:4: field 'namespace': 'primary' is not one of"):
         load_manifest(bad)
+    with open(bad, "w", newline="", encoding="utf-8") as f:  # a manifest of the old format (no provenance columns)
+        cols = [k for k in rows[0] if k != "cleaning"]
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore"); w.writeheader(); w.writerows(rows)
+    with pytest.raises(CorpusError, match=r"sources\.csv:1: missing columns \['cleaning'\]"): load_manifest(bad)
 
 
-# -- finding and fetching sources -------------------------------------------------------------------------------------
+# -- where the texts are read from ------------------------------------------------------------------------------------
 
-def test_fetch_over_loopback_then_build(sources, tmp_path, serve):
-    base = serve(_copy_sources(sources, tmp_path / "mirror"))
-    dest = fetch_sources(tmp_path / "got", base_url=base)
-    assert sorted(_Quiet.requests) == sorted(f"/{s.filename}" for s in load_manifest())
-    assert len(verify_sources(dest)) == 18
-    fetch_sources(dest, base_url=base)  # everything present and verified: nothing is downloaded again
-    assert len(_Quiet.requests) == 18
-    a = build_corpus(dest, cache_dir=tmp_path / "c1")
-    b = build_corpus(sources, cache_dir=tmp_path / "c2")
-    assert [(c.chunk_id, c.text) for c in a] == [(c.chunk_id, c.text) for c in b] and a.hash == b.hash
-
-
-def test_fetch_sha256_mismatch_is_refused(sources, tmp_path, serve):
-    mirror = _copy_sources(sources, tmp_path / "mirror")
-    (mirror / "lincoln_gettysburg_address_1863.txt").write_text("Four score and eight years ago ...\n")
-    expected = next(s.sha256 for s in load_manifest() if s.doc_id == "lincoln_gettysburg_address_1863")
-    got = file_sha256(mirror / "lincoln_gettysburg_address_1863.txt")
-    with pytest.raises(CorpusError) as e: fetch_sources(tmp_path / "got", base_url=serve(mirror))
-    msg = str(e.value)
-    assert "lincoln_gettysburg_address_1863.txt: sha256 mismatch" in msg and expected in msg and got in msg
-    assert "base_url" in msg
-    assert not (tmp_path / "got" / "lincoln_gettysburg_address_1863.txt").exists()
-    assert len(list((tmp_path / "got").glob("*.txt"))) == 17 and not list((tmp_path / "got").glob(".*part"))
+def test_build_needs_nothing_outside_the_package(corpus, tmp_path, monkeypatch):
+    "No argument, no $KWANZAA_SOURCES, a cwd with no shared/ anywhere above it: the shipped texts are used."
+    assert "shared" not in Path(kc.__file__).read_text(encoding="utf-8")  # the package never looks for a shared folder
+    monkeypatch.chdir(tmp_path); monkeypatch.setenv("KWANZAA_CACHE", str(tmp_path / "cache"))
+    assert not [p for p in (tmp_path, *tmp_path.parents) if (p / "shared").exists()]
+    assert find_sources_dir() == shipped_sources_dir()
+    c = build_corpus()
+    assert (c.hash, c.chunks) == (corpus.hash, corpus.chunks)
+    assert (tmp_path / "cache" / "corpus" / f"{c.hash}.jsonl").is_file()
+    code = "from kwanzaa.corpus import build_corpus; c = build_corpus(); print(c.hash, len(c))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env={**os.environ, "KWANZAA_CACHE": str(tmp_path / "cache2")}).stdout.split()
+    assert out == [corpus.hash, str(len(corpus))]
 
 
-def test_fetch_uses_download_url_and_explains_missing_ones(sources, tmp_path, serve):
-    "Without base_url each source's download_url is used; a source without one is reported with the fix."
-    base = serve(_copy_sources(sources, tmp_path / "mirror"))
-    rows = list(csv.DictReader(open(kc._data_path("sources.csv"), encoding="utf-8")))[:3]
-    rows[0]["download_url"], rows[1]["download_url"] = f"{base}/{rows[0]['filename']}", f"{base}/nope.txt"
-    rows[2]["download_url"] = ""
-    man = tmp_path / "sources.csv"
-    with open(man, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
-    with pytest.raises(CorpusError) as e: fetch_sources(tmp_path / "got", manifest=load_manifest(man))
-    msg = str(e.value)
-    assert "2 source(s) could not be fetched" in msg and "404" in msg and "pass base_url=MIRROR" in msg
-    assert [p.name for p in (tmp_path / "got").glob("*.txt")] == [rows[0]["filename"]]
+def test_override_order(sources, tmp_path, monkeypatch):
+    assert find_sources_dir() == shipped_sources_dir()
+    monkeypatch.setenv("KWANZAA_SOURCES", str(sources))
+    assert find_sources_dir() == sources
+    assert find_sources_dir(tmp_path) == tmp_path  # explicit wins over the environment
+    monkeypatch.setenv("KWANZAA_SOURCES", "")  # an empty variable is no override
+    assert find_sources_dir() == shipped_sources_dir()
 
 
-def test_find_sources_dir_order_and_message(tmp_path, monkeypatch):
-    monkeypatch.delenv("KWANZAA_SOURCES", raising=False)
-    monkeypatch.setenv("KWANZAA_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(kc, "_shared_candidates", lambda: [tmp_path / "shared" / "corpus" / "raw"])
-    with pytest.raises(SourcesNotFoundError) as e: find_sources_dir()
-    msg = str(e.value)
-    for s in (str(tmp_path / "shared" / "corpus" / "raw"), str(tmp_path / "cache" / "sources"), "sources_dir=",
-              "--sources", "KWANZAA_SOURCES", "fetch_sources"):
-        assert s in msg
-    (tmp_path / "cache" / "sources").mkdir(parents=True); (tmp_path / "cache" / "sources" / "a.txt").write_text("x")
-    assert find_sources_dir() == tmp_path / "cache" / "sources"  # the fetch destination is found last
-    (tmp_path / "shared" / "corpus" / "raw").mkdir(parents=True); (tmp_path / "shared/corpus/raw/b.txt").write_text("x")
-    assert find_sources_dir() == tmp_path / "shared" / "corpus" / "raw"
-    monkeypatch.setenv("KWANZAA_SOURCES", str(tmp_path / "env"))
-    with pytest.raises(SourcesNotFoundError, match=r"from the \$KWANZAA_SOURCES\) does not exist"): find_sources_dir()
-    (tmp_path / "env").mkdir()
-    assert find_sources_dir() == tmp_path / "env"
-    assert find_sources_dir(tmp_path) == tmp_path  # explicit wins
+def test_override_with_the_shipped_texts_builds_the_same_corpus(sources, corpus, tmp_path, monkeypatch):
+    a = build_corpus(sources, cache_dir=tmp_path / "a")
+    monkeypatch.setenv("KWANZAA_SOURCES", str(sources))
+    b = build_corpus(cache_dir=tmp_path / "b")
+    assert a.hash == b.hash == corpus.hash and a.chunks == b.chunks == corpus.chunks
+    assert a.sources_dir == b.sources_dir == sources
 
 
-def test_default_search_finds_shared_from_cwd(sources, tmp_path, monkeypatch):
-    "The shared/corpus/raw sibling is found walking up from a subdirectory of the checkout, e.g. nbs/."
-    monkeypatch.delenv("KWANZAA_SOURCES", raising=False)
-    root = tmp_path / "work"; _copy_sources(sources, root / "shared" / "corpus" / "raw")
-    (root / "main" / "nbs").mkdir(parents=True); monkeypatch.chdir(root / "main" / "nbs")
-    assert find_sources_dir() == (root / "shared" / "corpus" / "raw").resolve()
-
-
-def test_build_refuses_a_changed_source(sources, tmp_path):
-    d = _copy_sources(sources, tmp_path / "src")
+def test_override_missing_and_changed_files_are_named_with_the_fix(sources, tmp_path, monkeypatch):
+    d = _copy(sources, tmp_path / "src")
     f = d / "plessy_v_ferguson_1896.txt"; f.write_text(f.read_text() + "\nAn added line.\n")
+    (d / "wells_red_record_1895.txt").unlink()
     with pytest.raises(CorpusError) as e: build_corpus(d, cache_dir=tmp_path / "cache")
     msg = str(e.value)
+    assert msg.startswith(f"2 of 18 source files in {d} do not match the manifest")
     assert f"{f}: sha256 mismatch for plessy_v_ferguson_1896" in msg
-    assert f"expected {load_manifest()[0].sha256}" not in msg  # it names plessy's hash, not another's
-    assert next(s.sha256 for s in load_manifest() if s.doc_id == "plessy_v_ferguson_1896") in msg
-    assert file_sha256(f) in msg
-    f.unlink()
-    with pytest.raises(CorpusError, match="plessy_v_ferguson_1896.txt: missing"): build_corpus(d, cache_dir=tmp_path / "cache")
+    assert next(s.sha256 for s in load_manifest() if s.doc_id == "plessy_v_ferguson_1896") in msg and file_sha256(f) in msg
+    assert f"{d / 'wells_red_record_1895.txt'}: missing (doc_id wells_red_record_1895)" in msg
+    assert "the sources_dir argument" in msg and "remove that override to use the texts shipped with the package" in msg
+    assert f"python -m kwanzaa.corpus export-sources {d}" in msg
+    assert not (tmp_path / "cache").exists()  # nothing was built from bad texts
+    monkeypatch.setenv("KWANZAA_SOURCES", str(d))
+    with pytest.raises(CorpusError, match=r"comes from \$KWANZAA_SOURCES: remove that override"): build_corpus()
+    export_sources(d)  # the fix the message gives
+    assert build_corpus(cache_dir=tmp_path / "cache").hash == build_corpus(sources, cache_dir=tmp_path / "c2").hash
+
+
+def test_override_directory_that_does_not_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("KWANZAA_SOURCES", str(tmp_path / "nope"))
+    with pytest.raises(CorpusError) as e: build_corpus(cache_dir=tmp_path)
+    msg = str(e.value)
+    assert f"sources directory {tmp_path / 'nope'} does not exist" in msg and "$KWANZAA_SOURCES" in msg
+    assert f"export-sources {tmp_path / 'nope'}" in msg
+
+
+def test_override_of_gzipped_texts_and_a_damaged_one(tmp_path):
+    "A directory of <filename>.gz files (a copy of the shipped ones) is read like the shipped one; a cut .gz is named."
+    d = _copy(shipped_sources_dir(), tmp_path / "gz")
+    assert load_sources(d) == load_sources()
+    f = d / "jacobs_incidents_1861.txt.gz"; f.write_bytes(f.read_bytes()[:5000])
+    with pytest.raises(CorpusError, match=r"jacobs_incidents_1861\.txt\.gz: unreadable gzip for jacobs_incidents_1861"):
+        load_sources(d)
+
+
+def test_export_sources_round_trip(tmp_path):
+    out = export_sources(tmp_path / "a" / "b")  # parents are created
+    assert out == tmp_path / "a" / "b"
+    assert {p.name: file_sha256(p) for p in out.iterdir()} == {s.filename: s.sha256 for s in load_manifest()}
+    assert load_sources(out) == load_sources()
+    (out / "us_constitution_1787.txt").write_text("We the People")
+    export_sources(out)  # restores a changed file
+    assert file_sha256(out / "us_constitution_1787.txt") == next(s.sha256 for s in load_manifest() if s.doc_id == "us_constitution_1787")
+
+
+def test_command_line(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "kwanzaa.corpus", *a], capture_output=True, text=True,
+                                    env={k: v for k, v in os.environ.items() if k != "KWANZAA_SOURCES"})
+    r = run("export-sources", str(tmp_path / "t"))
+    assert r.returncode == 0 and f"wrote 18 source texts to {tmp_path / 't'}" in r.stdout
+    assert load_sources(tmp_path / "t") == load_sources()
+    (tmp_path / "t" / "truth_narrative_1850.txt").unlink()
+    r = run("check-sources", str(tmp_path / "t"))
+    assert r.returncode == 1 and "truth_narrative_1850.txt: missing" in r.stderr and "export-sources" in r.stderr
+    r = run("check-sources")
+    assert r.returncode == 0 and "18 source texts" in r.stdout
+    assert run().returncode == 2  # argparse: a subcommand is required
+
+
+# -- the cache ----------------------------------------------------------------------------------------------------------
+
+def _rebuilt(cache_dir):
+    "build_corpus(cache_dir) that must warn that the cache file was damaged; returns (corpus, warning text)."
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        c = build_corpus(cache_dir=cache_dir)
+    msgs = [str(x.message) for x in w if "corpus cache" in str(x.message)]
+    assert len(msgs) == 1, msgs
+    return c, msgs[0]
+
+
+def test_truncated_cache_is_rebuilt(corpus, tmp_path):
+    a = build_corpus(cache_dir=tmp_path)
+    f = tmp_path / f"{a.hash}.jsonl"
+    whole = f.read_bytes()
+    f.write_bytes(whole[:len(whole) // 3])
+    c, msg = _rebuilt(tmp_path)
+    assert str(f) in msg and "truncated or edited" in msg and "rebuilding" in msg
+    assert c.chunks == a.chunks == corpus.chunks and f.read_bytes() == whole  # rewritten whole
+    f.write_bytes(whole.split(b"\n", 1)[0] + b"\n")  # only the header left
+    assert _rebuilt(tmp_path)[0].chunks == a.chunks
+    f.write_bytes(b"")
+    assert _rebuilt(tmp_path)[0].chunks == a.chunks and f.read_bytes() == whole
+
+
+def test_edited_cache_is_rebuilt(corpus, tmp_path):
+    a = build_corpus(cache_dir=tmp_path)
+    f = tmp_path / f"{a.hash}.jsonl"
+    whole = f.read_text(encoding="utf-8")
+    target = "douglass_narrative_1845::chunk::3"
+    lines = whole.splitlines(keepends=True)
+    i = next(i for i, l in enumerate(lines) if f'"{target}"' in l)
+    row = json.loads(lines[i]); row["text"] = row["text"][::-1]  # one chunk's text edited
+    f.write_text("".join(lines[:i] + [json.dumps(row) + "\n"] + lines[i + 1:]), encoding="utf-8")
+    c, msg = _rebuilt(tmp_path)
+    assert "does not match its sha256" in msg and c.chunks == corpus.chunks and f.read_text(encoding="utf-8") == whole
+    f.write_text(whole.replace(f'"{target}"', '"douglass_narrative_1845::chunk::3x"'), encoding="utf-8")  # an id edited
+    c, _ = _rebuilt(tmp_path)
+    assert c.get(target).text == corpus.get(target).text  # never 'unknown chunk id'
+
+
+def test_cache_header_is_checked(corpus, tmp_path):
+    a = build_corpus(cache_dir=tmp_path)
+    f = tmp_path / f"{a.hash}.jsonl"
+    head, body = f.read_text(encoding="utf-8").split("\n", 1)
+    h = json.loads(head)
+    assert h == {"kwanzaa_corpus_cache": kc.CACHE_FORMAT, "key": a.hash, "chunks": len(corpus),
+                 "sha256": hashlib.sha256(body.encode("utf-8")).hexdigest()}
+    assert h["sha256"] == a.content_sha256 == corpus.content_sha256
+    f.write_text(json.dumps({**h, "chunks": len(corpus) + 1}) + "\n" + body, encoding="utf-8")  # count disagrees
+    assert "header says" in _rebuilt(tmp_path)[1]
+    f.write_text(json.dumps({**h, "key": "0" * 16}) + "\n" + body, encoding="utf-8")  # another corpus's file
+    assert "is for corpus '0000000000000000'" in _rebuilt(tmp_path)[1]
+    f.write_text(body, encoding="utf-8")  # the old format: chunks only, no header
+    assert "not in the current format" in _rebuilt(tmp_path)[1]
+    mtime = f.stat().st_mtime_ns
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a whole cache file is read without a warning and not rewritten
+        assert build_corpus(cache_dir=tmp_path).chunks == corpus.chunks
+    assert f.stat().st_mtime_ns == mtime
+
+
+def test_source_hashes_are_in_the_cache_key():
+    m, sha = kc._data_path("sources.csv"), [s.sha256 for s in load_manifest()]
+    base = kc._corpus_hash(m, [], sha, 100, 200)
+    assert base == kc._corpus_hash(m, [], list(sha), 100, 200)  # deterministic
+    assert base != kc._corpus_hash(m, [], sha[:-1] + ["0" * 64], 100, 200)  # another text, another key
+    assert base != kc._corpus_hash(m, [], sha, 100, 180)
+
+
+def test_index_is_not_reused_for_other_chunks(corpus, tmp_path):
+    "The saved BM25 index is named by the corpus hash and checked against the chunks' sha256."
+    Retriever(Corpus(corpus.chunks, corpus.hash, cache_dir=tmp_path))
+    (saved,) = [p for p in tmp_path.iterdir() if p.name.startswith(f"{corpus.hash}.bm25-")]
+    assert (saved / "corpus.sha256").read_text().strip() == corpus.content_sha256
+    edited = [corpus.chunks[0].model_copy(update={"text": "Tuckahoe " * 5}), *corpus.chunks[1:]]
+    same_key = Corpus(edited, corpus.hash, cache_dir=tmp_path)  # same hash, same count, other chunks
+    r = Retriever(same_key)
+    assert r.search("Tuckahoe", k=5) == Retriever(Corpus(edited, "fresh")).search("Tuckahoe", k=5)
+    assert r.search("Tuckahoe", k=1)[0][0].chunk_id == corpus.chunks[0].chunk_id
+    assert (saved / "corpus.sha256").read_text().strip() == same_key.content_sha256  # replaced by the new one
+    other = Corpus(corpus.chunks, "f" * 16, cache_dir=tmp_path)  # another hash: another index directory
+    Retriever(other)
+    assert len([p for p in tmp_path.iterdir() if ".bm25-" in p.name]) == 2
 
 
 # -- chunking and the built corpus -------------------------------------------------------------------------------------
@@ -182,7 +291,7 @@ def test_two_builds_are_identical_and_cached(sources, corpus, tmp_path):
     assert [(c.chunk_id, c.text) for c in a] == [(c.chunk_id, c.text) for c in b] == [(c.chunk_id, c.text) for c in corpus]
     assert a.chunks == b.chunks
     cached.write_text("not json\n")  # a damaged cache file is rebuilt, not trusted
-    assert build_corpus(sources, cache_dir=tmp_path).chunks == a.chunks
+    with pytest.warns(UserWarning, match="unreadable"): assert build_corpus(sources, cache_dir=tmp_path).chunks == a.chunks
     assert build_corpus(sources, cache_dir=tmp_path, max_words=180).hash != a.hash  # chunker params are in the key
 
 
