@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .records import atomic_write_text
+
 # %% ../nbs/00_contract.ipynb #c006
 STATUSES = ("answered", "partial", "refused", "clarify")
 PERSONAS = ("educator", "researcher", "creator", "builder")
@@ -431,9 +433,6 @@ def write_schemas(dest: Optional[Path] = None, # folder (default: the package's 
     out = []
     for name, fname in SCHEMA_FILES.items():
         p, text = dest / fname, json.dumps(schema_of(name), indent=2, ensure_ascii=False) + "\n"
-        if not p.exists() or p.read_text(encoding="utf-8") != text:
-            tmp = p.with_suffix(".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(p)
+        if not p.exists() or p.read_text(encoding="utf-8") != text: atomic_write_text(p, text)
         out.append(p)
     return out

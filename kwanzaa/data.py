@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #c003
 from __future__ import annotations
-import argparse, difflib, hashlib, json, os, random, re, sys, tempfile, unicodedata
+import argparse, difflib, json, os, random, re, sys, tempfile, unicodedata
 from collections import Counter
 from importlib.resources import files
 from pathlib import Path
@@ -14,14 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from .contract import (AnswerCore, Chunk, Toggles, PERSONAS, STATUSES, MAX_PASSAGES, core_to_text, parse,
                               check_consistency)
+from .records import atomic_write_text, file_sha256
 
 # %% auto #0
 __all__ = ['CATEGORIES', 'SPLITS', 'MAX_LINE_BYTES', 'ADVERSARIAL_NAMESPACE', 'PRIMARY_NAMESPACE', 'MAX_TOKENS', 'DATASETS',
-           'TARGETS', 'PERSONA_MIX', 'STATUS_MIX', 'DataError', 'Gold', 'Example', 'load_examples', 'write_examples',
-           'system_prompt', 'defuse', 'format_context', 'render_messages', 'example_messages', 'Evidence',
-           'Contrastive', 'Spec', 'load_specs', 'normalise_text', 'build_examples', 'token_budget', 'embedded_budget',
-           'example_problems', 'question_similarity', 'near_duplicate', 'leaked_questions', 'datasets_dir', 'specs_dir',
-           'spec_paths', 'dataset_path', 'load_dataset', 'dataset_hash', 'select_pilot', 'build_splits',
+           'dataset_hash', 'TARGETS', 'PERSONA_MIX', 'STATUS_MIX', 'DataError', 'Gold', 'Example', 'load_examples',
+           'write_examples', 'system_prompt', 'defuse', 'format_context', 'render_messages', 'example_messages',
+           'Evidence', 'Contrastive', 'Spec', 'load_specs', 'normalise_text', 'build_examples', 'token_budget',
+           'embedded_budget', 'example_problems', 'question_similarity', 'near_duplicate', 'leaked_questions',
+           'datasets_dir', 'specs_dir', 'spec_paths', 'dataset_path', 'load_dataset', 'select_pilot', 'build_splits',
            'build_dataset_files', 'dataset_stats', 'check_specs', 'main']
 
 # %% ../nbs/03_data.ipynb #c006
@@ -64,7 +65,14 @@ class Example(BaseModel):
             raise ValueError(f"field 'target.status': {self.target.status!r} differs from gold.status {self.gold.status!r}")
         if self.target.status == "refused" and self.target.citations:
             raise ValueError("field 'target.citations': a refusal cites nothing")
+        if _needs_passages(self) and not n:
+            raise ValueError(f"field 'context': an {self.target.status!r} target needs passages to cite when "
+                             "toggles.require_citations is on (and creative_mode off); the context is empty")
         return self
+
+def _needs_passages(ex) -> bool:
+    "Whether the example's target must rest on cited passages: an answer, citations required, not creative writing."
+    return ex.target.status in ("answered", "partial") and ex.toggles.require_citations and not ex.toggles.creative_mode
 
 # %% ../nbs/03_data.ipynb #c012
 MAX_LINE_BYTES = 1 << 20
@@ -80,6 +88,8 @@ def _jsonl_records(path, problems:list|None=None) -> Iterator[tuple[int, dict]]:
     n = 0
     with open(path, "rb") as f:
         for i, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), 1):
+            if b"\r" in raw.rstrip(b"\r\n") or (raw.endswith(b"\r") and i == 1):
+                raise DataError(f"{path}:{i}: CR-only line endings: convert to LF (one JSON object per line)")
             if len(raw) > MAX_LINE_BYTES:
                 raise DataError(f"{path}:{i}: line longer than {MAX_LINE_BYTES} bytes (limit 1 MiB); is this a JSONL file?")
             try: line = raw.decode("utf-8")
@@ -87,6 +97,8 @@ def _jsonl_records(path, problems:list|None=None) -> Iterator[tuple[int, dict]]:
                 fail(f"{path}:{i}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"); continue
             if not line.strip(): continue
             n += 1
+            if n == 1 and line.lstrip().startswith("["):
+                raise DataError(f"{path}:{i}: the file holds a JSON array, not JSONL: one object per line")
             try: obj = json.loads(line)
             except json.JSONDecodeError as e:
                 fail(f"{path}:{i}: invalid JSON: {e.msg} (column {e.colno})"); continue
@@ -137,20 +149,7 @@ def write_examples(examples: Iterable[Example], # examples to write
                   ) -> Path:
     "Write examples as JSONL (one compact object per line, UTF-8), atomically."
     text = "".join(json.dumps(e.model_dump(mode="json"), ensure_ascii=False) + "\n" for e in examples)
-    return _atomic_write(path, text)
-
-def _atomic_write(path, text: str) -> Path:
-    "Write text to path via a temp file in the same directory + os.replace."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f: f.write(text)
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; package data must be readable by all
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+    return atomic_write_text(path, text)  # LF line ends, and a umask mode: package data is readable by all
 
 # %% ../nbs/03_data.ipynb #c019
 _TONE = {"educator": "Write plainly and clearly, for learners.",
@@ -486,6 +485,8 @@ def example_problems(ex:Example, # a built example
     p += check_consistency(ex.target, ex.toggles)
     if ex.target.status in ("refused", "clarify") and (ex.target.citations or ex.gold.supporting):
         p.append(f"a {ex.target.status} example cites nothing and has no supporting passages")
+    if _needs_passages(ex) and not ex.context:
+        p.append(f"an {ex.target.status} example needs passages to cite when citations are required; the context is empty")
     if ex.target.status in ("answered", "partial"):
         if not ex.gold.supporting: p.append("an answer needs supporting passages")
         for f in ex.gold.key_facts:
@@ -545,9 +546,7 @@ def load_dataset(ref:str, # 'train', 'package:golden', or a path
     "Load a packaged dataset or a JSONL file of examples."
     return load_examples(dataset_path(ref), corpus)
 
-def dataset_hash(path) -> str:
-    "sha256 hex digest of a dataset file's bytes."
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+dataset_hash = file_sha256  # the sha256 of a dataset file (kwanzaa.records); the data card reads it by this name
 
 # %% ../nbs/03_data.ipynb #c055
 def select_pilot(train:list[Example], # training examples

@@ -4,25 +4,39 @@
 
 # %% ../nbs/06_inference.ipynb #c004
 from __future__ import annotations
-import json, re, time, weakref
+import json, os, re, time, weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
-from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, core_json_schema, core_to_text,
+from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSONAS, core_json_schema, core_to_text,
                               parse, assemble)
 from .data import render_messages
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
 
 # %% auto #0
-__all__ = ['FALLBACK_CORE', 'InferenceError', 'load_for_inference', 'prompt_text', 'Generation', 'core_grammar_text',
-           'compiled_core_grammar', 'generate', 'refusal_core', 'ask', 'compare_batching']
+__all__ = ['ADAPTER_RECORD', 'FALLBACK_CORE', 'MAX_QUESTION_CHARS', 'InferenceError', 'adapter_record', 'load_for_inference',
+           'prompt_text', 'Generation', 'core_grammar_text', 'compiled_core_grammar', 'generate', 'refusal_core', 'ask',
+           'compare_batching']
 
 # %% ../nbs/06_inference.ipynb #c007
 class InferenceError(ValueError):
     "A model, adapter or input that inference cannot use, with what to do about it."
+
+def _clip(value, n:int=80) -> str:
+    "repr(value), cut to about `n` characters: error messages never echo long user input."
+    r = repr(value)
+    return r if len(r) <= n else f"{r[:n]}... ({len(r)} characters)"
+
+def _int_arg(name:str, value, lo:int, hi:int|None=None) -> int:
+    "`value` as an int in lo..hi, or an InferenceError naming the argument and the allowed range."
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
+    if not ok:
+        allowed = f"an integer in {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
+        raise InferenceError(f"{name} must be {allowed}; got {_clip(value)}")
+    return value
 
 def _config_for(cfg_or_base):
     "A RunConfig from a RunConfig, or from a model name/directory (no quantization)."
@@ -30,27 +44,91 @@ def _config_for(cfg_or_base):
     if isinstance(cfg_or_base, (str, Path)): return load_config("lora", overrides={"model.base": str(cfg_or_base)})
     return cfg_or_base
 
+def _read_json_file(p:Path) -> dict:
+    "A JSON object file of an adapter directory, or an InferenceError naming it."
+    try: obj = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InferenceError(f"{p} is not a readable JSON file ({type(e).__name__}: {e}); re-save the adapter") from None
+    if not isinstance(obj, dict): raise InferenceError(f"{p} holds a JSON {type(obj).__name__}, not an object")
+    return obj
+
+# %% ../nbs/06_inference.ipynb #1dd8ef20
+ADAPTER_RECORD = "kwanzaa_adapter.json"  # written by the trainer next to the adapter: base, revision, tokenizer_sha256
+
 def _check_adapter_dir(adapter_dir) -> Path:
+    "The adapter directory as a Path, or an InferenceError saying what is wrong with it."
     p = Path(adapter_dir).expanduser()
     if not p.is_dir():
         raise InferenceError(f"adapter directory {p} does not exist; train an adapter first (kwanzaa train) or pass "
                              "adapter_dir=None to use the base model alone")
-    if not (p / "adapter_config.json").is_file():
+    conf = p / "adapter_config.json"
+    if conf.is_dir(): raise InferenceError(f"{conf} is a directory, not the adapter's config file; pass the "
+                                           "adapter directory that holds adapter_config.json and adapter_model.safetensors")
+    if not conf.is_file():
         raise InferenceError(f"{p} is not a LoRA adapter directory: it has no adapter_config.json (found: "
                              f"{', '.join(sorted(x.name for x in p.iterdir())[:8]) or 'nothing'})")
+    kind = _read_json_file(conf).get("peft_type")
+    if str(kind).upper() != "LORA":
+        raise InferenceError(f"{conf} has peft_type {_clip(kind)}: kwanzaa loads LoRA adapters only (peft_type LORA)")
+    if not (p / "adapter_model.safetensors").is_file():
+        old = " (adapter_model.bin is there: pickle weights are not loaded; re-save it with safetensors)" \
+              if (p / "adapter_model.bin").exists() else ""
+        raise InferenceError(f"{p} has no adapter weights: adapter_model.safetensors is missing{old}")
     return p
+
+def adapter_record(adapter_dir) -> dict:
+    "The base an adapter was trained on: {base, revision, tokenizer_sha256, source} from kwanzaa_adapter.json, else PEFT's config."
+    p = Path(adapter_dir)
+    if (p / ADAPTER_RECORD).is_file():
+        rec = _read_json_file(p / ADAPTER_RECORD)
+        return {"base": rec.get("base"), "revision": rec.get("revision"), "tokenizer_sha256": rec.get("tokenizer_sha256"),
+                "source": ADAPTER_RECORD}
+    conf = _read_json_file(p / "adapter_config.json")
+    return {"base": conf.get("base_model_name_or_path"), "revision": conf.get("revision"), "tokenizer_sha256": None,
+            "source": "adapter_config.json"}
+
+# %% ../nbs/06_inference.ipynb #ed329145
+def _same_model(recorded:str, base:str, base_path:str|None) -> bool|None:
+    "Whether `recorded` names the configured `base` (resolved locally at `base_path`); None when it cannot be told."
+    if recorded == base: return True
+    real = lambda x: os.path.realpath(os.path.expanduser(x))
+    here = [x for x in (base, base_path) if x and os.path.exists(os.path.expanduser(x))]
+    if os.path.exists(os.path.expanduser(recorded)): return any(real(recorded) == real(x) for x in here)
+    if os.path.isabs(recorded) or recorded.startswith((".", "~")): return None   # a path on another machine
+    return False
+
+def _check_base(adapter:Path, rec:dict, cfg, base_path:str|None=None):
+    "Raise InferenceError if the adapter's recorded base, revision or tokenizer differs from the configured base."
+    got, want = rec.get("base"), cfg.model.base
+    if got and _same_model(str(got), want, base_path) is False:
+        raise InferenceError(f"the adapter in {adapter} was trained on {_clip(got)} ({rec['source']}), but the configured "
+                             f"base is {_clip(want)}; set model.base={got} (or pass check_base=False to load it anyway)")
+    if rec.get("revision") and cfg.model.revision and rec["revision"] != cfg.model.revision:
+        raise InferenceError(f"the adapter in {adapter} was trained on revision {_clip(rec['revision'])} of {_clip(want)}, "
+                             f"but model.revision is {_clip(cfg.model.revision)}")
+    tok_file = Path(base_path) / "tokenizer.json" if base_path else None
+    if rec.get("tokenizer_sha256") and tok_file is not None and tok_file.is_file():
+        from kwanzaa.records import file_sha256
+        if (h := file_sha256(tok_file)) != rec["tokenizer_sha256"]:
+            raise InferenceError(f"the adapter in {adapter} was trained with a different tokenizer than {_clip(want)}'s "
+                                 f"(tokenizer.json sha256 {rec['tokenizer_sha256'][:12]}... recorded, {h[:12]}... here); "
+                                 "pass check_base=False to load it anyway")
 
 def load_for_inference(cfg_or_base, # a RunConfig, or a model name/dir ("embedded:smollm2", a local path, a hub id)
                        adapter_dir=None, # a trained LoRA adapter directory; None for the base model alone
                        quantize:bool|None=None, # None follows the config (qlora -> 4-bit); False loads bf16/fp32
                        device=None, # torch device; the accelerator if there is one, else CPU
+                       check_base:bool=True, # refuse an adapter recorded as trained on another base model
                       ):
     "Load the base model (+ adapter) and a left-padding tokenizer, ready for `generate`."
     adapter = None if adapter_dir is None else _check_adapter_dir(adapter_dir)
     cfg = _config_for(cfg_or_base)
+    rec = adapter_record(adapter) if adapter is not None and check_base else None
+    if rec: _check_base(adapter, rec, cfg)   # names only: before anything is loaded
     try: model, tok = load_model_and_tokenizer(cfg, device=device, quantize=quantize, padding_side="left")
     except (OSError, LoaderError) as e: raise InferenceError(f"cannot load base model {cfg.model.base!r}: {e}") from e
     if adapter is not None:
+        if rec: _check_base(adapter, rec, cfg, getattr(model, "name_or_path", None))  # paths and tokenizer hash
         from peft import PeftModel
         try: model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
         except Exception as e:
@@ -136,7 +214,7 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
         ns = [n_passages] * n if isinstance(n_passages, int) else list(n_passages)
         if len(ns) != n: raise InferenceError(f"n_passages has {len(ns)} values for {n} prompts")
     else: ns = [None] * n
-    if batch_size < 1: raise InferenceError(f"batch_size must be >= 1, got {batch_size}")
+    _int_arg("batch_size", batch_size, 1); _int_arg("max_new_tokens", max_new_tokens, 1)
     if tok.padding_side != "left": raise InferenceError("generation needs a left-padding tokenizer "
                                                         "(load_for_inference sets it; or tok.padding_side = 'left')")
     prompts = [prompt_text(tok, m) for m in message_lists]
@@ -184,26 +262,48 @@ def _default_retriever(cfg):
         _DEFAULTS["retriever"] = Retriever(build_corpus(cfg.data.sources_dir))
     return _DEFAULTS["retriever"]
 
+MAX_QUESTION_CHARS = 2000  # a question longer than this is refused (a pasted document, not a question)
+
+def _check_question(question) -> str:
+    "The question, or an InferenceError (an empty, non-string or over-long question; never echoed in full)."
+    if not isinstance(question, str) or not question.strip():
+        raise InferenceError(f"question must be a non-empty string; got {_clip(question, 40)}")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InferenceError(f"question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS} "
+                             f"(it starts {_clip(question[:60])})")
+    return question
+
+def _config_for_adapter(adapter_dir):
+    "The qlora preset on the base an adapter records (kwanzaa_adapter.json, else adapter_config.json)."
+    from kwanzaa.config import load_config
+    rec = adapter_record(_check_adapter_dir(adapter_dir))
+    over = {"model.base": rec["base"]} if rec.get("base") else {}
+    if rec.get("base") and rec.get("revision"): over["model.revision"] = rec["revision"]
+    return load_config("qlora", overrides=over)
+
 def ask(question:str, # the user's question
         persona:str="educator", # one of kwanzaa.contract.PERSONAS
         k:int|None=None, # passages to retrieve (at most MAX_PASSAGES); default cfg.eval.top_k
         toggles:Toggles|None=None, # require_citations, primary_sources_only, creative_mode
         model=None, tok=None, # from load_for_inference; default: cfg's base model (+ adapter_dir)
         retriever=None, # a kwanzaa.corpus.Retriever; default: BM25 over the built corpus
-        cfg=None, # a RunConfig; default load_config("qlora")
+        cfg=None, # a RunConfig; default: the qlora preset on the adapter's recorded base (or the preset's own base)
         adapter_dir=None, # adapter for the default model
         constrained:bool=True, # schema-constrained decoding
-        max_new_tokens:int|None=None, # default cfg.eval.max_new_tokens
+        max_new_tokens:int|None=None, # >= 1; default cfg.eval.max_new_tokens
         namespaces=None, # corpus namespaces to search (default: the retriever's; primary_sources_only narrows it)
        ) -> AnswerDocument:
     "Answer `question` from retrieved passages as a validated kwanzaa.answer.v1 document (a refusal if unanswerable)."
-    if not isinstance(question, str) or not question.strip(): raise InferenceError("question must be a non-empty string")
+    question = _check_question(question)
+    if persona not in PERSONAS: raise InferenceError(f"persona must be one of {', '.join(PERSONAS)}; got {_clip(persona)}")
+    if toggles is not None and not isinstance(toggles, Toggles):
+        raise InferenceError(f"toggles must be a kwanzaa.contract.Toggles; got {type(toggles).__name__}")
     toggles = toggles or Toggles()
     if cfg is None:
         from kwanzaa.config import load_config
-        cfg = load_config("qlora")
-    k = cfg.eval.top_k if k is None else k
-    if not 0 <= k <= MAX_PASSAGES: raise InferenceError(f"k must be in 0..{MAX_PASSAGES}, got {k}")
+        cfg = _config_for_adapter(adapter_dir) if adapter_dir is not None else load_config("qlora")
+    k = _int_arg("k", cfg.eval.top_k if k is None else k, 0, MAX_PASSAGES)
+    max_new_tokens = _int_arg("max_new_tokens", cfg.eval.max_new_tokens if max_new_tokens is None else max_new_tokens, 1)
     if retriever is None: retriever = _default_retriever(cfg)
     if namespaces is None and toggles.primary_sources_only: namespaces = "primary_sources"
     hits = [(c, s) for c, s in retriever.search(question, k=k, namespaces=namespaces) if s > 0] if k else []
@@ -215,7 +315,7 @@ def ask(question:str, # the user's question
         if key not in _DEFAULTS: _DEFAULTS[key] = load_for_inference(cfg, adapter_dir)
         model, tok = _DEFAULTS[key]
     g = generate(model, tok, [render_messages(question, chunks, persona, toggles)], batch_size=1,
-                 max_new_tokens=max_new_tokens or cfg.eval.max_new_tokens, constrained=constrained,
+                 max_new_tokens=max_new_tokens, constrained=constrained,
                  n_passages=len(chunks))[0]
     r = parse(g.text, n_passages=len(chunks))
     if not r.ok: return doc(refusal_core(f"the model output was not a valid answer ({r.error_kind})"))

@@ -4,7 +4,7 @@ from kwanzaa.config import ConfigError, RunConfig, apply_overrides, check_device
 
 TRAINING_KEYS = ("epochs, learning_rate, per_device_train_batch_size, gradient_accumulation_steps, optim, "
                  "lr_scheduler_type, warmup_ratio, max_seq_length, seed, save_steps, save_total_limit, logging_steps, "
-                 "max_steps, gradient_checkpointing, torch_threads, packing")
+                 "max_steps, gradient_checkpointing, torch_threads")
 TOP_KEYS = "name, model, adapter, lora, quantization, training, speed, data, eval"
 
 
@@ -60,10 +60,29 @@ FILE_CASES = {
     "unknown inherited preset": ("inherits: cpuu\n",
                                  "{f}:1: unknown preset 'cpuu' (did you mean 'cpu'?); presets: cpu, lora, pilot, qlora, qlora-fast"),
     "inherits not a name": ("inherits: [cpu]\n", "{f}:1: 'inherits' must be a preset name (cpu, lora, pilot, qlora, qlora-fast)"),
-    "method contradicts 4-bit": ("inherits: qlora\nadapter:\n  method: lora\n",
-                                 "{f}: 'adapter.method' is 'lora' but 'quantization.load_in_4bit' is true; "
-                                 "set quantization.load_in_4bit=false, or adapter.method=qlora for 4-bit QLoRA"),
+    "removed load_in_4bit": ("quantization:\n  load_in_4bit: false\n",
+                             "{f}:2: 'quantization.load_in_4bit' was removed: adapter.method is the one key for 4-bit "
+                             "loading; set adapter.method=qlora (4-bit base) or adapter.method=lora (unquantized) instead"),
+    "moved training.packing": ("training:\n  packing: true\n",
+                               "{f}:2: 'training.packing' moved to speed.packing: set speed.packing=none, rows or flat "
+                               "(flat = TRL's padding-free packing, what training.packing=true did)"),
+    "removed speed.enabled": ("speed:\n  enabled: true\n",
+                              "{f}:2: 'speed.enabled' was removed: the speed levers are set one by one (speed.lean, "
+                              "speed.packing, ...; see the qlora-fast preset), and all off is the plain recipe"),
+    "train is the golden set": ("data:\n  train: package:golden\n",
+                                "{f}:2: 'data.train' is 'package:golden', the golden set, which is held out for "
+                                "evaluation; keep eval data out of training: use package:train or your own file"),
+    "validation is the golden set": ("data:\n  validation: golden\n",
+                                     "{f}:2: 'data.validation' is 'golden', the golden set, which is held out for "
+                                     "evaluation; keep eval data out of training: use package:validation or your own file"),
+    "too deep": ("a: " + "[" * 20000 + "]" * 20000 + "\n", "{f}:1:67: invalid YAML: nested deeper than 64 levels"),
+    "recursive alias": ("lora: &a\n  r: *a\n", "{f}:2:6: invalid YAML: alias *a refers to a node that contains it"),
 }
+
+
+# a 342-byte "billion laughs": nine aliases of nine aliases ... expands to 9^9 nodes
+LAUGHS = 'lol1: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"lol{i + 2}: &{c} [{','.join(['*' + p] * 9)}]\n" for i, (p, c) in enumerate(zip("abcdefgh", "bcdefghi")))
 
 
 @pytest.mark.parametrize("case", FILE_CASES)
@@ -71,6 +90,73 @@ def test_bad_file(tmp_path, case):
     text, expected = FILE_CASES[case]
     f = yaml_file(tmp_path, text)
     assert message(path=f) == expected.format(f=f)
+
+
+def test_yaml_bombs_are_refused_fast(tmp_path):
+    import time
+    t = time.perf_counter()
+    f = yaml_file(tmp_path, LAUGHS)
+    assert message(path=f) == (f"{f}:5:11: invalid YAML: aliases expand to more than 10000 nodes (a YAML bomb?); "
+                               "write the values out")
+    assert message(preset="qlora", overrides=["lora.target_modules=" + "[" * 20000 + "]" * 20000]).endswith(
+        "is not valid YAML: nested deeper than 64 levels")
+    assert time.perf_counter() - t < 1.0
+
+
+def test_small_aliases_still_work(tmp_path):
+    f = yaml_file(tmp_path, "x-mods: &m [q_proj, v_proj]\nlora:\n  target_modules: *m\n")
+    with pytest.raises(ConfigError) as e: load_config(path=f)   # x-mods is not a section, but the alias composed fine
+    assert str(e.value).startswith(f"{f}:1: unknown section 'x-mods'")
+    f = yaml_file(tmp_path, "lora: &l {r: 8}\n", "ok.yaml")
+    assert load_config(path=f).lora.r == 8
+
+
+def test_preset_may_be_a_yaml_path(tmp_path):
+    f = yaml_file(tmp_path, "inherits: cpu\nlora:\n  r: 8\n", "mine.yaml")
+    assert load_config(preset=str(f)) == load_config(path=f)
+    assert load_config(preset=f).lora.r == 8
+    bare = yaml_file(tmp_path, "lora:\n  r: 4\n", "bare.yml")   # no inherits: over the built-in defaults
+    assert load_config(preset=str(bare)) == RunConfig(lora={"r": 4})
+    over = yaml_file(tmp_path, "training:\n  epochs: 1\n", "over.yaml")   # path= layers over a preset file
+    cfg = load_config(preset=str(f), path=over)
+    assert (cfg.lora.r, cfg.training.epochs, cfg.model.device) == (8, 1, "cpu")
+    assert message(preset=str(tmp_path / "nope.yaml")) == f"{tmp_path / 'nope.yaml'}: config file not found"
+
+
+def test_empty_and_miscased_presets():
+    assert message(preset="") == ("preset '' is not a preset name or a YAML path; presets: cpu, lora, pilot, qlora, "
+                                  "qlora-fast (None: the built-in defaults)")
+    assert message(preset="PILOT") == ("unknown preset 'PILOT' (did you mean 'pilot'?); presets: cpu, lora, pilot, "
+                                       "qlora, qlora-fast")
+
+
+def test_golden_file_path_is_held_out():
+    from kwanzaa.data import dataset_path
+    gold = str(dataset_path("golden"))
+    assert message(overrides=[f"data.train={gold}"]).startswith(
+        f"override 'data.train={gold}': 'data.train' is '{gold}', the golden set, which is held out for evaluation")
+    assert message(overrides={"data.golden": "mine.jsonl", "data.train": "mine.jsonl"}).startswith(
+        "override 'data.train': 'data.train' is 'mine.jsonl', the golden set")
+
+
+def test_override_splits_at_the_first_equals():
+    cfg = load_config(overrides=["model.base=dir/a=b", "data.train=x==y.jsonl"])
+    assert (cfg.model.base, cfg.data.train) == ("dir/a=b", "x==y.jsonl")
+
+
+def test_one_key_per_fact():
+    from kwanzaa.config import SpeedSection, is_qlora
+    assert [is_qlora(load_config(p)) for p in ("qlora", "lora", "cpu", "qlora-fast")] == [True, False, False, True]
+    assert "load_in_4bit" not in load_config("qlora").to_yaml() and "enabled" not in load_config("qlora").to_yaml()
+    plain = SpeedSection.plain()
+    assert (plain.lean, plain.no_sync, plain.lm_head_chunk, plain.liger, plain.checkpoint_every, plain.offload,
+            plain.packing, plain.micro_batch) == (False, False, None, False, 1, False, "none", None)
+    for p in ("qlora", "lora", "cpu", "pilot"): assert load_config(p).speed.is_plain, p
+    fast = load_config("qlora-fast").speed
+    assert fast == plain.with_(lean=True, no_sync=True, lm_head_chunk=8192, packing="rows", offload=True, micro_batch=4)
+    assert not fast.is_plain and plain.with_(packing="flat").packing == "flat"
+    with pytest.raises(ValueError): plain.with_(packing="packed")
+    with pytest.raises(ValueError): plain.with_(enabled=True)
 
 
 def test_two_problems_are_both_reported(tmp_path):
@@ -122,9 +208,18 @@ OVERRIDE_CASES = {
     "4-bit storage dtype": (["quantization.bnb_4bit_quant_storage=int8"],
                             "override 'quantization.bnb_4bit_quant_storage=int8': 'quantization.bnb_4bit_quant_storage' "
                             "must be one of auto, uint8, bfloat16, float16, float32; got 'int8' (did you mean 'uint8'?)"),
-    "method contradicts 4-bit": (["adapter.method=lora"],
-                                 "overrides: 'adapter.method' is 'lora' but 'quantization.load_in_4bit' is true; "
-                                 "set quantization.load_in_4bit=false, or adapter.method=qlora for 4-bit QLoRA"),
+    "removed load_in_4bit": (["quantization.load_in_4bit=true"],
+                             "override 'quantization.load_in_4bit=true': 'quantization.load_in_4bit' was removed: "
+                             "adapter.method is the one key for 4-bit loading; set adapter.method=qlora (4-bit base) "
+                             "or adapter.method=lora (unquantized) instead"),
+    "dict: moved training.packing": ({"training": {"packing": True}},
+                                     "override 'training': 'training.packing' moved to speed.packing: set "
+                                     "speed.packing=none, rows or flat (flat = TRL's padding-free packing, what "
+                                     "training.packing=true did)"),
+    "removed speed.enabled": (["speed.enabled=true"],
+                              "override 'speed.enabled=true': 'speed.enabled' was removed: the speed levers are set "
+                              "one by one (speed.lean, speed.packing, ...; see the qlora-fast preset), and all off is "
+                              "the plain recipe"),
 }
 
 

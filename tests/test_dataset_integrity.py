@@ -92,3 +92,32 @@ def test_rendered_examples_fit_max_seq_length(splits, corpus):
             ids = ids["input_ids"] if hasattr(ids, "keys") else ids
             lengths[e.id] = len(ids)
     assert max(lengths.values()) <= limit, sorted(lengths.items(), key=lambda kv: -kv[1])[:5]
+
+
+def _content_overlap(a, b):
+    "Jaccard of the content words (near_duplicate's second test), to show which test a pair exercises."
+    from kwanzaa.data import _STOP, _words
+    ca, cb = ({w for w in _words(q) if w not in _STOP} for q in (a, b))
+    return len(ca & cb) / len(ca | cb)
+
+
+def test_reworded_golden_question_is_a_near_duplicate():
+    "A golden question with a word added and a clause appended leaks: the 3-gram test must catch it on its own."
+    from kwanzaa.data import near_duplicate, question_similarity
+    golden = load_dataset("golden")
+    q = next(e.question for e in golden if e.question.startswith("Besides Habari gani"))
+    words = q.rstrip("?").split()
+    reworded = " ".join(words[:8] + ["commonly"] + words[8:]) + " during December celebrations?"
+    # only the word 3-gram Jaccard (> 0.5) can catch this pair: its content words differ too much
+    assert 0.5 < question_similarity(q, reworded) < 0.95 and _content_overlap(q, reworded) < 0.8
+    assert near_duplicate(q, reworded) and near_duplicate(reworded, q)
+    planted = golden[0].model_copy(update={"id": "planted", "question": reworded})
+    g = next(e for e in golden if e.question == q)
+    assert leaked_questions([g], load_dataset("train")[:20] + [planted]) == [(g.id, "planted")]
+
+
+def test_different_questions_are_not_near_duplicates():
+    from kwanzaa.data import near_duplicate
+    golden = load_dataset("golden")
+    pairs = [(a.question, b.question) for a, b in zip(golden[:10], golden[10:20])]
+    assert [near_duplicate(a, b) for a, b in pairs] == [False] * len(pairs)

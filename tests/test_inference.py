@@ -1,5 +1,6 @@
 """kwanzaa.inference on a tiny random model: batching, constrained decoding, ask(), loading errors."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -136,3 +137,114 @@ def test_compare_batching_reports_both_modes(loaded, chats):
     assert r["identical_outputs"] is True and r["identical_rows"] == 4 and r["batched"]["new_tokens"] > 0
     assert r["batched"]["tokens_per_s"] > 0 and r["one_at_a_time"]["tokens_per_s"] > 0
     assert r["speedup"] == pytest.approx(r["batched"]["tokens_per_s"] / r["one_at_a_time"]["tokens_per_s"])
+
+
+# ---- hostile inputs to ask() and generate(): InferenceError naming the argument, never a long echo ----
+@pytest.mark.parametrize("k", [True, 2.5, -1, 9, "3", [1]])
+def test_ask_rejects_bad_k(loaded, tiny, retriever, k):
+    model, tok = loaded
+    cfg = load_config("cpu", overrides={"model.base": str(tiny)})
+    with pytest.raises(InferenceError) as e: ask("When was Kwanzaa created?", k=k, model=model, tok=tok, retriever=retriever, cfg=cfg)
+    assert str(e.value) == f"k must be an integer in 0..8; got {k!r}"
+
+
+@pytest.mark.parametrize("n", [0, -5, True, 1.5])
+def test_max_new_tokens_must_be_positive(loaded, tiny, retriever, chats, n):
+    model, tok = loaded
+    cfg = load_config("cpu", overrides={"model.base": str(tiny)})
+    with pytest.raises(InferenceError) as e:
+        ask("When was Kwanzaa created?", max_new_tokens=n, model=model, tok=tok, retriever=retriever, cfg=cfg)
+    assert str(e.value) == f"max_new_tokens must be an integer >= 1; got {n!r}"
+    with pytest.raises(InferenceError) as e: generate(model, tok, chats[:1], max_new_tokens=n)
+    assert str(e.value) == f"max_new_tokens must be an integer >= 1; got {n!r}"
+
+
+def test_huge_question_is_refused_without_echo(loaded, tiny, retriever):
+    model, tok = loaded
+    cfg = load_config("cpu", overrides={"model.base": str(tiny)})
+    q = "Kwanzaa " * 12_500   # 100 kB
+    with pytest.raises(InferenceError) as e: ask(q, model=model, tok=tok, retriever=retriever, cfg=cfg)
+    assert str(e.value).startswith(f"question is {len(q)} characters; the limit is 2000")
+    assert len(str(e.value)) < 250
+    for bad in (dict(persona="x" * 100_000), dict(question=["When?"] * 10_000)):
+        kw = {"question": "When was Kwanzaa created?"} | bad
+        with pytest.raises(InferenceError) as e: ask(**kw, model=model, tok=tok, retriever=retriever, cfg=cfg)
+        assert len(str(e.value)) < 250
+
+
+# ---- adapter directories: what is wrong, said plainly ----
+@pytest.fixture(scope="module")
+def adapter(tiny, tmp_path_factory):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    adir = tmp_path_factory.mktemp("a") / "adapter"
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(adir)
+    return adir
+
+
+def _copy(adapter, tmp_path):
+    import shutil
+    return Path(shutil.copytree(adapter, tmp_path / "copy"))
+
+
+
+def test_adapter_without_weights(tiny, adapter, tmp_path):
+    d = _copy(adapter, tmp_path)
+    (d / "adapter_model.safetensors").unlink()
+    with pytest.raises(InferenceError) as e: load_for_inference(str(tiny), adapter_dir=d)
+    assert str(e.value) == f"{d} has no adapter weights: adapter_model.safetensors is missing"
+    (d / "adapter_model.bin").write_bytes(b"pickle")
+    with pytest.raises(InferenceError) as e: load_for_inference(str(tiny), adapter_dir=d)
+    assert str(e.value).endswith("(adapter_model.bin is there: pickle weights are not loaded; re-save it with safetensors)")
+
+
+def test_adapter_config_that_is_a_directory(tiny, adapter, tmp_path):
+    d = _copy(adapter, tmp_path)
+    (d / "adapter_config.json").unlink(); (d / "adapter_config.json").mkdir()
+    with pytest.raises(InferenceError) as e: load_for_inference(str(tiny), adapter_dir=d)
+    assert str(e.value).startswith(f"{d / 'adapter_config.json'} is a directory, not the adapter's config file")
+
+
+def test_adapter_that_is_not_lora(tiny, adapter, tmp_path):
+    d = _copy(adapter, tmp_path)
+    conf = json.loads((d / "adapter_config.json").read_text())
+    (d / "adapter_config.json").write_text(json.dumps(conf | {"peft_type": "IA3"}))
+    with pytest.raises(InferenceError) as e: load_for_inference(str(tiny), adapter_dir=d)
+    assert str(e.value) == f"{d / 'adapter_config.json'} has peft_type 'IA3': kwanzaa loads LoRA adapters only (peft_type LORA)"
+    (d / "adapter_config.json").write_text("{not json")
+    with pytest.raises(InferenceError) as e: load_for_inference(str(tiny), adapter_dir=d)
+    assert str(e.value).startswith(f"{d / 'adapter_config.json'} is not a readable JSON file")
+
+
+def test_adapter_trained_on_another_base_is_refused(tiny, adapter, tmp_path):
+    from kwanzaa.records import file_sha256
+    other = make_tiny_model(tmp_path / "other")
+    d = _copy(adapter, tmp_path)
+    # PEFT's record (base_model_name_or_path) names the tiny model's directory, not `other`
+    with pytest.raises(InferenceError) as e: load_for_inference(str(other), adapter_dir=d)
+    assert str(e.value) == (f"the adapter in {d} was trained on '{tiny}' (adapter_config.json), but the configured base "
+                            f"is '{other}'; set model.base={tiny} (or pass check_base=False to load it anyway)")
+    model, _ = load_for_inference(str(other), adapter_dir=d, check_base=False)
+    assert hasattr(model, "peft_config")
+    # the trainer's record wins over PEFT's; the tokenizer hash is compared when both are known
+    rec = {"base": str(tiny), "revision": None, "tokenizer_sha256": file_sha256(tiny / "tokenizer.json")}
+    (d / "kwanzaa_adapter.json").write_text(json.dumps(rec))
+    assert hasattr(load_for_inference(str(tiny), adapter_dir=d)[0], "peft_config")
+    (d / "kwanzaa_adapter.json").write_text(json.dumps(rec | {"base": "embedded:gemma3-270m"}))
+    with pytest.raises(InferenceError) as e: load_for_inference(str(tiny), adapter_dir=d)
+    assert str(e.value).startswith(f"the adapter in {d} was trained on 'embedded:gemma3-270m' (kwanzaa_adapter.json), "
+                                   f"but the configured base is '{tiny}'")
+    (d / "kwanzaa_adapter.json").write_text(json.dumps(rec | {"tokenizer_sha256": "0" * 64}))
+    with pytest.raises(InferenceError) as e: load_for_inference(str(tiny), adapter_dir=d)
+    assert "was trained with a different tokenizer" in str(e.value) and "000000000000..." in str(e.value)
+
+
+def test_ask_with_an_adapter_uses_its_recorded_base(tiny, adapter, tmp_path, retriever):
+    from kwanzaa.inference import _config_for_adapter
+    d = _copy(adapter, tmp_path)
+    assert _config_for_adapter(d).model.base == str(tiny)               # from adapter_config.json
+    (d / "kwanzaa_adapter.json").write_text(json.dumps({"base": str(tiny), "revision": None, "tokenizer_sha256": None}))
+    cfg = _config_for_adapter(d)
+    assert (cfg.model.base, cfg.name) == (str(tiny), "qlora")
+    doc = ask("When was Kwanzaa created?", k=2, adapter_dir=d, retriever=retriever, max_new_tokens=8)
+    assert isinstance(doc, AnswerDocument)

@@ -48,6 +48,15 @@ def test_json_parse_strict_and_schema_rates():
     assert m["json_parse_rate"] == pytest.approx(4 / 7)
 
 
+@pytest.mark.parametrize("wrap", [lambda j: j + "\n", lambda j: "\n  " + j + "  \n", lambda j: "\t" + j + "\r\n"])
+def test_surrounding_whitespace_is_still_strict(wrap):
+    "A model's one JSON object followed by a newline (as most do) counts as strict; whitespace is not extra text."
+    raw = wrap(out("answered", [3], "In 1966 [3]."))
+    s = score_item(ex("a"), raw)
+    assert (s["json_ok"], s["json_strict"], s["schema_ok"]) == (True, True, True)
+    assert score_item(ex("a"), raw + "ok")["json_strict"] is False   # extra text after it is not strict
+
+
 def test_citation_coverage_counts_only_answerable_items_that_require_citations():
     pairs = [(ex("a"), out("answered", [3], "1966 [3].")),                            # covered
              (ex("b"), out("answered", [], "1966.")),                                 # not covered
