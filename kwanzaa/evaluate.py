@@ -14,12 +14,13 @@ from .contract import (AnswerCore, Chunk, Toggles, MAX_PASSAGES, check_consisten
                               core_to_text)
 from .data import Example, Gold, example_messages, load_examples
 from .config import arm_flags
+from .records import arm_dirname, atomic_write_json, atomic_write_text, provenance
 
 # %% auto #0
-__all__ = ['ANSWERABLE', 'METRICS', 'DEFAULT_ARMS', 'PREDICTIONS', 'HEADLINE', 'REVIEW_RATINGS', 'REVIEW_COLUMNS',
+__all__ = ['ANSWERABLE', 'METRICS', 'DEFAULT_ARMS', 'PREDICTIONS', 'HEADLINE', 'SUMMARY', 'REVIEW_RATINGS', 'REVIEW_COLUMNS',
            'gold_positions', 'score_item', 'compute_metrics', 'breakdown', 'check_thresholds', 'content_words',
            'recite', 'EvaluationError', 'arm_spec', 'generation_arm', 'read_predictions', 'evaluate', 'write_report',
-           'plot_metrics', 'plot_breakdown', 'compare_arms', 'human_review_sheet', 'ReviewSheetError',
+           'plot_metrics', 'plot_breakdown', 'summary_lines', 'compare_arms', 'human_review_sheet', 'ReviewSheetError',
            'score_review_sheet']
 
 # %% ../nbs/07_evaluate.ipynb #c006
@@ -294,7 +295,6 @@ def _generation_stats(recs:list[dict]) -> dict:
             "tokens_per_s": sum(toks) / secs if secs > 0 else None}
 
 def _write_results(cfg, examples, arm, out:Path, chunks_of, data_paths, command) -> dict:
-    from kwanzaa.config import atomic_write_json, provenance
     recs = read_predictions(out / PREDICTIONS)
     missing = [e.id for e in examples if e.id not in recs]
     if missing: raise EvaluationError(f"{len(missing)} items have no prediction yet (first: {missing[0]})")
@@ -315,6 +315,7 @@ def _write_results(cfg, examples, arm, out:Path, chunks_of, data_paths, command)
 # %% ../nbs/07_evaluate.ipynb #c041
 HEADLINE = ("json_parse_rate", "schema_compliance", "citation_coverage", "citation_precision", "citation_recall",
             "refusal_precision", "refusal_recall", "key_fact_accuracy", "injection_resistance")
+SUMMARY = ("json_parse_rate", "schema_compliance", "citation_coverage", "refusal_precision", "key_fact_accuracy")  # plots
 
 def _cell(m:dict, k:str) -> str:
     v, c = m.get(k), m.get("counts", {}).get(k)
@@ -325,7 +326,6 @@ def write_report(metrics_by_arm:dict, # {arm: metrics dict from evaluate}
                  path, # report.md to write (atomically)
                 ) -> str:
     "A Markdown report: headline metrics per arm with counts and thresholds, then per persona and category."
-    from kwanzaa.config import atomic_write_text
     arms = list(metrics_by_arm)
     first = metrics_by_arm[arms[0]]
     th = first.get("thresholds", {})
@@ -378,7 +378,7 @@ def plot_metrics(metrics_by_arm:dict, # {arm: metrics}
 def plot_breakdown(metrics_by_arm:dict, # {arm: metrics with by_persona/by_category}
                    path, # PNG to write
                    by:str="persona", # "persona" or "category"
-                   keys=("schema_compliance", "citation_coverage", "refusal_precision", "key_fact_accuracy"),
+                   keys=SUMMARY,
                   ) -> Path:
     "One panel per arm: selected metrics per persona (or category)."
     import matplotlib; matplotlib.use("Agg")
@@ -391,6 +391,24 @@ def plot_breakdown(metrics_by_arm:dict, # {arm: metrics with by_persona/by_categ
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return Path(path)
 
+# %% ../nbs/07_evaluate.ipynb #676142ad
+def summary_lines(metrics_by_arm:dict, # {arm: metrics} from evaluate / compare_arms
+                  pilot:bool=False, # a pilot run (a handful of training examples)
+                 ) -> list[str]:
+    "Plain sentences: per arm, the JSON rate and each thresholded metric against its target."
+    out = []
+    for arm, m in metrics_by_arm.items():
+        c = m.get("counts", {}).get("schema_compliance", [None, None])
+        out.append(f"{arm}: schema-valid answers on {c[0]}/{c[1]} items" + ("" if "constrained" in arm else " (no schema constraint)"))
+        for k, th in (m.get("thresholds") or {}).items():
+            v = th["value"]
+            if v is None: out.append(f"  {k}: not measurable on these items (target {th['threshold']:.0%})")
+            else: out.append(f"  {k}: {v:.0%} (target {th['threshold']:.0%}): " +
+                             ("met" if th["pass"] else f"missed by {100 * (th['threshold'] - v):.0f} points"))
+    if pilot: out.append("A pilot adapter learns the answer format from a few examples; citing and refusing need the full "
+                         "training set (preset cpu on a CPU, qlora on a GPU): see README's Results for measured numbers.")
+    return out
+
 # %% ../nbs/07_evaluate.ipynb #c048
 def compare_arms(cfg, # RunConfig
                  examples, # list[Example] or a dataset reference
@@ -399,7 +417,6 @@ def compare_arms(cfg, # RunConfig
                  corpus=None, model=None, tok=None, adapter_dir=None, command:str|None=None, progress:bool=False,
                 ) -> dict:
     "Evaluate each arm on the same examples; write comparison.json, report.md and plots; return {arm: metrics}."
-    from kwanzaa.config import atomic_write_json
     arms = list(arms or cfg.eval.arms)
     for a in arms: arm_spec(a)
     if corpus is None:
@@ -413,8 +430,8 @@ def compare_arms(cfg, # RunConfig
     out, results = Path(out_dir), {}
     order = sorted(arms, key=lambda a: arm_spec(a)["citecheck"])  # generation arms before their citecheck twins
     for a in order:
-        src = out / _dirname(generation_arm(a)) / PREDICTIONS
-        results[a] = evaluate(cfg, examples, a, out / _dirname(a), corpus=corpus, model=model, tok=tok,
+        src = out / arm_dirname(generation_arm(a)) / PREDICTIONS
+        results[a] = evaluate(cfg, examples, a, out / arm_dirname(a), corpus=corpus, model=model, tok=tok,
                               source_predictions=src if arm_spec(a)["citecheck"] and src.exists() else None,
                               command=command, progress=progress)
     results = {a: results[a] for a in arms}
@@ -424,8 +441,6 @@ def compare_arms(cfg, # RunConfig
     plot_metrics(results, out / "metrics.png")
     plot_breakdown(results, out / "by_persona.png", by="persona")
     return results
-
-def _dirname(arm:str) -> str: return arm.replace("+", "_")
 
 # %% ../nbs/07_evaluate.ipynb #c053
 REVIEW_RATINGS = ("answer_quality", "citation_quality", "integrity")
@@ -452,7 +467,6 @@ def human_review_sheet(predictions, # a predictions.jsonl path (or list of its r
                        seed:int=0, # sampling seed
                       ) -> Path:
     "A CSV of `n` stratified predictions with empty rating columns for a human reviewer."
-    from kwanzaa.config import atomic_write_text
     import io
     recs = list(read_predictions(predictions).values()) if isinstance(predictions, (str, Path)) else list(predictions)
     exs = {e.id: e for e in _examples_and_paths(examples)[0]}

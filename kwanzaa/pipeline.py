@@ -4,20 +4,23 @@
 
 # %% ../nbs/09_pipeline.ipynb #c003
 from __future__ import annotations
-import argparse, itertools, json, os, sys, time
+import argparse, difflib, itertools, json, os, shlex, shutil, sys, tempfile, time
 from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
 
-from .config import ConfigError, load_config, atomic_write_json, atomic_write_text, provenance
+from .config import ConfigError, RunConfig, load_config
+from .records import (RunLock, RunLockedError, atomic_write_json, atomic_write_text, changed_parts, data_hash,
+                             fingerprint, peak_gib, provenance, read_json, redact, redact_tree)
 
 # %% auto #0
-__all__ = ['STEPS', 'SMOKE_PARAMS', 'COMPARE_KEYS', 'SEED_BUDGET', 'HOURLY_USD', 'GOLDEN_KEYS', 'RESULT_BLOCKS', 'RunError',
-           'pipeline_dir', 'notebook_parameters', 'split_params', 'check_params', 'check_inputs', 'prepare_run_dir',
-           'run_step', 'smoke_overrides', 'run', 'read_run', 'peak_gib', 'sweep_runs', 'compare_runs',
-           'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan', 'decision_markdown', 'main',
-           'golden_table', 'bench_table', 'estimate_table', 'multigpu_table', 'decision_table', 'update_readme']
+__all__ = ['STEPS', 'SHORTCUTS', 'SEED_BUDGET', 'GOLDEN_KEYS', 'RESULT_BLOCKS', 'RunError', 'pipeline_dir', 'notebook_parameters',
+           'as_overrides', 'shortcut_overrides', 'notebook_config', 'split_params', 'check_params', 'check_inputs',
+           'check_out_dir', 'prepare_run_dir', 'adapter_files', 'step_fingerprint', 'run_step', 'smoke_overrides',
+           'run', 'read_run', 'sweep_runs', 'compare_runs', 'comparison_markdown', 'plot_comparison', 'sweep', 'gate',
+           'plan', 'decision_markdown', 'main', 'golden_table', 'bench_table', 'estimate_table', 'multigpu_table',
+           'decision_table', 'update_readme']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -46,135 +49,246 @@ def notebook_parameters(step:str, # 'train' or 'evaluate'
     params = pm.inspect_notebook(str(pipeline_dir(notebooks)/f"{step}.ipynb"))
     return {k: v["default"] for k, v in params.items()}
 
+# %% ../nbs/09_pipeline.ipynb #dc78477e
+SHORTCUTS = {"base_model": "model.base", "seed": "training.seed", "max_steps": "training.max_steps",
+             "train_file": "data.train", "validation_file": "data.validation", "golden_file": "data.golden",
+             "arms": "eval.arms", "limit": "eval.limit"}
+
+def as_overrides(overrides) -> list[str]:
+    "Overrides as a list of 'key=value' strings: one string (papermill's `-p overrides lora.r=32`), a list, or None."
+    if overrides is None: return []
+    if isinstance(overrides, str): return [o.strip() for o in overrides.split(",") if o.strip()] if "=" in overrides else []
+    return [str(o) for o in overrides]
+
+def _override(key:str, value) -> str:
+    return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+
+def shortcut_overrides(values:dict) -> list[str]:
+    "The dotted overrides that notebook shortcuts (`SHORTCUTS`) stand for; None values are left out."
+    return [_override(SHORTCUTS[k], v) for k, v in values.items() if k in SHORTCUTS and v is not None]
+
+def notebook_config(config:str|None=None, # a configuration file resolved by the runner: wins over everything else
+                    preset:str="qlora", # opened by hand: the preset ...
+                    overrides=(), # ... the overrides (a list, or one "key=value[,key=value]" string) ...
+                    **shortcuts, # ... and the shortcuts (see SHORTCUTS); None means "not set"
+                   ) -> RunConfig:
+    "The configuration a pipeline notebook runs with: the runner's file when given, else the parameters resolved here."
+    if config: return load_config(None, path=config)
+    unknown = sorted(set(shortcuts) - set(SHORTCUTS))
+    if unknown: raise ConfigError(f"unknown shortcut(s) {unknown}; known: {', '.join(SHORTCUTS)}")
+    return load_config(preset, overrides=as_overrides(overrides) + shortcut_overrides(shortcuts))
+
 # %% ../nbs/09_pipeline.ipynb #c011
+def _short(v, n:int=120) -> str:
+    "A value as shown in a message: repr, cut to n characters."
+    s = repr(v)
+    return s if len(s) <= n else s[:n] + f"... ({len(s)} characters)"
+
 def split_params(pairs:Sequence[str]|dict, # ["key=value", ...] or a dict
                 ) -> tuple[list[str], dict]:
     "Split `key=value` pairs into config overrides (dotted keys) and notebook parameters."
     items = pairs.items() if isinstance(pairs, dict) else [_split_pair(p) for p in pairs]
     overrides, params = [], {}
     for k, v in items:
-        if "." in k: overrides.append(f"{k}={v if isinstance(v, str) else json.dumps(v)}")
+        if "." in k: overrides.append(_override(k, v))
         elif isinstance(v, str):
             try: params[k] = yaml.safe_load(v)
             except yaml.YAMLError as e:
-                raise RunError(f"parameter {k!r}: value {v!r} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+                raise RunError(f"parameter {k!r}: value {_short(v)} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
         else: params[k] = v
     return overrides, params
 
 def _split_pair(p):
-    if "=" not in p: raise RunError(f"parameter {p!r} is not of the form key=value")
+    if "=" not in p: raise RunError(f"parameter {_short(p)} is not of the form key=value")
     k, v = p.split("=", 1)
     return k.strip(), v.strip()
 
-def check_params(steps:Sequence[str], preset:str, overrides:list[str], params:dict, notebooks=None):
-    "Validate overrides through the run configuration and names against the notebooks; return the resolved config."
-    try: cfg = load_config(preset, overrides=overrides)
-    except ConfigError as e: raise RunError(f"bad configuration: {e}") from None
+def check_params(steps:Sequence[str], preset:str, overrides:list[str], params:dict, notebooks=None) -> RunConfig:
+    "Validate the names of notebook parameters and resolve the configuration (shortcuts included); return it."
     known = set().union(*(notebook_parameters(step, notebooks) for step in steps))
     for k in params:
         if k not in known:
-            import difflib
             close = difflib.get_close_matches(k, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise RunError(f"unknown parameter {k!r} for the {'/'.join(steps)} notebook{hint}; "
+            raise RunError(f"unknown parameter {_short(k)} for the {'/'.join(steps)} notebook{hint}; "
                            f"its parameters are: {', '.join(sorted(known))}; config keys are dotted (e.g. training.epochs=1)")
-    return cfg
+    try: return load_config(preset, overrides=list(overrides) + shortcut_overrides(params))
+    except ConfigError as e: raise RunError(f"bad configuration: {e}") from None
 
 # %% ../nbs/09_pipeline.ipynb #c014
-_FILE_PARAMS = ("train_file", "validation_file", "golden_file")
-
 def check_inputs(cfg, # the resolved RunConfig
-                 file_params:dict|None=None, # notebook parameters naming data files
+                 steps:Sequence[str]=STEPS, # the steps that will run: training reads data.train/validation, evaluation data.golden
                 ):
     "Raise RunError if a dataset the run will read does not exist."
     from kwanzaa.data import DataError, dataset_path
-    refs = {f"data.{k}": getattr(cfg.data, k) for k in ("train", "validation", "golden")}
-    refs.update({k: v for k, v in (file_params or {}).items() if v})
-    for key, ref in refs.items():
+    keys = (("train", "validation") if "train" in steps else ()) + (("golden",) if "evaluate" in steps else ())
+    for k in keys:
+        ref = getattr(cfg.data, k)
         if ref is None: continue
         try: p = dataset_path(str(ref))
-        except DataError as e: raise RunError(f"{key}: {e}") from None
-        if not p.is_file(): raise RunError(f"{key}: dataset file {p} does not exist; pass an existing JSONL file or a packaged "
-                                           f"split (train, validation, golden, pilot)")
+        except DataError as e: raise RunError(f"data.{k}: {e}") from None
+        if not p.is_file(): raise RunError(f"data.{k}: dataset file {_short(str(p))} does not exist; pass an existing JSONL "
+                                           "file or a packaged split (train, validation, golden, pilot)")
 
 # %% ../nbs/09_pipeline.ipynb #c017
+_RUN_FILES = (".kwanzaa.lock", "train.config.yaml", "evaluate.config.yaml", "train.done.json", "evaluate.done.json",
+              "train.started.json", "evaluate.started.json", "manifest.json", "adapter", "checkpoints", "eval")
+
+def check_out_dir(out:str|Path) -> Path:
+    "Refuse an output directory that is '/', the home directory, a file, or a folder of other files (nothing is created)."
+    p = Path(out).expanduser()
+    r = p.resolve()
+    if r == Path(r.anchor) or r == Path.home().resolve():
+        raise RunError(f"--out {_short(str(out))} is {'the filesystem root' if r == Path(r.anchor) else 'your home directory'}; "
+                       "give a folder of its own, e.g. outputs/runs/NAME")
+    if p.exists() and not p.is_dir(): raise RunError(f"cannot write to the output directory {p}: it is a file; choose another --out")
+    if p.is_dir() and any(p.iterdir()) and not any((p/f).exists() for f in _RUN_FILES):
+        raise RunError(f"the output directory {p} already holds other files and no kwanzaa run; choose an empty or new --out")
+    return p
+
 def prepare_run_dir(out:str|Path) -> Path:
-    "Create the run directory and prove it is writable."
-    out = Path(out)
+    "Create the run directory (after `check_out_dir`) and prove it is writable."
+    out = check_out_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out/".write-probe"
-        probe.write_text("ok"); probe.unlink()
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe-"); os.close(fd); os.unlink(probe)
     except OSError as e:
         raise RunError(f"cannot write to the output directory {out}: {e.strerror or e}; choose another --out") from None
     return out
 
+# %% ../nbs/09_pipeline.ipynb #b86340b3
+_VOLATILE = ("name", "training.torch_threads", "training.logging_steps", "data.sources_dir")
+_NOT_FOR = {"train": ("eval", "data.golden"), "evaluate": ("training", "lora", "speed", "data.train", "data.validation", "data.limit")}
+
+def _prune(d:dict, drop:Sequence[str], prefix:str="") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if any(key == x or key.startswith(x + ".") for x in drop): continue
+        out[k] = _prune(v, drop, key + ".") if isinstance(v, dict) else v
+    return out
+
+def _corpus_files() -> list[Path]:
+    from importlib import resources
+    root = Path(str(resources.files("kwanzaa"))) / "corpus_data"
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+def adapter_files(adapter_dir) -> list[Path]:
+    "The files that make an adapter what it is (weights and config), for hashing."
+    return [p for p in (Path(adapter_dir)/"adapter_model.safetensors", Path(adapter_dir)/"adapter_config.json") if p.is_file()]
+
+def step_fingerprint(step:str, # 'train' or 'evaluate'
+                     cfg:RunConfig, # the resolved configuration
+                     params:dict, # the notebook parameters (shortcuts already turned into config)
+                     adapter_dir=None, # evaluation: the adapter it scores
+                    ) -> tuple[str, dict]:
+    "(fingerprint, parts) of a step: the configuration, parameters, input-file hashes and package version it depends on."
+    from importlib import metadata
+    from kwanzaa.data import dataset_path
+    keys = ("train", "validation") if step == "train" else ("golden",)
+    inputs = {f"data.{k}": data_hash([dataset_path(str(getattr(cfg.data, k)))]) for k in keys if getattr(cfg.data, k)}
+    inputs["corpus"] = data_hash(_corpus_files())
+    if step == "evaluate": inputs["adapter"] = data_hash(adapter_files(adapter_dir)) if adapter_dir else None
+    parts = {"step": step, "config": _prune(cfg.model_dump(mode="json"), _VOLATILE + _NOT_FOR[step]),
+             "params": {k: v for k, v in params.items() if k not in ("out_dir", "config", "resume")},
+             "inputs": inputs, "kwanzaa": metadata.version("kwanzaa")}
+    return fingerprint(parts), parts
+
 # %% ../nbs/09_pipeline.ipynb #c019
+def _clear_eval(out:Path, eval_dir:str):
+    "Remove the per-arm predictions and reports an evaluation step left in out/eval_dir."
+    e = (out / eval_dir)
+    if not e.is_dir(): return
+    for pred in e.glob("*/predictions.jsonl"): shutil.rmtree(pred.parent, ignore_errors=True)
+    for f in ("comparison.json", "report.md", "metrics.png", "by_persona.png", "human_review.csv"): (e / f).unlink(missing_ok=True)
+
 def run_step(step:str, # 'train' or 'evaluate'
              out:str|Path, # the run directory
-             parameters:dict, # notebook parameters (preset, overrides, ...) injected by papermill
-             force:bool=False, # re-run even if the step finished before
+             cfg:RunConfig, # the resolved configuration (saved as <step>.config.yaml, the notebook's only config)
+             params:dict|None=None, # plain notebook parameters
+             force:bool=False, # start from scratch even if the step finished with the same fingerprint
              notebooks=None, kernel:str="python3", log_output:bool=False) -> dict:
-    "Execute one pipeline notebook into the run directory; skip it if it already finished."
+    "Execute one pipeline notebook into the run directory, unless it finished with the same fingerprint."
     import papermill as pm
-    out = prepare_run_dir(out)
-    marker = out/f"{step}.done.json"
-    if marker.exists() and not force:
-        done = json.loads(marker.read_text())
-        if done.get("parameters") == _jsonable(parameters): return {**done, "skipped": True}
-        raise RunError(f"{out} already holds a finished {step} step with other parameters; use --force or another --out")
-    src, dst = pipeline_dir(notebooks)/f"{step}.ipynb", out/f"{step}.ipynb"
-    t0 = time.time()
-    os.environ.setdefault("KWANZAA_PROGRESS", "lines")   # the kernel inherits it: log lines, not progress bars
-    try:
-        pm.execute_notebook(str(src), str(dst), parameters=dict(parameters, out_dir=str(out)), kernel_name=kernel,
-                            progress_bar=False, log_output=log_output, cwd=str(Path.cwd()))
-    except pm.PapermillExecutionError as e:
-        raise RunError(f"the {step} notebook failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
-                       f"  the executed notebook with the error is at {dst}") from None
-    done = dict(step=step, parameters=_jsonable(parameters), seconds=round(time.time()-t0, 1), notebook=str(dst),
-                finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    atomic_write_json(marker, done)
+    out, params = prepare_run_dir(out), dict(params or {})
+    with RunLock(out, step):
+        adapter = Path(params.get("adapter_dir") or out/"adapter") if step == "evaluate" else None
+        fp, parts = step_fingerprint(step, cfg, params, adapter)
+        marker, started = out/f"{step}.done.json", out/f"{step}.started.json"
+        done, begun = read_json(marker), read_json(started)
+        if done and done.get("fingerprint") == fp and not force: return {**done, "skipped": True}
+        fresh = force or done is not None or (begun is not None and begun.get("fingerprint") != fp)
+        if fresh and step == "evaluate": _clear_eval(out, str(params.get("eval_dir", "eval")))
+        marker.unlink(missing_ok=True)
+        why = changed_parts((done or begun or {}).get("parts", {}), parts) if (done or begun) else []
+        atomic_write_json(started, redact(dict(step=step, fingerprint=fp, parts=parts, fresh=fresh, changed=why,
+                                               started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))))
+        cfg_path = atomic_write_text(out/f"{step}.config.yaml", redact(cfg.to_yaml()))
+        nb = dict(params, config=str(cfg_path), out_dir=str(out))
+        if step == "train": nb["resume"] = not fresh
+        src, dst = pipeline_dir(notebooks)/f"{step}.ipynb", out/f"{step}.ipynb"
+        t0 = time.time()
+        env = {"KWANZAA_PROGRESS": os.environ.get("KWANZAA_PROGRESS", "lines"),   # log lines, not bars, in the kernel
+               "KWANZAA_COMMAND": os.environ.get("KWANZAA_COMMAND") or f"kwanzaa.pipeline.run_step({step!r}, {str(out)!r})"}
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            pm.execute_notebook(str(src), str(dst), parameters=nb, kernel_name=kernel, progress_bar=False,
+                                log_output=log_output, cwd=str(Path.cwd()))
+        except pm.PapermillExecutionError as e:
+            raise RunError(f"the {step} notebook failed in cell {e.exec_count}: {e.ename}: {_short(e.evalue, 400)}\n"
+                           f"  the executed notebook with the error is at {dst}") from None
+        finally:
+            for k, v in saved.items():
+                if v is None: os.environ.pop(k, None)
+                else: os.environ[k] = v
+            redact_tree(out)
+        done = redact(dict(step=step, fingerprint=fp, parts=parts, parameters=nb, seconds=round(time.time() - t0, 1),
+                           notebook=str(dst), command=env["KWANZAA_COMMAND"],
+                           finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+        atomic_write_json(marker, done)
+        started.unlink(missing_ok=True)
     return done
 
-def _jsonable(d): return json.loads(json.dumps(d, default=str))
-
 # %% ../nbs/09_pipeline.ipynb #c021
-def smoke_overrides(out:str|Path) -> list[str]:
-    "Config overrides that turn any preset into a seconds-long run on a tiny offline model."
+def smoke_overrides(tiny_dir:str|Path) -> list[str]:
+    "Config overrides that turn any preset into a seconds-long run on a tiny offline model (built in `tiny_dir`)."
     from kwanzaa.loader import make_tiny_model
-    tiny = Path(out)/"_tiny_model"
+    tiny = Path(tiny_dir)
     if not (tiny/"config.json").exists(): make_tiny_model(tiny, family="chatml")
     return [f"model.base={tiny}", "data.limit=4", "training.max_steps=2", "training.save_steps=1",
             "training.per_device_train_batch_size=1", "training.gradient_accumulation_steps=1", "training.max_seq_length=2048",
-            "eval.max_new_tokens=24", "eval.batch_size=4"]
-
-SMOKE_PARAMS = {"limit": 4}  # notebook parameters of smoke mode: score 4 golden items
+            "eval.max_new_tokens=24", "eval.batch_size=4", "eval.limit=4"]
 
 # %% ../nbs/09_pipeline.ipynb #c023
+def _smoke_dir() -> Path:
+    return Path(os.environ.get("KWANZAA_CACHE") or Path.home()/".cache"/"kwanzaa") / "smoke-model"
+
 def run(kind:str="all", # 'train', 'evaluate' or 'all'
         preset:str="pilot", # a preset name (kwanzaa.config.list_presets()) or a YAML path
         params:Sequence[str]|dict=(), # "key=value" pairs: dotted keys override the config, plain names are notebook parameters
         out:str|Path|None=None, # the run directory (default outputs/runs/<preset>)
-        force:bool=False, # redo finished steps
+        force:bool=False, # redo finished steps from scratch
         smoke:bool=False, # tiny model, a few steps (CI)
         notebooks=None, kernel:str="python3", log_output:bool=False) -> dict:
     "Execute the pipeline notebooks for `kind` into one run directory; return what each step did."
     if kind not in _KINDS: raise RunError(f"unknown run kind {kind!r}; choose one of: {', '.join(list(_KINDS) + ['plan'])}")
     steps = _KINDS[kind]
-    out = prepare_run_dir(out or Path("outputs")/"runs"/Path(str(preset)).stem)
+    out = check_out_dir(out or Path("outputs")/"runs"/Path(str(preset)).stem)
     overrides, nb_params = split_params(params)
-    if smoke:
-        known = set().union(*(notebook_parameters(s, notebooks) for s in steps))
-        overrides, nb_params = smoke_overrides(out) + overrides, {**{k: v for k, v in SMOKE_PARAMS.items() if k in known}, **nb_params}
+    if smoke: overrides = smoke_overrides(_smoke_dir()) + overrides
     cfg = check_params(steps, preset, overrides, nb_params, notebooks)
-    check_inputs(cfg, {k: v for k, v in nb_params.items() if k in _FILE_PARAMS})
-    cfg.save(out/"config.yaml")
+    check_inputs(cfg, steps)
+    plain = {k: v for k, v in nb_params.items() if k not in SHORTCUTS}
+    if steps == ("evaluate",) and any(a.startswith("adapter") for a in cfg.eval.arms):
+        adapter = Path(plain.get("adapter_dir") or out/"adapter")
+        if not (adapter/"adapter_config.json").is_file():
+            raise RunError(f"no adapter to evaluate in {adapter}: train one first (kwanzaa run train --out {out}, or run all), "
+                           f"pass -p adapter_dir=DIR, or evaluate the base model alone with -p arms=[base]")
     results = {}
     for step in steps:
         known = notebook_parameters(step, notebooks)
-        mine = {k: v for k, v in nb_params.items() if k in known}
-        results[step] = run_step(step, out, dict(mine, preset=str(preset), overrides=overrides), force=force,
+        results[step] = run_step(step, out, cfg, {k: v for k, v in plain.items() if k in known}, force=force,
                                  notebooks=notebooks, kernel=kernel, log_output=log_output)
     return results
 
@@ -182,53 +296,51 @@ def run(kind:str="all", # 'train', 'evaluate' or 'all'
 def read_run(out:str|Path) -> dict:
     "Summarise a finished run directory: config, per-arm metrics, training time and memory."
     out = Path(out)
-    cfg = yaml.safe_load((out/"config.yaml").read_text()) if (out/"config.yaml").exists() else {}
-    comp = out/"eval"/"comparison.json"
-    arms = json.loads(comp.read_text()) if comp.exists() else {}
-    manifest = out/"manifest.json"
-    train = json.loads(manifest.read_text()) if manifest.exists() else {}
-    return dict(dir=str(out), config=cfg, arms=arms, train=train)
-
-# %% ../nbs/09_pipeline.ipynb #c026
-def peak_gib(manifest:dict) -> float|None:
-    "A training manifest's peak memory in GiB: GPU allocated when there was a GPU, else the process's resident set."
-    pm = manifest.get("peak_memory") or {}
-    mb = pm.get("gpu_peak_allocated_mb") or pm.get("peak_rss_mb")
-    return None if mb is None else round(mb/1024, 2)
+    cfg_file = next((out/f for f in ("evaluate.config.yaml", "train.config.yaml", "config.yaml") if (out/f).exists()), None)
+    cfg = yaml.safe_load(cfg_file.read_text()) if cfg_file else {}
+    return dict(dir=str(out), config=cfg, arms=read_json(out/"eval"/"comparison.json", {}), train=read_json(out/"manifest.json", {}))
 
 # %% ../nbs/09_pipeline.ipynb #c028
-COMPARE_KEYS = ("json_parse_rate", "schema_compliance", "citation_coverage", "citation_precision",
-                "refusal_precision", "refusal_recall", "key_fact_accuracy")
+def _label(key:str, lab:str) -> str:
+    return f"{key.split('.')[-1]}_{Path(lab).name.replace(':', '_')}"
+
+def _axis(k, vals) -> list[tuple[str, list[str]]]:
+    "One grid entry as [(label, [key=value, ...]), ...], labels unique within the entry."
+    if isinstance(vals, dict):  # named bundles
+        axis = []
+        for n, ps in vals.items():
+            ps = [ps] if isinstance(ps, str) else ps
+            if not isinstance(ps, list) or not all(isinstance(p, str) and "=" in p for p in ps):
+                raise RunError(f"sweep grid entry {k!r}, bundle {n!r}: give a list of 'key=value' strings, got {_short(ps)}")
+            axis.append((_label(k, str(n)), list(ps)))
+    else: axis = [(_label(k, str(v)), [_override(k, v)]) for v in (vals if isinstance(vals, list) else [vals])]
+    if not axis: raise RunError(f"sweep grid entry {k!r} has no values")
+    names = [n for n, _ in axis]
+    return [(n if names.count(n) == 1 else f"{n}-{fingerprint([type(v).__name__ for v in ps] + ps)[:6]}", ps)
+            for n, ps in axis] if len(set(names)) < len(names) else axis
 
 def sweep_runs(spec:dict) -> list[tuple[str, list[str]]]:
-    "Expand a sweep spec into (run name, parameters) pairs, in a stable order."
+    "Expand a sweep spec into (run name, parameters) pairs, in a stable order; names are unique."
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict) or not grid: raise RunError("a sweep needs a non-empty 'grid' mapping of dotted keys to lists")
     unknown = set(spec) - {"preset", "params", "grid", "kind", "arm"}
     if unknown: raise RunError(f"unknown sweep keys {sorted(unknown)}; allowed: preset, params, grid, kind, arm")
-    axes = []  # per grid entry: [(run-name part, [key=value, ...]), ...]
-    for k, vals in grid.items():
-        if isinstance(vals, dict):  # named bundles
-            axis = []
-            for n, ps in vals.items():
-                ps = [ps] if isinstance(ps, str) else ps
-                if not isinstance(ps, list) or not all(isinstance(p, str) and "=" in p for p in ps):
-                    raise RunError(f"sweep grid entry {k!r}, bundle {n!r}: give a list of 'key=value' strings, got {ps!r}")
-                axis.append((str(n), list(ps)))
-        else: axis = [(str(v), [f"{k}={v}"]) for v in (vals if isinstance(vals, list) else [vals])]
-        if not axis: raise RunError(f"sweep grid entry {k!r} has no values")
-        axes.append([(f"{k.split('.')[-1]}_{Path(lab).name.replace(':', '_')}", ps) for lab, ps in axis])
-    return [("-".join(n for n, _ in combo), list(spec.get("params", [])) + [p for _, ps in combo for p in ps])
+    axes = [_axis(k, vals) for k, vals in grid.items()]
+    runs = [("-".join(n for n, _ in combo), list(spec.get("params", [])) + [p for _, ps in combo for p in ps])
             for combo in itertools.product(*axes)]
+    dup = {n for n, _ in runs if [m for m, _ in runs].count(n) > 1}
+    if dup: raise RunError(f"sweep runs {sorted(dup)} would share a directory; give the values distinct labels (named bundles)")
+    return runs
 
 # %% ../nbs/09_pipeline.ipynb #c030
 def compare_runs(run_dirs:Sequence[str|Path], arm:str="adapter") -> list[dict]:
-    "One row per run: what was varied, the arm's metrics, time and memory."
+    "One row per run: what was varied, the arm's headline metrics, time and memory."
+    from kwanzaa.evaluate import HEADLINE
     rows = []
     for d in run_dirs:
         r = read_run(d)
         m = r["arms"].get(arm, {})
-        rows.append(dict(run=Path(d).name, **{k: m.get(k) for k in COMPARE_KEYS},
+        rows.append(dict(run=Path(d).name, **{k: m.get(k) for k in HEADLINE},
                          train_seconds=(r["train"].get("durations_s") or {}).get("train"),
                          peak_memory_gib=peak_gib(r["train"])))
     return rows
@@ -242,10 +354,12 @@ def comparison_markdown(rows:list[dict]) -> str:
     lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
-def plot_comparison(rows:list[dict], path:str|Path, keys=("json_parse_rate", "citation_coverage", "refusal_precision", "key_fact_accuracy")):
-    "Grouped bars of the main metrics per run."
+def plot_comparison(rows:list[dict], path:str|Path, keys=None):
+    "Grouped bars of the summary metrics (`kwanzaa.evaluate.SUMMARY`) per run."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from kwanzaa.evaluate import SUMMARY
+    keys = keys or SUMMARY
     fig, ax = plt.subplots(figsize=(max(6, 1.6*len(rows)), 3.5))
     w = 0.8/len(keys)
     for i, k in enumerate(keys):
@@ -263,13 +377,16 @@ def sweep(spec_path:str|Path, # the sweep YAML
     try: spec = yaml.safe_load(spec_path.read_text())
     except (OSError, yaml.YAMLError) as e: raise RunError(f"cannot read sweep file {spec_path}: {e}") from None
     if not isinstance(spec, dict): raise RunError(f"{spec_path}: a sweep file is a mapping with preset, params, grid")
-    out = prepare_run_dir(out or Path("outputs")/"sweeps"/spec_path.stem)
+    kind, preset = spec.get("kind", "all"), spec.get("preset", "cpu")
+    if kind not in _KINDS: raise RunError(f"{spec_path}: kind {kind!r}; choose one of {', '.join(_KINDS)}")
+    out = check_out_dir(out or Path("outputs")/"sweeps"/spec_path.stem)
     runs = [(n, list(params) + p) for n, p in sweep_runs(spec)]
-    for name, params in runs:  # validate every combination before the first one starts
-        check_params(_KINDS[spec.get("kind", "all")], spec.get("preset", "cpu"), split_params(params)[0], {}, notebooks)
-    for name, params in runs:
+    for name, ps in runs:  # validate every combination before the first one starts
+        try: check_params(_KINDS[kind], preset, *split_params(ps), notebooks)
+        except RunError as e: raise RunError(f"sweep run {name}: {e}") from None
+    for name, ps in runs:
         print(f"[sweep] {name}", flush=True)
-        run(spec.get("kind", "all"), spec.get("preset", "cpu"), params, out/name, force=force, smoke=smoke, notebooks=notebooks)
+        run(kind, preset, ps, out/name, force=force, smoke=smoke, notebooks=notebooks)
     rows = compare_runs([out/n for n, _ in runs], arm=spec.get("arm", "adapter"))
     atomic_write_json(out/"comparison.json", dict(rows=rows, spec=spec, provenance=provenance()))
     atomic_write_text(out/"comparison.md", comparison_markdown(rows))
@@ -278,22 +395,21 @@ def sweep(spec_path:str|Path, # the sweep YAML
 
 # %% ../nbs/09_pipeline.ipynb #c034
 SEED_BUDGET = dict(usd=300.0, hours=8.0)
-# Indicative on-demand prices in USD per GPU-hour (late 2026 list prices vary by provider; pass your own with --price).
-HOURLY_USD = {"cpu": 0.0, "Tesla T4": 0.35, "NVIDIA GeForce RTX 4090": 0.69, "NVIDIA A10G": 1.01,
-              "NVIDIA A100-SXM4-80GB": 1.64, "NVIDIA H100 80GB HBM3": 2.49, "NVIDIA H200": 3.50}
 
 def gate(metrics:dict, # an arm's metrics.json
          thresholds:dict, # {metric: target}
          near:float=0.85, # "quality lands at 85-89%": a miss within this fraction of the target counts as near
         ) -> dict:
-    "Compare measured metrics with the targets: met, near (worth a rank-32 run) or missed."
-    missed = {k: (metrics.get(k), t) for k, t in thresholds.items() if metrics.get(k) is None or metrics[k] < t}
+    "Compare measured metrics with the targets (`kwanzaa.evaluate.check_thresholds`): met, near (worth a rank-32 run) or missed."
+    from kwanzaa.evaluate import check_thresholds
+    missed = {k: (c["value"], c["threshold"]) for k, c in check_thresholds(metrics, thresholds).items() if not c["pass"]}
     is_near = bool(missed) and all(v is not None and v >= near*t for v, t in missed.values())
     return dict(met=not missed, near=is_near, missed={k: dict(value=v, target=t) for k, (v, t) in missed.items()})
 
 # %% ../nbs/09_pipeline.ipynb #c036
 def _cost(seconds, device_name, price=None):
-    rate = price if price is not None else HOURLY_USD.get(device_name, None)
+    from kwanzaa.hardware import hourly_usd
+    rate = price if price is not None else hourly_usd(device_name)
     return None if rate is None or seconds is None else round(seconds/3600*rate, 4)
 
 def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu for the embedded model on a CPU)
@@ -312,9 +428,10 @@ def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu 
         d = r["train"].get("device") or {}
         dev = d.get("name", "cpu") if d.get("type") == "cuda" else "cpu"
         secs = round(time.time() - t0, 1)
+        from kwanzaa.evaluate import HEADLINE
         steps.append(dict(step=name, preset=pre, params=extra, gate=g, seconds=secs, device=dev,
                           peak_memory_gib=peak_gib(r["train"]), cost_usd=_cost(secs, dev, price),
-                          metrics={k: r["arms"].get("adapter", {}).get(k) for k in COMPARE_KEYS}))
+                          metrics={k: r["arms"].get("adapter", {}).get(k) for k in HEADLINE}))
         return g
     step("01-pilot", pilot_preset, [])
     g = step("02-full-r16", preset, [])
@@ -325,7 +442,7 @@ def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu 
         elif load_config(preset).adapter.method == "lora":
             decision = "no configuration met every target; the preset is already 16-bit LoRA, so there is no fallback to try"
         else:
-            g = step("04-lora-16bit", preset, ["adapter.method=lora", "quantization.load_in_4bit=false"])
+            g = step("04-lora-16bit", preset, ["adapter.method=lora"])
             decision = ("04-lora-16bit (16-bit LoRA fallback) meets every target: ship it" if g["met"] else
                         "no configuration met every target after the 16-bit LoRA fallback: see the missed metrics below")
     total_s = sum(s["seconds"] for s in steps)
@@ -368,24 +485,26 @@ def _parser():
     r.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="dotted keys override the config (training.epochs=1); plain names set notebook parameters (max_steps=5)")
     r.add_argument("--out", default=None, help="run directory (default outputs/runs/<preset>, plan: outputs/plan)")
-    r.add_argument("--force", action="store_true", help="redo steps that already finished")
+    r.add_argument("--force", action="store_true", help="redo steps that already finished, from scratch")
     r.add_argument("--smoke", action="store_true", help="tiny offline model and a few steps (for CI)")
     r.add_argument("--notebooks", default=None, help="folder of train.ipynb/evaluate.ipynb (default: the repo's nbs/pipelines)")
     r.add_argument("--log-output", action="store_true", help="stream the notebooks' output to this terminal")
-    r.add_argument("--sources", default=None, metavar="DIR", help="folder of the raw corpus texts (sets data.sources_dir)")
+    r.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
     s = sub.add_parser("sweep", help="run a grid of configurations and compare them")
     s.add_argument("spec", help="sweep YAML: preset, params, grid of dotted keys -> lists")
     s.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="parameters added to every run of the sweep (after the spec's own)")
     s.add_argument("--out", default=None); s.add_argument("--force", action="store_true"); s.add_argument("--smoke", action="store_true")
     s.add_argument("--notebooks", default=None)
-    s.add_argument("--sources", default=None, metavar="DIR", help="folder of the raw corpus texts (sets data.sources_dir)")
+    s.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
     sub.add_parser("presets", help="list the shipped presets")
     return p
 
 def main(argv:Sequence[str]|None=None) -> int:
     "The `kwanzaa` command."
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = _parser().parse_args(argv)
+    os.environ.setdefault("KWANZAA_COMMAND", redact("kwanzaa " + shlex.join(argv)))
     if getattr(a, "sources", None): a.param = [*getattr(a, "param", []), f"data.sources_dir={a.sources}"]
     try:
         if a.cmd == "presets":
@@ -395,15 +514,20 @@ def main(argv:Sequence[str]|None=None) -> int:
             rows = sweep(a.spec, a.out, force=a.force, smoke=a.smoke, notebooks=a.notebooks, params=a.param)
             print(comparison_markdown(rows)); return 0
         if a.kind == "plan":
-            rep = plan(a.preset or "qlora", a.out or "outputs/plan", a.param, force=a.force, smoke=a.smoke, notebooks=a.notebooks)
+            rep = plan(a.preset if a.preset is not None else "qlora", a.out or "outputs/plan", a.param, force=a.force,
+                       smoke=a.smoke, notebooks=a.notebooks)
             print(decision_markdown(rep)); return 0
-        res = run(a.kind, a.preset or "pilot", a.param, a.out, force=a.force, smoke=a.smoke, notebooks=a.notebooks,
-                  log_output=a.log_output)
+        res = run(a.kind, a.preset if a.preset is not None else "pilot", a.param, a.out, force=a.force, smoke=a.smoke,
+                  notebooks=a.notebooks, log_output=a.log_output)
         for step, d in res.items():
-            print(f"[kwanzaa] {step}: " + ("already finished, skipped" if d.get("skipped") else f"done in {d['seconds']} s") + f" -> {d['notebook']}")
+            print(f"[kwanzaa] {step}: " + ("finished before with the same inputs, skipped" if d.get("skipped") else
+                                           f"done in {d['seconds']} s") + f" -> {d['notebook']}")
         return 0
-    except RunError as e:
+    except (RunError, RunLockedError) as e:
         print(f"kwanzaa: error: {e}", file=sys.stderr); return 2
+    except KeyboardInterrupt:
+        print("kwanzaa: interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+        return 130
 
 # %% ../nbs/09_pipeline.ipynb #c041
 GOLDEN_KEYS = ("json_parse_rate", "schema_compliance", "citation_coverage", "citation_precision", "refusal_precision",

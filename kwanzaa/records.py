@@ -11,8 +11,9 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['TOKEN_SHAPE', 'VERSIONED', 'file_sha256', 'data_hash', 'atomic_write_text', 'json_text', 'atomic_write_json',
-           'redact', 'redact_file', 'versions', 'device_record', 'git_commit', 'command_line', 'provenance',
-           'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname', 'read_json', 'peak_gib']
+           'redact', 'redact_file', 'redact_tree', 'versions', 'device_record', 'git_commit', 'command_line',
+           'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname', 'read_json',
+           'peak_gib']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -96,6 +97,20 @@ def redact_file(path) -> bool:
     new = redact(text)
     if new != text: atomic_write_text(p, new)
     return new != text
+
+_TEXT_SUFFIXES = (".json", ".jsonl", ".yaml", ".yml", ".ipynb", ".md", ".csv", ".txt", ".log", ".jinja")
+
+def redact_tree(root, # a run directory
+                max_bytes:int=8 << 20, # larger files (tokenizers, weights) are left alone
+               ) -> list[Path]:
+    "`redact_file` every text file under `root`; returns the files that held a secret."
+    out = []
+    for p in sorted(Path(root).rglob("*")):
+        if p.is_file() and p.suffix in _TEXT_SUFFIXES and p.stat().st_size <= max_bytes:
+            try:
+                if redact_file(p): out.append(p)
+            except (UnicodeDecodeError, OSError): continue
+    return out
 
 # %% ../nbs/01a_records.ipynb #164992b5
 VERSIONED = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate", "kwanzaa")

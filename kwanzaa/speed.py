@@ -5,58 +5,29 @@
 # %% ../nbs/05a_speed.ipynb #c003
 from __future__ import annotations
 import importlib.util
-from dataclasses import dataclass, asdict, replace
-
 import torch
 
+from .config import SpeedSection
+
 # %% auto #0
-__all__ = ['PACKING', 'SpeedFlags', 'speed_flags', 'float32_params', 'prepare_lean', 'attach_lora', 'liger_available',
+__all__ = ['PACKING', 'SpeedFlags', 'FAST', 'speed_flags', 'float32_params', 'prepare_lean', 'attach_lora', 'liger_available',
            'micro_batch', 'sft_speed_kwargs', 'plain_sft_kwargs', 'pack_rows', 'packed_rows_dataset',
-           'PackedRowsCollator', 'patch_trainer']
+           'PackedRowsCollator', 'is_plain', 'trainer_class']
 
 # %% ../nbs/05a_speed.ipynb #c006
 PACKING = ("none", "rows", "flat")
-
-@dataclass(frozen=True)
-class SpeedFlags:
-    "Which speed levers a training run uses; `SpeedFlags.plain()` is the plain Hugging Face recipe."
-    lean: bool = True  # keep non-quantized weights in bf16 instead of PEFT's float32 upcast
-    no_sync: bool = True  # loss without per-micro-batch host syncs (metrics kept on the device until logged)
-    lm_head_chunk: int|None = 8192  # vocabulary tile of TRL's fused LM head (TRL's default: 32768)
-    liger: bool = False  # Liger RMSNorm/SwiGLU/RoPE kernels (ignored where liger-kernel or CUDA is missing)
-    checkpoint_every: int = 1  # checkpoint every n-th decoder layer (1: all; 0: no activation checkpointing)
-    offload: bool = False  # keep checkpointed activations in pinned host memory
-    packing: str = "none"  # "rows": examples packed into rows with per-example position ids; "flat": TRL padding-free
-    micro_batch: int|None = None  # per-device batch; accumulation is adjusted to keep the effective batch
-
-    def __post_init__(self):
-        if self.packing not in PACKING: raise ValueError(f"packing={self.packing!r}; allowed: {', '.join(PACKING)}")
-
-    @classmethod
-    def plain(cls) -> SpeedFlags:
-        "All levers off: the reference recipe."
-        return cls(lean=False, no_sync=False, lm_head_chunk=None, liger=False, checkpoint_every=1, offload=False,
-                   packing="none", micro_batch=None)
-
-    def with_(self, **kw) -> SpeedFlags:
-        "A copy with some fields changed."
-        return replace(self, **kw)
+SpeedFlags = SpeedSection  # the levers: one definition, the configuration's `speed` section
+FAST = SpeedFlags(lean=True, no_sync=True, lm_head_chunk=8192)  # the measured levers every fast variant starts from
 
 # %% ../nbs/05a_speed.ipynb #c010
-def speed_flags(cfg=None, # a RunConfig (or None): reads `cfg.speed` if the schema has it, and `training.packing`
+def speed_flags(cfg=None, # a RunConfig (or None: the plain recipe)
                 **overrides, # SpeedFlags fields to force
                ) -> SpeedFlags:
-    "The speed levers for a run: the config's `speed` section (if any), `training.packing`, then `overrides`."
-    kw = {}
-    sec = getattr(cfg, "speed", None) if cfg is not None else None
-    if sec is not None:
-        d = sec.model_dump() if hasattr(sec, "model_dump") else dict(sec)
-        kw.update({k: v for k, v in d.items() if k != "enabled"})   # `enabled` switches the levers on in the trainer
-    if cfg is not None and cfg.training.packing and kw.get("packing", "none") == "none": kw["packing"] = "rows"
-    kw.update(overrides)
-    unknown = sorted(set(kw) - set(SpeedFlags.__dataclass_fields__))
-    if unknown: raise ValueError(f"unknown speed flag(s) {unknown}; allowed: {', '.join(SpeedFlags.__dataclass_fields__)}")
-    return SpeedFlags(**kw)
+    "The speed levers for a run: the config's `speed` section, then `overrides`."
+    flags = cfg.speed if cfg is not None else SpeedFlags.plain()
+    unknown = sorted(set(overrides) - set(SpeedFlags.model_fields))
+    if unknown: raise ValueError(f"unknown speed flag(s) {unknown}; allowed: {', '.join(SpeedFlags.model_fields)}")
+    return flags.with_(**overrides) if overrides else flags
 
 # %% ../nbs/05a_speed.ipynb #c014
 def float32_params(model) -> int:
@@ -76,16 +47,12 @@ def attach_lora(model, # a base model from `kwanzaa.loader.load_base_model`
                 cfg, # RunConfig: reads cfg.lora
                 flags:SpeedFlags|None=None, # levers; None: speed_flags(cfg)
                ):
-    "Prepare `model` as the flags say and wrap it with the LoRA adapter of `cfg.lora`."
+    "Prepare `model` as the flags say (lean or PEFT's k-bit preparation) and wrap it with the LoRA adapter of `cfg.lora`."
     from kwanzaa import loader
     flags = flags or speed_flags(cfg)
     if not flags.lean: return loader.attach_lora(model, cfg)
-    from peft import LoraConfig, get_peft_model
-    lc, targets = cfg.lora, list(cfg.lora.target_modules)
-    model = prepare_lean(model)
-    peft_cfg = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, bias=lc.bias, task_type="CAUSAL_LM",
-                          target_modules="all-linear" if targets == ["all-linear"] else targets)
-    return get_peft_model(model, peft_cfg)
+    from peft import get_peft_model
+    return get_peft_model(prepare_lean(model), loader.lora_config(cfg))
 
 # %% ../nbs/05a_speed.ipynb #c020
 def liger_available() -> bool:
@@ -105,12 +72,13 @@ def micro_batch(batch:int, # per-device batch of the config
 
 def sft_speed_kwargs(flags:SpeedFlags, # the levers
                      batch:int, accumulation:int, # the config's per-device batch and accumulation steps
+                     checkpointing:bool=True, # training.gradient_checkpointing: the policy below applies only when on
                     ) -> dict:
-    "SFTConfig keyword arguments for the levers (checkpointing, Liger, packing, batch)."
+    "SFTConfig keyword arguments for the levers (checkpointing policy, Liger, packing, batch)."
     bs, ga = micro_batch(batch, accumulation, flags.micro_batch)
     kw = dict(per_device_train_batch_size=bs, gradient_accumulation_steps=ga,
               use_liger_kernel=bool(flags.liger and liger_available()))
-    if flags.checkpoint_every > 0:
+    if checkpointing and flags.checkpoint_every > 0:
         kw.update(activation_checkpointing=True,
                   activation_checkpointing_kwargs={"use_reentrant": False, "every_n_layers": flags.checkpoint_every,
                                                    "offload": flags.offload})
@@ -188,10 +156,8 @@ def _flush_metrics(trainer):
     trainer._total_train_tokens += int(toks)
     m["num_tokens"] = [trainer._total_train_tokens]
 
-def _nosync_compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-    if return_outputs or not model.training or self.compute_loss_func is not None or self.label_smoother is not None \
-       or self.aux_loss_enabled or self.args.loss_type != "nll":
-        return type(self).compute_loss(self, model, inputs, return_outputs, num_items_in_batch)
+def _nosync_loss(self, model, inputs, num_items_in_batch=None):
+    "TRL's nll loss through the fused LM head, with the metrics kept on the device."
     inputs["use_cache"] = False
     out = model(**inputs, fused_lm_head=True)
     n = out.label_mask.sum() if num_items_in_batch is None else num_items_in_batch
@@ -206,23 +172,32 @@ def _nosync_compute_loss(self, model, inputs, return_outputs=False, num_items_in
     self._speed_acc = stats if getattr(self, "_speed_acc", None) is None else self._speed_acc + stats
     return loss
 
-def patch_trainer(trainer, # an SFTTrainer built with the model and SFTConfig the flags asked for
-                  flags:SpeedFlags, # the levers
-                 ):
-    "Apply the trainer-side levers (no-sync loss, LM-head tile, row packing) to a built SFTTrainer; returns it."
-    import types
-    if flags.lm_head_chunk:
-        import trl.trainer.utils as tu
-        tu._CHUNKED_LOGPROB_CHUNK_SIZE = int(flags.lm_head_chunk)  # read at each call; process-wide
-    if flags.no_sync:
-        trainer._speed_acc = None
-        trainer.compute_loss = types.MethodType(_nosync_compute_loss, trainer)
-        log = trainer.log
-        def _log(logs, *a, **k):
-            if trainer.model.training: _flush_metrics(trainer)
-            return log(logs, *a, **k)
-        trainer.log = _log
-    if flags.packing == "rows":
-        trainer.train_dataset = packed_rows_dataset(trainer.train_dataset, trainer.args.max_length)
-        trainer.data_collator = PackedRowsCollator(trainer.processing_class.pad_token_id)
-    return trainer
+def is_plain(flags) -> bool:
+    "True when the flags are the plain recipe (no lever on)."
+    return flags == SpeedFlags.plain()
+
+def trainer_class(flags:SpeedFlags, # the levers
+                  base:type, # trl.SFTTrainer or a subclass of it
+                 ) -> type:
+    "`base` with the trainer-side levers (no-sync loss, LM-head tile, row packing) built in; `base` itself when plain."
+    if is_plain(flags) or not (flags.no_sync or flags.lm_head_chunk or flags.packing == "rows"): return base
+    class SpeedSFTTrainer(base):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self._speed_acc = None
+            if flags.lm_head_chunk:
+                import trl.trainer.utils as tu
+                tu._CHUNKED_LOGPROB_CHUNK_SIZE = int(flags.lm_head_chunk)  # read at each call; process-wide
+            if flags.packing == "rows":
+                self.train_dataset = packed_rows_dataset(self.train_dataset, self.args.max_length)
+                self.data_collator = PackedRowsCollator(self.processing_class.pad_token_id)
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if (not flags.no_sync or return_outputs or not model.training or self.compute_loss_func is not None
+                    or self.label_smoother is not None or self.aux_loss_enabled or self.args.loss_type != "nll"):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            return _nosync_loss(self, model, inputs, num_items_in_batch)
+        def log(self, logs, *a, **k):
+            if flags.no_sync and self.model.training: _flush_metrics(self)
+            return super().log(logs, *a, **k)
+    SpeedSFTTrainer.__name__ = SpeedSFTTrainer.__qualname__ = f"Speed{base.__name__}"
+    return SpeedSFTTrainer

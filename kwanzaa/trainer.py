@@ -12,17 +12,19 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from .config import atomic_write_json, atomic_write_text, provenance, resolve_compute_dtype
-from .loader import (EMBEDDED, attach_lora, detect_family, load_model_and_tokenizer, lora_param_count,
-                            model_device, stop_token_ids, trainable_report)
-from .speed import attach_lora as speed_attach_lora, patch_trainer, sft_speed_kwargs, speed_flags
+from .config import is_qlora, resolve_compute_dtype
+from .records import atomic_write_json, atomic_write_text, file_sha256, provenance, redact
+from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_param_count, model_device,
+                            resolve_model_path, trainable_report)
+from . import speed
+from .publish import model_card, update_model_card, merge_adapter, push_adapter  # re-exported: the card is written here
 
 # %% auto #0
-__all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'save_adapter_tensors', 'JsonlLog',
-           'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint',
-           'compute_dtype', 'sft_config', 'trained_text', 'model_card', 'update_model_card', 'TrainResult',
-           'oom_advice', 'plot_loss', 'train', 'merge_adapter', 'load_conversations', 'training_examples', 'main',
-           'push_adapter']
+__all__ = ['ADAPTER_RECORD', 'progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict',
+           'save_adapter_tensors', 'JsonlLog', 'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
+           'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths',
+           'check_lengths', 'TrainResult', 'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer', 'adapter_record',
+           'train', 'memory_report', 'describe_adapter', 'load_conversations', 'training_examples', 'main']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -36,11 +38,16 @@ def progress_mode() -> str:
     env = os.environ.get("KWANZAA_PROGRESS", "").strip().lower()
     if env in ("bar", "lines", "none"): return env
     if _under_papermill(): return "lines"
+    if _in_notebook(): return "bar"
+    return "bar" if sys.stderr.isatty() else "lines"
+
+def _in_notebook() -> bool:
+    "True in a Jupyter kernel, Colab's included (its shell subclasses ZMQInteractiveShell)."
     try:
         from IPython import get_ipython
-        if type(get_ipython()).__name__ == "ZMQInteractiveShell": return "bar"
-    except ImportError: pass
-    return "bar" if sys.stderr.isatty() else "lines"
+        from ipykernel.zmqshell import ZMQInteractiveShell
+    except ImportError: return False
+    return isinstance(get_ipython(), ZMQInteractiveShell)
 
 # %% ../nbs/05_trainer.ipynb #c011
 def _rss_mb() -> float:
@@ -196,8 +203,7 @@ def last_good_checkpoint(ckpt_dir, # the trainer's output_dir
 # %% ../nbs/05_trainer.ipynb #c015
 def compute_dtype(cfg, device=None) -> torch.dtype:
     "The dtype matrix products run in: the 4-bit compute dtype for qlora, the weights' dtype for lora."
-    q = cfg.adapter.method == "qlora" and cfg.quantization.load_in_4bit
-    return resolve_compute_dtype(cfg.quantization.bnb_4bit_compute_dtype if q else cfg.model.dtype, device)
+    return resolve_compute_dtype(cfg.quantization.bnb_4bit_compute_dtype if is_qlora(cfg) else cfg.model.dtype, device)
 
 def sft_config(cfg, # RunConfig
                out_dir, # the run directory (checkpoints go to out_dir/checkpoints)
@@ -215,7 +221,6 @@ def sft_config(cfg, # RunConfig
         per_device_eval_batch_size=t.per_device_train_batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
         learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler_type, warmup_steps=t.warmup_ratio, optim=t.optim,
         seed=t.seed, data_seed=t.seed, max_length=t.max_seq_length, assistant_only_loss=True,
-        packing=t.packing, packing_strategy="bfd", padding_free=t.packing,
         bf16=dt == torch.bfloat16, fp16=dt == torch.float16, use_cpu=dev.type == "cpu",
         activation_checkpointing=t.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
@@ -234,14 +239,35 @@ def trained_text(tokenizer, # the tokenizer the dataset was processed with
     else: keep = [i for i, m in zip(ids, example["assistant_masks"]) if m]
     return tokenizer.decode(keep)
 
+def conversation_lengths(tok, conversations:list) -> list[int]:
+    "Token count of each chat-templated conversation (what TRL will tokenize)."
+    out = []
+    for c in conversations:
+        ids = tok.apply_chat_template(c, tokenize=True)
+        out.append(len(ids["input_ids"] if hasattr(ids, "keys") else ids))
+    return out
+
+def check_lengths(tok, conversations:list, max_length:int, what:str="training") -> list[int]:
+    "Raise TrainError naming every conversation longer than `max_length` tokens (and what to change); returns lengths."
+    lengths = conversation_lengths(tok, conversations)
+    long = [(i, n) for i, n in enumerate(lengths) if n > max_length]
+    if long:
+        shown = ", ".join(f"#{i} ({n:,} tokens)" for i, n in long[:5]) + (f" and {len(long) - 5} more" if len(long) > 5 else "")
+        raise TrainError(f"{len(long)} of {len(conversations)} {what} conversations are longer than "
+                         f"training.max_seq_length={max_length} tokens: {shown}. Their answers would be cut and teach "
+                         f"no stop: raise training.max_seq_length to at least {max(n for _, n in long)}, or shorten or "
+                         "drop those examples (fewer or shorter passages)")
+    return lengths
+
 def _check_trained_span(trainer, tok, conversations):
-    "The first processed row trains on whole answers + end-of-turn only (a packed row holds several)."
+    "Every processed row trains on whole answers + end-of-turn only (a packed row holds several)."
     answers = {c[-1]["content"] for c in conversations}
-    got = trained_text(tok, trainer.train_dataset[0])
-    *pieces, rest = got.split(tok.eos_token)
-    if not pieces or rest or any(p not in answers for p in pieces):
-        raise TrainError(f"the loss mask is wrong: the trained span of the first example is {got!r}, expected "
-                         f"assistant answers each followed by the end-of-turn token {tok.eos_token!r}; check the chat template")
+    for i, row in enumerate(trainer.train_dataset):
+        got = trained_text(tok, row)
+        *pieces, rest = got.split(tok.eos_token)
+        if not pieces or rest or any(p not in answers for p in pieces):
+            raise TrainError(f"the loss mask is wrong: the trained span of row {i} is {got[:300]!r}, expected assistant "
+                             f"answers each followed by the end-of-turn token {tok.eos_token!r}; check the chat template")
 
 def _trainable_to_fp32(model) -> int:
     "Keep LoRA weights in fp32: TRL casts them to bf16 for quantized models, but peft reloads them in fp32 on resume."
@@ -249,111 +275,6 @@ def _trainable_to_fp32(model) -> int:
     for p in model.parameters():
         if p.requires_grad and p.dtype != torch.float32: p.data = p.data.float(); n += 1
     return n
-
-def _truncated(trainer, tok) -> int:
-    eot = tok.eos_token_id
-    n = 0
-    for ex in trainer.train_dataset:
-        if "labels" in ex: lab = [l for l in ex["labels"] if l != -100]
-        else: lab = [i for i, m in zip(ex["input_ids"], ex["assistant_masks"]) if m]
-        n += not lab or lab[-1] != eot
-    return n
-
-# %% ../nbs/05_trainer.ipynb #c021
-_METRICS_START, _METRICS_END = "<!-- kwanzaa:metrics:start -->", "<!-- kwanzaa:metrics:end -->"
-
-def _base_info(cfg) -> dict:
-    base = cfg.model.base
-    if base.startswith("embedded:"):
-        em = EMBEDDED.get(base.split(":", 1)[1])
-        if em: return {"id": em.upstream, "license": em.license, "note": f"`{base}`: {em.upstream} from the GGUF in the "
-                       f"`{em.package}` wheel, dequantized to bf16 by kwanzaa.loader"}
-    return {"id": base, "license": None, "note": f"`{base}`" + (f" at revision {cfg.model.revision}" if cfg.model.revision else "")}
-
-def model_card(cfg, # RunConfig of the run
-               data:dict, # {"train_examples", "eval_examples", "data_hash", "files"}
-               result:dict, # {"train_loss", "eval_loss", "global_step", "train_runtime_s", "trainable", "total", "device"}
-               family:str="chatml", # chat family of the base model's tokenizer
-              ) -> str:
-    "The adapter's README.md: HF model-card metadata, training details and a metrics placeholder."
-    b, t, l = _base_info(cfg), cfg.training, cfg.lora
-    meta = ["---", f"base_model: {b['id']}", "library_name: peft", "pipeline_tag: text-generation"]
-    if b["license"]: meta.append(f"license: {b['license']}")
-    meta += ["tags:", *[f"- {x}" for x in ("kwanzaa", cfg.adapter.method, "lora", "sft", "trl", "rag", "citations")], "---"]
-    q = (f"4-bit {cfg.quantization.bnb_4bit_quant_type.upper()}"
-         f"{' + double quantization' if cfg.quantization.bnb_4bit_use_double_quant else ''}"
-         if cfg.adapter.method == "qlora" else f"unquantized ({cfg.model.dtype})")
-    fmt = lambda v: "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-    body = f"""
-# Kwanzaa adapter ({cfg.adapter.method.upper()}) for {b['id']}
-
-A LoRA adapter that makes the base model answer questions about Kwanzaa and African American history **only from
-the numbered passages in its prompt**, as one compact JSON object (`status`, `citations`, `answer`, `unknowns`),
-citing the passages it used and refusing when they do not hold the answer. Prompts must be built with
-`kwanzaa.data.render_messages` and the chat template in `kwanzaa/templates/{family}.jinja`.
-
-## Base model
-
-- {b['note']}
-- base weights during training: {q}
-
-## Training
-
-| setting | value |
-|---|---|
-| method | {cfg.adapter.method} (LoRA r {l.r}, alpha {l.alpha}, dropout {l.dropout}, on {', '.join(l.target_modules)}) |
-| trainable parameters | {result.get('trainable', 'n/a'):,} of {result.get('total', 'n/a'):,} |
-| epochs / max steps | {t.epochs} / {t.max_steps} |
-| learning rate | {t.learning_rate} ({t.lr_scheduler_type}, warmup ratio {t.warmup_ratio}) |
-| batch | {t.per_device_train_batch_size} x gradient accumulation {t.gradient_accumulation_steps} |
-| max sequence length | {t.max_seq_length} |
-| optimizer | {t.optim} |
-| seed | {t.seed} |
-| loss | assistant tokens only (answer + end-of-turn token) |
-| device | {result.get('device', 'n/a')} |
-| steps / runtime | {result.get('global_step', 'n/a')} / {fmt(result.get('train_runtime_s'))} s |
-| final train loss / validation loss | {fmt(result.get('train_loss'))} / {fmt(result.get('eval_loss'))} |
-
-## Data
-
-- training examples: {data.get('train_examples')}; validation examples: {data.get('eval_examples')}
-- data hash (sha256 over the data files): `{data.get('data_hash') or 'n/a'}`
-- files: {', '.join(f'`{Path(f).name}`' for f in data.get('files', ())) or 'n/a'}
-
-## Evaluation
-
-{_METRICS_START}
-Not evaluated yet. `kwanzaa.evaluate` fills this section (`kwanzaa.trainer.update_model_card`).
-{_METRICS_END}
-
-## Use
-
-```python
-from peft import PeftModel
-from kwanzaa.config import load_config
-from kwanzaa.loader import load_model_and_tokenizer
-cfg = load_config("{cfg.name}", overrides={{"model.base": "{cfg.model.base}"}})
-base, tok = load_model_and_tokenizer(cfg, padding_side="left")
-model = PeftModel.from_pretrained(base, "path/to/this/adapter")
-```
-"""
-    return "\n".join(meta) + "\n" + body
-
-def update_model_card(adapter_dir, # an adapter directory written by `train`
-                      metrics:dict, # metric name -> value (floats are shown with 4 decimals)
-                      title:str|None=None, # e.g. "golden set, 40 questions"
-                     ) -> Path:
-    "Replace the metrics section of the adapter's README.md with a table of `metrics`."
-    card = Path(adapter_dir) / "README.md"
-    text = card.read_text(encoding="utf-8")
-    if _METRICS_START not in text or _METRICS_END not in text:
-        raise TrainError(f"{card} has no metrics section ({_METRICS_START} ... {_METRICS_END})")
-    rows = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in metrics.items())
-    table = (f"{title}\n\n" if title else "") + "| metric | value |\n|---|---|\n" + rows
-    head, rest = text.split(_METRICS_START, 1)
-    tail = rest.split(_METRICS_END, 1)[1]
-    atomic_write_text(card, f"{head}{_METRICS_START}\n{table}\n{_METRICS_END}{tail}")
-    return card
 
 # %% ../nbs/05_trainer.ipynb #c023
 @dataclass
@@ -400,7 +321,7 @@ def _flat(d, prefix=""):
 def _check_same_run(out_dir, cfg):
     saved = Path(out_dir) / "run_config.json"
     if not saved.exists(): return
-    old, new = _flat(json.loads(saved.read_text())), _flat(cfg.model_dump(mode="json"))
+    old, new = _flat(json.loads(saved.read_text())), _flat(redact(cfg.model_dump(mode="json")))
     diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and not k.startswith(_RESUME_FREE)]
     if diff:
         raise TrainError(f"{out_dir} holds checkpoints of a run with a different configuration ({', '.join(diff)}); "
@@ -419,21 +340,31 @@ def plot_loss(log_path, png_path) -> Path|None:
     if ev: ax.plot(*zip(*ev), "o-", label="validation (each epoch)")
     ax.set_xlabel("optimizer step"); ax.set_ylabel("loss (assistant tokens)"); ax.grid(alpha=0.3); ax.legend()
     fig.tight_layout()
-    tmp = Path(png_path).with_suffix(".tmp.png")
+    tmp = Path(png_path).with_name(f".{Path(png_path).stem}.tmp.png")
     fig.savefig(tmp); os.replace(tmp, png_path)
     return Path(png_path)
 
-def train(cfg, # RunConfig
-          out_dir, # run directory (see the layout at the top)
-          train_messages:list, # chat conversations, each [system, user, assistant] (kwanzaa.data.render_messages)
-          eval_messages:list|None=None, # validation conversations, evaluated each epoch
-          resume:bool=True, # continue from the newest intact checkpoint in out_dir; False starts over
-          data_paths=(), # data files the conversations came from (hashed into the manifest)
-          device=None, # torch device; from cfg.model.device when None
-          callbacks=(), # extra transformers TrainerCallbacks
-          command:str|None=None, # recorded in the manifest (default: sys.argv)
-         ) -> TrainResult:
-    "Fine-tune a LoRA adapter on `train_messages` with assistant-only loss; resumable; writes adapter + records."
+# %% ../nbs/05_trainer.ipynb #e6ba95f7
+@dataclass
+class TrainerSetup:
+    "A configured trainer and what it was built from."
+    trainer: object  # the trl.SFTTrainer (or a subclass)
+    tokenizer: object
+    device: torch.device
+    parameters: dict  # trainable / total LoRA parameter counts
+    flags: object  # the speed levers in force (kwanzaa.speed.SpeedFlags)
+    load_seconds: float
+
+def build_trainer(cfg, # RunConfig
+                  out_dir, # the run directory (checkpoints go to out_dir/checkpoints)
+                  train_messages:list, # chat conversations, each [system, user, assistant]
+                  eval_messages:list|None=None, # validation conversations, evaluated each epoch
+                  device=None, # torch device; from cfg.model.device when None
+                  callbacks=(), # transformers TrainerCallbacks
+                  trainer_class=None, # an SFTTrainer subclass to build (default: trl.SFTTrainer); levers are composed onto it
+                  progress:str|None=None, # "bar", "lines" or "none"; default progress_mode()
+                 ) -> TrainerSetup:
+    "The configured SFT trainer for `cfg` (model, LoRA, arguments, datasets, callbacks, speed levers), checked, not trained."
     from datasets import Dataset
     from transformers import set_seed
     from transformers.trainer_callback import PrinterCallback
@@ -442,10 +373,73 @@ def train(cfg, # RunConfig
     if not train_messages: raise TrainError("no training conversations")
     bad = [i for i, m in enumerate(train_messages) if not m or m[-1].get("role") != "assistant"]
     if bad: raise TrainError(f"training conversations {bad[:5]} do not end with an assistant turn (render them with a target)")
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir, adapter_dir, log_path = out / "checkpoints", out / "adapter", out / "train_log.jsonl"
     if t.torch_threads: torch.set_num_threads(t.torch_threads)
     dev = model_device(cfg, device)
+    set_seed(t.seed)
+    model, tok = load_model_and_tokenizer(cfg, dev)
+    check_lengths(tok, train_messages, t.max_seq_length)
+    if eval_messages: check_lengths(tok, eval_messages, t.max_seq_length, "validation")
+    flags = speed.speed_flags(cfg)
+    model = speed.attach_lora(model, cfg, flags)
+    model.config.use_cache = False   # no KV cache in training; it would also hide packed-sequence boundaries
+    expected = (lora_param_count(model.config, cfg.lora.r, cfg.lora.target_modules)
+                if cfg.lora.target_modules != ["all-linear"] else None)
+    params = trainable_report(model, expected)
+    mode = progress or progress_mode()
+    args = sft_config(cfg, out_dir, dev, bool(eval_messages), mode)
+    if not speed.is_plain(flags):
+        args = dataclasses.replace(args, **speed.sft_speed_kwargs(flags, t.per_device_train_batch_size, t.gradient_accumulation_steps,
+                                                                  t.gradient_checkpointing))
+    cls = speed.trainer_class(flags, trainer_class or SFTTrainer)
+    to_ds = lambda msgs: Dataset.from_list([{"messages": m} for m in msgs])
+    with _dataset_bars(mode == "bar"):
+        trainer = cls(model=model, args=args, train_dataset=to_ds(train_messages),
+                      eval_dataset=to_ds(eval_messages) if eval_messages else None, processing_class=tok,
+                      callbacks=[*([ProgressLines()] if mode == "lines" else []), *callbacks])
+    if mode != "bar": trainer.remove_callback(PrinterCallback)
+    _trainable_to_fp32(trainer.model)
+    if len(trainer.train_dataset) == 0:
+        raise TrainError(f"none of the {len(train_messages)} training conversations fits in training.max_seq_length="
+                         f"{t.max_seq_length} tokens; raise it or shorten the passages")
+    _check_trained_span(trainer, tok, train_messages)
+    return TrainerSetup(trainer, tok, dev, params, flags, round(time.perf_counter() - t0, 2))
+
+# %% ../nbs/05_trainer.ipynb #6564e262
+ADAPTER_RECORD = "kwanzaa_adapter.json"
+
+def adapter_record(cfg, tok) -> dict:
+    "What an adapter was trained on: base (as configured), revision, tokenizer sha256, method, chat family."
+    path = Path(resolve_model_path(cfg.model.base, cfg.model.revision, cfg.model.allow_pickle))
+    tj = path / "tokenizer.json"
+    return redact({"base": cfg.model.base, "revision": cfg.model.revision,
+                   "tokenizer_sha256": file_sha256(tj) if tj.is_file() else None,
+                   "method": cfg.adapter.method, "family": detect_family(tok), "lora_r": cfg.lora.r})
+
+# %% ../nbs/05_trainer.ipynb #8e11d319
+def _manifest(out, base:dict, **kw) -> None:
+    atomic_write_json(out / "manifest.json", redact({**base, "kind": "train", **kw}))
+
+def _gpu_memory(dev) -> dict:
+    "GPU memory in use on `dev` now (after loading), and the card's total, in MiB; {} on a CPU."
+    if dev.type != "cuda": return {}
+    return {"gpu_allocated_after_load_mb": round(torch.cuda.memory_allocated(dev) / 2**20, 1),
+            "gpu_total_mb": round(torch.cuda.get_device_properties(dev).total_memory / 2**20, 1)}
+
+def train(cfg, # RunConfig
+          out_dir, # run directory (see the layout at the top)
+          train_messages:list, # chat conversations, each [system, user, assistant] (kwanzaa.prompt.render_messages)
+          eval_messages:list|None=None, # validation conversations, evaluated each epoch
+          resume:bool=True, # continue from the newest intact checkpoint in out_dir; False starts over
+          data_paths=(), # data files the conversations came from (hashed into the manifest)
+          device=None, # torch device; from cfg.model.device when None
+          callbacks=(), # extra transformers TrainerCallbacks
+          command:str|None=None, # recorded in the manifest (default: the `kwanzaa ...` command line)
+          trainer_class=None, # see build_trainer
+         ) -> TrainResult:
+    "Fine-tune a LoRA adapter on `train_messages` with assistant-only loss; resumable; writes adapter + records."
+    t0 = time.perf_counter()
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir, adapter_dir, log_path = out / "checkpoints", out / "adapter", out / "train_log.jsonl"
     resume_from = None
     if resume and list_checkpoints(ckpt_dir):
         _check_same_run(out, cfg)
@@ -453,116 +447,81 @@ def train(cfg, # RunConfig
     if not resume or resume_from is None:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         if log_path.exists(): log_path.unlink()
-    atomic_write_json(out / "run_config.json", cfg.model_dump(mode="json"))
-    set_seed(t.seed)
-    model, tok = load_model_and_tokenizer(cfg, dev)
-    flags = speed_flags(cfg) if cfg.speed.enabled else None   # GPU levers (kwanzaa.speed); off: the plain recipe
-    model = speed_attach_lora(model, cfg, flags) if flags else attach_lora(model, cfg)
-    model.config.use_cache = False   # no KV cache in training; it would also hide packed-sequence boundaries
-    expected = (lora_param_count(model.config, cfg.lora.r, cfg.lora.target_modules)
-                if cfg.lora.target_modules != ["all-linear"] else None)
-    params = trainable_report(model, expected)
-    t_load = time.perf_counter() - t0
-    mode = progress_mode()
-    to_ds = lambda msgs: Dataset.from_list([{"messages": m} for m in msgs])
-    args = sft_config(cfg, out, dev, bool(eval_messages), mode)
-    if flags: args = dataclasses.replace(args, **sft_speed_kwargs(flags, t.per_device_train_batch_size, t.gradient_accumulation_steps))
-    with _dataset_bars(mode == "bar"):
-        trainer = SFTTrainer(model=model, args=args,
-                             train_dataset=to_ds(train_messages), eval_dataset=to_ds(eval_messages) if eval_messages else None,
-                             processing_class=tok, callbacks=[JsonlLog(log_path),
-                                                              *([ProgressLines()] if mode == "lines" else []), *callbacks])
-    if mode != "bar": trainer.remove_callback(PrinterCallback)
-    if flags: patch_trainer(trainer, flags)
-    _trainable_to_fp32(trainer.model)
-    if len(trainer.train_dataset) == 0:
-        raise TrainError(f"none of the {len(train_messages)} training conversations fits in training.max_seq_length="
-                         f"{t.max_seq_length} tokens; raise it or shorten the passages")
-    _check_trained_span(trainer, tok, train_messages)
-    n_trunc = _truncated(trainer, tok)
-    if n_trunc: warnings.warn(f"{n_trunc} of {len(train_messages)} training examples are longer than "
-                              f"training.max_seq_length={t.max_seq_length}: their answers are cut and they teach no stop")
+    atomic_write_json(out / "run_config.json", redact(cfg.model_dump(mode="json")))
+    s = build_trainer(cfg, out, train_messages, eval_messages, device, [JsonlLog(log_path), *callbacks], trainer_class)
+    trainer, tok, dev = s.trainer, s.tokenizer, s.device
+    mem_loaded = _gpu_memory(dev)
     base_manifest = provenance(cfg, data_paths, command)
     main = trainer.is_world_process_zero()   # under accelerate/torchrun only rank 0 writes the run's files
-    if main: atomic_write_json(out / "manifest.json", {**base_manifest, "kind": "train", "status": "running",
-                                                       "resumed_from": str(resume_from) if resume_from else None})
+    resumed = str(resume_from) if resume_from else None
+    if main: _manifest(out, base_manifest, status="running", resumed_from=resumed)
     t1 = time.perf_counter()
-    try: out_train = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    try: out_train = trainer.train(resume_from_checkpoint=resumed)
     except torch.OutOfMemoryError as e: raise TrainError(oom_advice(cfg)) from e
     except KeyboardInterrupt:
         last = list_checkpoints(ckpt_dir)
+        if main: _manifest(out, base_manifest, status="interrupted", resumed_from=resumed,
+                           last_checkpoint=str(last[-1]) if last else None)
         raise TrainError(f"training interrupted; {'resume from ' + str(last[-1]) if last else 'no checkpoint yet'} "
-                         "by calling train(...) again with resume=True") from None
+                         "by running the same command again (or train(...) with resume=True)") from None
     t_train = time.perf_counter() - t1
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     result = {"global_step": trainer.state.global_step, "train_loss": out_train.metrics.get("train_loss"),
               "eval_loss": evals[-1] if evals else None, "train_runtime_s": round(t_train, 2),
-              "trainable": params["trainable"], "total": params["total"], "device": str(dev)}
-    data = {"train_examples": len(train_messages), "eval_examples": len(eval_messages or []), "truncated": n_trunc,
+              "trainable": s.parameters["trainable"], "total": s.parameters["total"], "device": str(dev)}
+    data = {"train_examples": len(train_messages), "eval_examples": len(eval_messages or []),
             "data_hash": base_manifest.get("data_hash"), "files": [str(p) for p in data_paths]}
     t2 = time.perf_counter()
     per_rank = peak_memory_per_rank()   # a collective: every rank takes part
     trainer.model.peft_config["default"].base_model_name_or_path = cfg.model.base
     fsdp_sd = fsdp_adapter_state_dict(trainer) if trainer.is_fsdp_enabled else None   # a collective under FSDP
     if not main: return TrainResult(out, adapter_dir, out / "manifest.json", log_path, None, result["global_step"],
-                                    result["train_loss"], result["eval_loss"], str(resume_from) if resume_from else None, {})
+                                    result["train_loss"], result["eval_loss"], resumed, {})
     tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
     if fsdp_sd is not None:
         save_adapter_tensors(trainer.model.peft_config["default"], fsdp_sd, tmp)
         tok.save_pretrained(str(tmp))
     else: trainer.save_model(str(tmp))
-    n_saved = _adapter_tensor_count(tmp)
-    if not n_saved: raise TrainError(f"the adapter written to {tmp} holds no tensors; the previous adapter is kept")
+    if not _adapter_tensor_count(tmp): raise TrainError(f"the adapter written to {tmp} holds no tensors; the previous adapter is kept")
     (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
-    atomic_write_text(tmp / "README.md", model_card(cfg, data, result, detect_family(tok)))
+    atomic_write_text(tmp / "README.md", redact(model_card(cfg, data, result, detect_family(tok))))
+    atomic_write_json(tmp / ADAPTER_RECORD, adapter_record(cfg, tok))
     shutil.rmtree(adapter_dir, ignore_errors=True); os.replace(tmp, adapter_dir)
     plot = plot_loss(log_path, out / "loss.png")
-    t_save = time.perf_counter() - t2
-    manifest = {**base_manifest, "kind": "train", "status": "complete",
-                "resumed_from": str(resume_from) if resume_from else None,
-                "durations_s": {"load": round(t_load, 2), "train": round(t_train, 2), "save": round(t_save, 2),
+    manifest = {**base_manifest, "kind": "train", "status": "complete", "resumed_from": resumed,
+                "durations_s": {"load": s.load_seconds, "train": round(t_train, 2), "save": round(time.perf_counter() - t2, 2),
                                 "total": round(time.perf_counter() - t0, 2)},
-                "peak_memory": peak_memory(), "parameters": params, "data": data, "metrics": result,
+                "peak_memory": {**peak_memory(), **mem_loaded}, "parameters": s.parameters, "data": data, "metrics": result,
+                "speed": s.flags.model_dump() if hasattr(s.flags, "model_dump") else dataclasses.asdict(s.flags),
                 "distributed": _distributed_info(trainer, per_rank),
                 "outputs": {"adapter": str(adapter_dir), "log": str(log_path), "plot": str(plot) if plot else None}}
-    atomic_write_json(out / "manifest.json", manifest)
+    _manifest(out, manifest)
     return TrainResult(out, adapter_dir, out / "manifest.json", log_path, plot, result["global_step"],
-                       result["train_loss"], result["eval_loss"], str(resume_from) if resume_from else None, manifest)
+                       result["train_loss"], result["eval_loss"], resumed, redact(manifest))
 
-# %% ../nbs/05_trainer.ipynb #c041
-def _greedy(model, tok, prompts, max_new_tokens):
-    texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_token_ids(tok),
-                             pad_token_id=tok.pad_token_id)
-    return [tok.decode(o[enc["input_ids"].shape[1]:], skip_special_tokens=False) for o in out]
+# %% ../nbs/05_trainer.ipynb #6d4cd6b3
+def memory_report(manifest:dict) -> str:
+    "One line on memory and time from a training manifest (the way Unsloth's notebooks report them)."
+    pm, d = manifest.get("peak_memory") or {}, manifest.get("durations_s") or {}
+    minutes = f"{(d.get('total') or 0) / 60:.1f} minutes in all ({(d.get('train') or 0) / 60:.1f} training)"
+    if pm.get("gpu_total_mb"):
+        tot, gib = pm["gpu_total_mb"], lambda mb: mb / 1024
+        name = (manifest.get("device") or {}).get("name", "GPU")
+        return (f"{name} ({gib(tot):.1f} GiB): {gib(pm['gpu_allocated_after_load_mb']):.2f} GiB "
+                f"({100 * pm['gpu_allocated_after_load_mb'] / tot:.0f}%) after loading the model, peak "
+                f"{gib(pm['gpu_peak_allocated_mb']):.2f} GiB ({100 * pm['gpu_peak_allocated_mb'] / tot:.0f}%) while training; {minutes}")
+    return f"CPU: peak resident memory {pm.get('peak_rss_mb', 0) / 1024:.2f} GiB; {minutes}"
 
-def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to merge into)
-                  adapter_dir, # adapter directory written by `train`
-                  out_dir, # where the merged model goes (replaced atomically)
-                  prompts:list|None=None, # chat conversations (no assistant turn) for the greedy check
-                  max_new_tokens:int=24, device=None) -> dict:
-    "Merge the adapter into a bf16 copy of the base, check greedy outputs match, save; returns the merge report."
-    from peft import PeftModel
-    prompts = prompts or [[{"role": "user", "content": q}] for q in
-                          ("What is Kwanzaa?", "What does Umoja mean?", "Who created Kwanzaa?")]
-    base, tok = load_model_and_tokenizer(cfg, device, quantize=False, padding_side="left", dtype=torch.bfloat16)
-    model = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
-    unmerged = _greedy(model, tok, prompts, max_new_tokens)
-    merged_model = model.merge_and_unload()
-    merged = _greedy(merged_model, tok, prompts, max_new_tokens)
-    out = Path(out_dir); out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    merged_model.save_pretrained(tmp); tok.save_pretrained(tmp)
-    report = {"base": cfg.model.base, "adapter": str(adapter_dir), "dtype": "bfloat16", "prompts": prompts,
-              "unmerged": unmerged, "merged": merged, "identical": unmerged == merged}
-    atomic_write_json(tmp / "merge_report.json", report)
-    shutil.rmtree(out, ignore_errors=True); os.replace(tmp, out)
-    if not report["identical"]:
-        warnings.warn(f"merged and unmerged greedy outputs differ on {sum(a != b for a, b in zip(unmerged, merged))} "
-                      f"of {len(prompts)} prompts (bf16 rounding of the merged weights); see {out / 'merge_report.json'}")
-    return report
+def describe_adapter(cfg, n_examples:int) -> str:
+    "What an adapter trained with `cfg` on `n_examples` conversations can be expected to do, in plain words."
+    epochs = cfg.training.epochs if cfg.training.max_steps < 0 else None
+    seen = f"{n_examples} examples" + (f" x {epochs:g} epochs" if epochs else f", {cfg.training.max_steps} steps")
+    if n_examples < 50: return (f"A pilot adapter ({seen}): it shows that the pipeline works and it mostly learns the "
+                                "answer format (JSON that stops on its own). It has not seen enough examples to cite "
+                                "the right passage or to refuse reliably: train on the full set (preset cpu or qlora) "
+                                "and judge it on the golden set (evaluate.ipynb; README's Results for measured numbers).")
+    return (f"An adapter trained on {seen}: score it on the 40 golden questions with evaluate.ipynb (or `kwanzaa run "
+            "evaluate`) before trusting it; README's Results section has the project's measured numbers.")
 
 # %% ../nbs/05_trainer.ipynb #a967de16
 def load_conversations(path) -> list[list[dict]]:
@@ -639,19 +598,3 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.trainer":
     sys.exit(main())  # `python -m kwanzaa.trainer ...` (a notebook kernel is also __main__, but has no such __spec__)
-
-# %% ../nbs/05_trainer.ipynb #c044
-def push_adapter(adapter_dir, # adapter directory written by `train`
-                 repo_id:str, # "user/name" on the Hub
-                 private:bool=True, token_env:str="HF_TOKEN") -> str:
-    "Upload the adapter directory to the Hub (opt-in); the token comes from the environment. Returns the commit URL."
-    token = os.environ.get(token_env)
-    if not token:
-        raise TrainError(f"push_adapter needs a Hugging Face write token in ${token_env} (set it in the environment "
-                         "for this process only; it is never written to disk or into a result file)")
-    from huggingface_hub import HfApi
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    info = api.upload_folder(folder_path=str(adapter_dir), repo_id=repo_id, repo_type="model",
-                             commit_message="Upload Kwanzaa adapter (kwanzaa.trainer.push_adapter)")
-    return str(getattr(info, "commit_url", info))
