@@ -13,7 +13,7 @@ import torch
 
 from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSONAS, core_json_schema, core_to_text,
                               parse, assemble)
-from .data import render_messages
+from .prompt import render_messages
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
 
 # %% auto #0
@@ -138,7 +138,7 @@ def load_for_inference(cfg_or_base, # a RunConfig, or a model name/dir ("embedde
 
 # %% ../nbs/06_inference.ipynb #c012
 def prompt_text(tok, # a tokenizer prepared by kwanzaa.loader (it carries the family's chat template)
-                messages:list[dict], # chat messages from kwanzaa.data.render_messages
+                messages:list[dict], # chat messages from kwanzaa.prompt.render_messages
                ) -> str:
     "The chat-templated prompt string, ending with the assistant header the model continues from."
     return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

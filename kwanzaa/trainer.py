@@ -18,13 +18,14 @@ from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_
                             resolve_model_path, trainable_report)
 from . import speed
 from .publish import model_card, update_model_card, merge_adapter, push_adapter  # re-exported: the card is written here
+from .data import load_conversations, training_examples  # re-exported: the trainer command reads them
 
 # %% auto #0
 __all__ = ['ADAPTER_RECORD', 'progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict',
            'save_adapter_tensors', 'JsonlLog', 'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
            'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths',
            'check_lengths', 'TrainResult', 'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer', 'adapter_record',
-           'train', 'memory_report', 'describe_adapter', 'load_conversations', 'training_examples', 'main']
+           'train', 'memory_report', 'describe_adapter', 'main']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -524,44 +525,6 @@ def describe_adapter(cfg, n_examples:int) -> str:
             "evaluate`) before trusting it; README's Results section has the project's measured numbers.")
 
 # %% ../nbs/05_trainer.ipynb #a967de16
-def load_conversations(path) -> list[list[dict]]:
-    "Rendered chat conversations from a JSON list or a JSONL file (`.gz` allowed); each a list of {role, content}."
-    import gzip
-    p = Path(path)
-    try:
-        with (gzip.open(p, "rt", encoding="utf-8") if p.suffix == ".gz" else open(p, encoding="utf-8")) as f: text = f.read()
-    except (OSError, UnicodeDecodeError) as e: raise TrainError(f"cannot read conversations from {p}: {e}") from None
-    try: rows, where = json.loads(text), lambda i: f"item {i}"   # one JSON list ...
-    except json.JSONDecodeError: rows = None
-    if not isinstance(rows, list) or (rows and isinstance(rows[0], dict) and "role" in rows[0]):   # ... or JSONL
-        rows, where = [], lambda i: f"line {i + 1}"
-        for i, line in enumerate(text.splitlines()):
-            try: rows.append(json.loads(line) if line.strip() else None)
-            except json.JSONDecodeError as e: raise TrainError(f"{p}, line {i + 1}: not valid JSON ({e.msg})") from None
-    out = []
-    for i, conv in enumerate(rows):
-        if conv is None: continue
-        conv = conv.get("messages") if isinstance(conv, dict) else conv
-        if not isinstance(conv, list) or not conv:
-            raise TrainError(f"{p}, {where(i)}: a conversation is a non-empty list of messages (or {{\"messages\": [...]}})")
-        for j, m in enumerate(conv):
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-                raise TrainError(f"{p}, {where(i)}, message {j}: needs string fields 'role' and 'content'")
-        out.append(conv)
-    if not out: raise TrainError(f"{p} holds no conversations")
-    return out
-
-def training_examples(cfg): # RunConfig: reads cfg.data
-    "The corpus, training and validation examples of `cfg.data` (pilot-limited), and the data files used."
-    from kwanzaa.corpus import build_corpus
-    from kwanzaa.data import dataset_path, load_dataset, select_pilot
-    corpus = build_corpus(cfg.data.sources_dir)
-    train_ex = load_dataset(cfg.data.train, corpus)
-    val_ex = load_dataset(cfg.data.validation, corpus) if cfg.data.validation else []
-    if cfg.data.limit: train_ex, val_ex = select_pilot(train_ex, cfg.data.limit), val_ex[: cfg.data.limit]
-    files = [dataset_path(cfg.data.train)] + ([dataset_path(cfg.data.validation)] if cfg.data.validation else [])
-    return corpus, train_ex, val_ex, files
-
 def main(argv=None) -> int:
     "Train one adapter: `python -m kwanzaa.trainer --preset qlora -p key=value --out DIR` (also under `accelerate launch`)."
     import argparse
@@ -590,7 +553,7 @@ def main(argv=None) -> int:
             val_msgs = [example_messages(e, corpus) for e in val_ex] or None
         res = train(cfg, a.out, train_msgs, val_msgs, resume=not a.restart, data_paths=files,
                     command="python -m kwanzaa.trainer " + " ".join(argv if argv is not None else sys.argv[1:]))
-    except (ConfigError, LoaderError, TrainError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, LoaderError, TrainError, ValueError, FileNotFoundError) as e:   # DataError is a ValueError
         print(f"kwanzaa.trainer: error: {e}", file=sys.stderr); return 2
     if res.manifest: print(f"adapter: {res.adapter_dir} | step {res.global_step} | train loss {res.train_loss} | "
                            f"validation loss {res.eval_loss} | manifest: {res.manifest_path}")

@@ -114,13 +114,12 @@ def test_sweep_command_with_bundles_and_extra_parameters(tmp_path):
     "`kwanzaa sweep` with a named bundle of settings and -p for every run: one run, its config, the comparison."
     spec = tmp_path / "bundles.yaml"
     spec.write_text("preset: pilot\nkind: train\ngrid:\n  method:\n"
-                    "    qlora: [adapter.method=qlora, quantization.load_in_4bit=true, training.optim=paged_adamw_8bit]\n")
+                    "    qlora: [adapter.method=qlora, training.optim=paged_adamw_8bit]\n")
     p = _cli("sweep", str(spec), "--smoke", "--out", str(tmp_path / "sw"), "-p", "lora.r=4")
     assert p.returncode == 0, p.stdout + p.stderr
     import yaml
-    cfg = yaml.safe_load((tmp_path / "sw/method_qlora/config.yaml").read_text())
-    assert (cfg["adapter"]["method"], cfg["quantization"]["load_in_4bit"], cfg["training"]["optim"], cfg["lora"]["r"]) == \
-        ("qlora", True, "paged_adamw_8bit", 4)
+    cfg = yaml.safe_load((tmp_path / "sw/method_qlora/train.config.yaml").read_text())
+    assert (cfg["adapter"]["method"], cfg["training"]["optim"], cfg["lora"]["r"]) == ("qlora", "paged_adamw_8bit", 4)
     assert "| method_qlora |" in (tmp_path / "sw/comparison.md").read_text()
 
 

@@ -2,7 +2,7 @@
 import json, re
 from pathlib import Path
 
-from kwanzaa.pipeline import update_readme
+from kwanzaa.readme import update_readme
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,4 +29,4 @@ def test_home_notebook_shows_the_same_two_commands():
 
 def test_readme_results_are_generated_from_the_result_files():
     assert update_readme(ROOT / "README.md", ROOT, check=True), \
-        "README's result blocks differ from outputs/: run `python -c 'from kwanzaa.pipeline import update_readme; update_readme()'`"
+        "README's result blocks differ from outputs/: run `python -c 'from kwanzaa.readme import update_readme; update_readme()'`"

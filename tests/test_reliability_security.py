@@ -170,9 +170,10 @@ def test_hub_push_is_opt_in(tiny_model_dir, tmp_path):
     args = sft_config(_cfg(tiny_model_dir, "qlora"), tmp_path, device="cpu")
     assert (args.push_to_hub, args.hub_token, args.hub_model_id, list(args.report_to)) == (False, None, None, [])
     assert not any("push" in p or "hub" in p or "token" in p for p in inspect.signature(train).parameters)
-    # push_adapter is the only way up, and nothing in the package or the pipeline notebooks calls it
+    # push_adapter is the only way up: the package never calls it, and the train notebook only behind `if push_to_hub:`
     calls = [f"{f.relative_to(REPO)}" for f in _sources()
-             if f.name != "05_trainer.ipynb" and re.search(r"push_adapter\(", f.read_text(encoding="utf-8"))
-             and not f.name == "trainer.py"]
+             if f.name not in ("05b_publish.ipynb", "train.ipynb") and re.search(r"push_adapter\(", f.read_text(encoding="utf-8"))]
     assert calls == []
+    nb = (REPO / "nbs/pipelines/train.ipynb").read_text(encoding="utf-8")
+    assert re.search(r"if push_to_hub:.{0,300}push_adapter\(", nb, re.S) and '"push_to_hub: bool = False' in nb
     assert "token" not in inspect.signature(push_adapter).parameters   # read from the environment, never passed around

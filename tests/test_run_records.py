@@ -22,8 +22,7 @@ def test_preset_saves_complete_and_round_trips(tmp_path, name):
 def test_seed_values_and_cpu_sizes():
     q, cpu, pilot = load_config("qlora"), load_config("cpu"), load_config("pilot")
     assert list_presets() == ["cpu", "lora", "pilot", "qlora", "qlora-fast"]
-    assert (q.adapter.method, q.quantization.load_in_4bit, q.quantization.bnb_4bit_quant_type,
-            q.quantization.bnb_4bit_use_double_quant) == ("qlora", True, "nf4", True)
+    assert (q.adapter.method, q.quantization.bnb_4bit_quant_type, q.quantization.bnb_4bit_use_double_quant) == ("qlora", "nf4", True)
     assert (q.lora.r, q.lora.alpha, q.lora.dropout, len(q.lora.target_modules)) == (16, 32, 0.05, 7)
     assert (q.training.epochs, q.training.learning_rate, q.training.per_device_train_batch_size,
             q.training.gradient_accumulation_steps, q.training.optim) == (2, 2e-4, 1, 16, "paged_adamw_8bit")
@@ -37,9 +36,9 @@ def test_seed_values_and_cpu_sizes():
 
 def test_override_values_are_parsed_as_yaml():
     cfg = load_config("cpu", overrides=["training.learning_rate=1e-4", "training.torch_threads=1", "data.limit=null",
-                                        "training.packing=true", "lora.target_modules=[q_proj, v_proj]"])
-    assert (cfg.training.learning_rate, cfg.training.torch_threads, cfg.data.limit, cfg.training.packing,
-            cfg.lora.target_modules) == (1e-4, 1, None, True, ["q_proj", "v_proj"])
+                                        "speed.packing=flat", "lora.target_modules=[q_proj, v_proj]"])
+    assert (cfg.training.learning_rate, cfg.training.torch_threads, cfg.data.limit, cfg.speed.packing,
+            cfg.lora.target_modules) == (1e-4, 1, None, "flat", ["q_proj", "v_proj"])
     assert load_config("cpu", overrides={"training.torch_threads": 1}).training.torch_threads == 1
 
 

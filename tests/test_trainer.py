@@ -10,6 +10,7 @@ from kwanzaa.config import load_config
 from kwanzaa.contract import AnswerCore, Chunk, Toggles, core_to_text
 from kwanzaa.data import render_messages
 from kwanzaa.loader import FAMILIES, load_tokenizer, make_tiny_model
+from kwanzaa.publish import PublishError
 from kwanzaa.trainer import (TrainError, checkpoint_problem, last_good_checkpoint, list_checkpoints, merge_adapter,
                              progress_mode, push_adapter, sft_config, train, trained_text, update_model_card)
 
@@ -173,7 +174,7 @@ def test_gpu_out_of_memory_names_the_settings_to_lower(tiny_model_dir, tmp_path)
 
 def test_packing_trains_and_keeps_sequences_apart(tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM
-    res = train(tiny_cfg(tiny_model_dir, **{"training.packing": True, "training.max_steps": 2}), tmp_path / "p", CONVS)
+    res = train(tiny_cfg(tiny_model_dir, **{"speed.packing": "flat", "training.max_steps": 2}), tmp_path / "p", CONVS)
     assert res.global_step == 2 and res.train_loss > 0
     m = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     a, b = torch.randint(5, 300, (1, 9)), torch.randint(5, 300, (1, 6))
@@ -190,7 +191,7 @@ def test_progress_mode_and_push_need_explicit_opt_in(monkeypatch, tmp_path):
     monkeypatch.delenv("KWANZAA_PROGRESS")
     assert progress_mode() == "lines"   # pytest: no tty, no notebook
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    with pytest.raises(TrainError, match=r"needs a Hugging Face write token in \$HF_TOKEN"):
+    with pytest.raises(PublishError, match=r"needs a Hugging Face write token in \$HF_TOKEN"):
         push_adapter(tmp_path, "someone/adapter")
 
 

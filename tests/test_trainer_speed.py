@@ -1,5 +1,5 @@
-"""The trainer with the GPU speed levers switched on (`speed.enabled`), on the tiny model on CPU: same code path,
-same loss as the plain path on the first step, adapter written."""
+"""The trainer with the GPU speed levers switched on (the `speed` section, as in the qlora-fast preset), on the tiny
+model on CPU: same code path, same loss as the plain path on the first step, adapter written."""
 import json, os
 
 import torch
@@ -11,6 +11,10 @@ torch.set_num_threads(1)
 os.environ["KWANZAA_PROGRESS"] = "lines"
 
 
+LEVERS = {"speed.lean": True, "speed.no_sync": True, "speed.lm_head_chunk": 8192, "speed.packing": "rows",
+          "speed.micro_batch": 2}   # the levers `speed.enabled` used to switch on, with rows packing and micro-batch 2
+
+
 def _first_loss(out):
     return [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines() if '"loss"' in l][0]["loss"]
 
@@ -19,10 +23,10 @@ def test_speed_levers_train_and_match_the_plain_first_loss(tiny_model_dir, tmp_p
     common = {"training.max_steps": 2, "training.per_device_train_batch_size": 1, "training.gradient_accumulation_steps": 4,
               "lora.dropout": 0.0, "training.learning_rate": 1e-3}
     plain = train(tiny_cfg(tiny_model_dir, "lora", **common), tmp_path / "plain", CONVS)
-    fast = train(tiny_cfg(tiny_model_dir, "lora", **common, **{"speed.enabled": True, "speed.packing": "rows",
-                                                               "speed.micro_batch": 2}), tmp_path / "fast", CONVS)
+    fast = train(tiny_cfg(tiny_model_dir, "lora", **common, **LEVERS), tmp_path / "fast", CONVS)
     assert (fast.adapter_dir / "adapter_model.safetensors").exists()
     assert fast.global_step == plain.global_step == 2
     lp, lf = _first_loss(tmp_path / "plain"), _first_loss(tmp_path / "fast")
     assert abs(lp - lf) / lp < 2e-2, (lp, lf)   # same examples, same effective batch of 4; bf16-lean rounding only
-    assert json.loads((tmp_path / "fast/manifest.json").read_text())["config"]["speed"]["enabled"] is True
+    speed = json.loads((tmp_path / "fast/manifest.json").read_text())["config"]["speed"]
+    assert {f"speed.{k}": v for k, v in speed.items() if f"speed.{k}" in LEVERS} == LEVERS
