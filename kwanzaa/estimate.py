@@ -16,7 +16,7 @@ from .speed import FAST, SpeedFlags
 # %% auto #0
 __all__ = ['TRAIN_LENGTHS', 'BYTES_NF4', 'CALIBRATION', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'record_train_lengths',
            'load_train_lengths', 'memory_terms', 'flags_of', 'calibrate', 'estimate', 'estimate_errors',
-           'estimate_model', 'kwanzaa_estimates', 'write_estimates']
+           'estimate_model', 'kwanzaa_estimates', 'write_estimates', 'model_menu']
 
 # %% ../nbs/08b_estimate.ipynb #685016b2
 TRAIN_LENGTHS = "outputs/bench/train_lengths.json"
@@ -269,3 +269,33 @@ def write_estimates(bench_dir=None, # where the run records are (default outputs
                                      data_paths=sorted(Path(bench_dir).glob("run*_records.json"))))
     atomic_write_json(Path(out_dir or bench_dir) / "estimates.json", rec)
     return rec
+
+# %% ../nbs/08b_estimate.ipynb #2cfd2528
+def _menu_lengths() -> tuple[list[int], str]:
+    "The training set's token lengths: the recorded ones, else approximated from the packaged set (4 chars/token)."
+    try: return load_train_lengths(), "recorded token lengths (outputs/bench/train_lengths.json)"
+    except FileNotFoundError: pass
+    from kwanzaa.data import example_messages, training_examples
+    from kwanzaa.config import load_config
+    corpus, train, _, _ = training_examples(load_config("cpu"))
+    chars = [sum(len(m["content"]) for m in example_messages(e, corpus)) for e in train]
+    return [max(1, c // 4) for c in chars], "token lengths approximated at 4 characters per token"
+
+def model_menu(gpus=("T4", "RTX 4090"), # keys of GPUS
+               epochs:int=2, show:bool=True) -> list[dict]:
+    "The supported base models with the estimated peak GiB and minutes of a Kwanzaa QLoRA run per GPU; printed as a table."
+    from kwanzaa.loader import MODEL_MENU
+    lengths, how = _menu_lengths()
+    rows = []
+    for m in MODEL_MENU.values():
+        row = dict(model=m.id, size=m.size, gated=m.gated, hardware=m.hardware, license=m.license)
+        for g in gpus:
+            e = estimate_model(m.arch, g, lengths=lengths, epochs=epochs)
+            row[g] = f"{e['peak_gib']:.1f} GiB, {e['minutes']:.0f} min" + ("" if e["fits"] else " (does not fit)")
+        rows.append(row)
+    if show:
+        cols = list(rows[0])
+        print(" | ".join(cols)); print(" | ".join("---" for _ in cols))
+        for r in rows: print(" | ".join("gated" if c == "gated" and r[c] else "open" if c == "gated" else str(r[c]) for c in cols))
+        print(f"\nqlora recipe, batch 1 x 16, {epochs} epochs of {len(lengths)} examples; {how}. Estimates, not measurements.")
+    return rows

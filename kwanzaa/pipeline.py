@@ -256,7 +256,7 @@ def smoke_overrides(tiny_dir:str|Path) -> list[str]:
     tiny = Path(tiny_dir)
     if not (tiny/"config.json").exists(): make_tiny_model(tiny, family="chatml")
     return [f"model.base={tiny}", "data.limit=4", "training.max_steps=2", "training.save_steps=1",
-            "training.per_device_train_batch_size=1", "training.gradient_accumulation_steps=1", "training.max_seq_length=2048",
+            "training.per_device_train_batch_size=1", "training.gradient_accumulation_steps=1", "training.max_seq_length=4096",
             "eval.max_new_tokens=24", "eval.batch_size=4", "eval.limit=4"]
 
 # %% ../nbs/09_pipeline.ipynb #c023
