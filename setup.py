@@ -26,7 +26,10 @@ requirements = shlex.split(cfg.get('requirements', ''))
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
-dev_requirements = shlex.split(cfg.get('dev_requirements') or '')
+# extras: every `<name>_requirements` key of settings.ini other than `requirements` and `pip_requirements`
+# (batch_requirements -> pip install "kwanzaa[batch]", dev_requirements -> "kwanzaa[dev]")
+extras = {k[:-len('_requirements')]: shlex.split(cfg[k] or '') for k in cfg
+          if k.endswith('_requirements') and k not in ('requirements', 'pip_requirements')}
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -43,7 +46,7 @@ setuptools.setup(
     package_data = {cfg['lib_name']: ['presets/*.yaml', 'schemas/*.json', 'corpus_data/*', 'corpus_data/**/*',
                                       'datasets/*', 'templates/*', 'accelerate/*']},
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements },
+    extras_require = extras,
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -14,11 +14,12 @@ from safetensors import SafetensorError
 from .config import check_device, file_sha256, resolve_compute_dtype
 
 # %% auto #0
-__all__ = ['FAMILIES', 'EMBEDDED', 'ChatFamily', 'LoaderError', 'chat_template', 'detect_family', 'make_tiny_model',
-           'prepare_tokenizer', 'load_tokenizer', 'stop_token_ids', 'cache_dir', 'cached_build', 'EmbeddedModel',
-           'embedded_model_path', 'bnb_config', 'fsdp_enabled', 'weights_dtype', 'resolve_model_path', 'model_device',
-           'load_base_model', 'load_model_and_tokenizer', 'linear_module_names', 'keep_4bit_trainable_on_cpu',
-           'attach_lora', 'lora_param_count', 'trainable_report']
+__all__ = ['FAMILIES', 'EMBEDDED', 'HUB_LOGIN_HELP', 'MODEL_MENU', 'ChatFamily', 'LoaderError', 'chat_template', 'detect_family',
+           'make_tiny_model', 'prepare_tokenizer', 'load_tokenizer', 'stop_token_ids', 'cache_dir', 'cached_build',
+           'EmbeddedModel', 'embedded_model_path', 'bnb_config', 'fsdp_enabled', 'weights_dtype', 'resolve_model_path',
+           'model_device', 'load_base_model', 'load_model_and_tokenizer', 'hub_login', 'linear_module_names',
+           'keep_4bit_trainable_on_cpu', 'attach_lora', 'lora_param_count', 'trainable_report', 'MenuModel',
+           'print_menu']
 
 # %% ../nbs/04_loader.ipynb #c006
 @dataclass(frozen=True)
@@ -246,7 +247,7 @@ def bnb_config(cfg, # RunConfig
     "A `BitsAndBytesConfig` for `cfg` (NF4, double quant, compute dtype by device), or None for plain LoRA."
     from transformers import BitsAndBytesConfig
     q = cfg.quantization
-    if cfg.adapter.method != "qlora" or not q.load_in_4bit: return None
+    if cfg.adapter.method != "qlora": return None
     compute = resolve_compute_dtype(q.bnb_4bit_compute_dtype, device)
     storage = q.bnb_4bit_quant_storage
     storage = (compute if fsdp_enabled() else torch.uint8) if storage == "auto" else getattr(torch, storage)
@@ -263,6 +264,34 @@ def weights_dtype(cfg, device=None) -> torch.dtype:
     return resolve_compute_dtype(cfg.model.dtype, device)
 
 # %% ../nbs/04_loader.ipynb #c042
+HUB_LOGIN_HELP = ("log in: `kwanzaa.loader.hub_login()`, `huggingface_hub.login()` (`notebook_login()` in Colab), or set "
+                  "HF_TOKEN in the environment (in Colab: a secret named HF_TOKEN, with notebook access on)")
+
+def _hub_refusal(base, revision, err) -> str|None:
+    "What to do when the hub refused `base` (gated, not found, 401/403), keeping the hub's message; None for other failures."
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+    e, seen = err, set()
+    while e is not None and id(e) not in seen and not isinstance(e, HfHubHTTPError):
+        seen.add(id(e)); e = e.__cause__ or e.__context__
+    if e is None or id(e) in seen: return None
+    status = getattr(getattr(e, "response", None), "status_code", None)
+    hub, server = " ".join(str(e).split())[:800], (getattr(e, "server_message", None) or "").strip()
+    hub = hub.rstrip(".") + "."
+    if server and server not in hub: hub += f" The hub said: {server.rstrip('.')}."
+    what, page = f"model {base!r} (revision {revision or 'main'})", f"https://huggingface.co/{base}"
+    if isinstance(e, GatedRepoError):
+        return (f"{what} is gated: the hub answered {type(e).__name__}: {hub} To use it, accept its licence on {page} "
+                f"with your account (some are approved by hand, which can take a while), then {HUB_LOGIN_HELP}. "
+                "Or pick an open model (MODEL_MENU) or an embedded one (model.base=embedded:smollm2).")
+    if isinstance(e, RepositoryNotFoundError):
+        return (f"{what} was not found on the hub: {type(e).__name__}: {hub} Check the id on {page}; a private or gated "
+                f"repo also answers 'not found' without a token, so if it exists, accept its licence there, then "
+                f"{HUB_LOGIN_HELP}.")
+    if status in (401, 403):
+        return (f"{what}: the hub refused the request ({status}): {type(e).__name__}: {hub} The token is missing, invalid, "
+                f"expired or without access: accept the licence on {page} if the model is gated, then {HUB_LOGIN_HELP}.")
+    return None
+
 def resolve_model_path(base:str, # cfg.model.base: "embedded:<name>", a local directory, or a hub id
                        revision:str|None=None, # hub branch, tag or commit
                        allow_pickle:bool=False, # also fetch pickle (.bin) weights from the hub
@@ -279,6 +308,8 @@ def resolve_model_path(base:str, # cfg.model.base: "embedded:<name>", a local di
     patterns = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"] + (["*.bin"] if allow_pickle else [])
     try: return snapshot_download(base, revision=revision, local_files_only=offline, allow_patterns=patterns)
     except Exception as e:
+        refused = None if offline else _hub_refusal(base, revision, e)
+        if refused: raise LoaderError(refused) from e
         why = "HF_HUB_OFFLINE is set" if offline else f"the hub is unreachable or refused it ({type(e).__name__})"
         raise LoaderError(f"model {base!r} (revision {revision or 'main'}) is not in the local Hugging Face cache and "
                           f"cannot be downloaded: {why}. Use an embedded model (model.base=embedded:smollm2), a local "
@@ -310,7 +341,7 @@ def load_base_model(cfg, # RunConfig
     path = resolve_model_path(m.base, m.revision, m.allow_pickle)
     _check_weights_format(path, m.allow_pickle)
     q = bnb_config(cfg, dev) if quantize in (None, True) else None
-    if quantize and q is None: raise LoaderError("quantize=True needs quantization.load_in_4bit=true")
+    if quantize and q is None: raise LoaderError("quantize=True needs adapter.method=qlora")
     kw = dict(revision=m.revision if not Path(path).is_dir() else None, trust_remote_code=m.trust_remote_code,
               attn_implementation=m.attn_implementation, use_safetensors=None if m.allow_pickle else True,
               device_map={"": dev.index or 0} if dev.type == "cuda" else {"": str(dev)})
@@ -332,6 +363,26 @@ def load_model_and_tokenizer(cfg, # RunConfig
     model.config.pad_token_id = model.generation_config.pad_token_id = tok.pad_token_id
     model.generation_config.eos_token_id = stop_token_ids(tok)
     return model, tok
+
+# %% ../nbs/04_loader.ipynb #c042b
+def _colab_secret(name:str) -> str|None:
+    "The Colab secret `name`, or None outside Colab or when it is missing or access was refused."
+    try: from google.colab import userdata
+    except ImportError: return None
+    try: return userdata.get(name) or None
+    except Exception: return None   # SecretNotFoundError, NotebookAccessError, TimeoutException
+
+def hub_login(token_env:str="HF_TOKEN", # name of the Colab secret and of the environment variable
+             ) -> bool:
+    "Log in to the Hugging Face hub from the Colab secret or environment variable `token_env`; True when a token was used."
+    from huggingface_hub import login, notebook_login
+    from huggingface_hub.utils import is_notebook
+    token = _colab_secret(token_env) or os.environ.get(token_env) or None
+    if token:
+        login(token=token.strip(), add_to_git_credential=False)
+        return True
+    if is_notebook(): notebook_login()   # the user types the token into the widget; nothing is known yet
+    return False
 
 # %% ../nbs/04_loader.ipynb #c050
 def linear_module_names(model) -> list[str]:
@@ -421,3 +472,64 @@ def trainable_report(model, # a peft model
         if trainable != expected:
             raise LoaderError(f"{trainable:,} trainable parameters, expected {expected:,} from the analytic LoRA count")
     return rep
+
+# %% ../nbs/04_loader.ipynb #c061
+@dataclass(frozen=True)
+class MenuModel:
+    "A base model the project supports, with the `config.json` numbers an estimator needs."
+    id: str                   # `model.base`: an `embedded:` name or a hub id
+    size: str                 # size label, as the model is known
+    family: str               # chat family, a key of `FAMILIES`
+    gated: bool               # True: accept the licence on the model page and log in (`hub_login`)
+    license: str
+    hardware: str             # "cpu" (embedded) or "gpu" (T4 / RTX 4090)
+    params: float             # published parameter count, in billions
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    head_dim: int|None = None  # only where it is not hidden_size // num_attention_heads
+
+    @property
+    def arch(self) -> dict:
+        "The architecture numbers, `head_dim` filled in."
+        keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                "vocab_size", "tie_word_embeddings")
+        return {k: getattr(self, k) for k in keys} | {"head_dim": self.head_dim or self.hidden_size // self.num_attention_heads}
+
+    def config(self):
+        "A transformers `LlamaConfig` with these shapes (for `lora_param_count` and estimators; no weights)."
+        from transformers import LlamaConfig
+        return LlamaConfig(**self.arch)
+
+    def param_count(self) -> int:
+        "Parameters from the shapes: embeddings (+ an untied head), attention, gated MLP and norms (biases ignored)."
+        a = self.arch; h, hd = a["hidden_size"], a["head_dim"]
+        attn = 2 * h * a["num_attention_heads"] * hd + 2 * h * a["num_key_value_heads"] * hd
+        layer = attn + 3 * h * a["intermediate_size"] + 2 * h
+        emb = a["vocab_size"] * h * (1 if a["tie_word_embeddings"] else 2)
+        return emb + a["num_hidden_layers"] * layer + h
+
+def _menu(*rows): return {r.id: r for r in rows}
+
+MODEL_MENU = _menu(
+    MenuModel("embedded:smollm2", "135M", "chatml", False, "apache-2.0", "cpu", 0.135, 576, 1536, 30, 9, 3, 49152, True),
+    MenuModel("embedded:gemma3-270m", "270M", "gemma3", False, "gemma", "cpu", 0.268, 640, 2048, 18, 4, 1, 262144, True, 256),
+    MenuModel("Qwen/Qwen2.5-1.5B-Instruct", "1.5B", "chatml", False, "apache-2.0", "gpu", 1.54, 1536, 8960, 28, 12, 2, 151936, True),
+    MenuModel("HuggingFaceTB/SmolLM2-1.7B-Instruct", "1.7B", "chatml", False, "apache-2.0", "gpu", 1.71, 2048, 8192, 24, 32, 32, 49152, True),
+    MenuModel("meta-llama/Llama-3.2-1B-Instruct", "1B", "llama3", True, "llama3.2", "gpu", 1.24, 2048, 8192, 16, 32, 8, 128256, True, 64),
+    MenuModel("meta-llama/Llama-3.2-3B-Instruct", "3B", "llama3", True, "llama3.2", "gpu", 3.21, 3072, 8192, 28, 24, 8, 128256, True, 128),
+    MenuModel("Qwen/Qwen2.5-7B-Instruct", "7B", "chatml", False, "apache-2.0", "gpu", 7.62, 3584, 18944, 28, 28, 4, 152064, False),
+    MenuModel("meta-llama/Llama-3.1-8B-Instruct", "8B", "llama3", True, "llama3.1", "gpu", 8.03, 4096, 14336, 32, 32, 8, 128256, False, 128),
+)
+
+def print_menu(menu:dict|None=None): # id -> MenuModel; `MODEL_MENU` when None
+    "Print the menu as a small table."
+    menu = MODEL_MENU if menu is None else menu
+    print(f"{'model.base':<38}{'size':>6}  {'family':<8}{'gated':<7}{'licence':<12}{'hw':<5}{'layers':>6}{'hidden':>7}{'heads':>9}{'vocab':>8}")
+    for m in menu.values():
+        print(f"{m.id:<38}{m.size:>6}  {m.family:<8}{'yes' if m.gated else 'no':<7}{m.license:<12}{m.hardware:<5}"
+              f"{m.num_hidden_layers:>6}{m.hidden_size:>7}{f'{m.num_attention_heads}/{m.num_key_value_heads}':>9}{m.vocab_size:>8}")

@@ -183,6 +183,113 @@ def test_offline_hub_id_is_a_clear_error(monkeypatch):
         resolve_model_path("./no/such/dir")
 
 
+# --- a stand-in hub on loopback: gated, missing and unauthenticated repos, and a login -----------------------------
+
+FAKE_TOKEN = "hf_loopback-only-not-a-real-token"   # only ever sent to 127.0.0.1 (hyphens: no scanner mistakes it)
+HUB_ANSWERS = {   # repo id -> (status, X-Error-Code, X-Error-Message), what huggingface.co answers for such a repo
+    "meta-llama/Gated-1B": (401, "GatedRepo", "Access to model meta-llama/Gated-1B is restricted. You must have access "
+                            "to it and be authenticated to access it. Please log in."),
+    "meta-llama/Gated-Authed": (403, "GatedRepo", "Access to model meta-llama/Gated-Authed is restricted and you are not "
+                                "in the authorized list. Visit https://huggingface.co/meta-llama/Gated-Authed to ask for access."),
+    "nobody-here/missing": (404, "RepoNotFound", "Repository not found"),
+    "someone/private": (401, None, "Invalid credentials in Authorization header"),
+}
+
+
+@pytest.fixture
+def loopback_hub():
+    "A local HTTP server answering the hub API like huggingface.co; yields (endpoint, list of (path, auth header))."
+    import http.server, json, threading
+    seen = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a): pass
+        def _answer(self, status, body, headers=()):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            for k, v in [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers]: self.send_header(k, v)
+            self.end_headers()
+            if self.command != "HEAD": self.wfile.write(data)
+        def do_GET(self):
+            auth = self.headers.get("Authorization")
+            seen.append((self.path, auth))
+            if self.path.startswith("/api/whoami-v2"):
+                if auth == f"Bearer {FAKE_TOKEN}":
+                    return self._answer(200, {"type": "user", "name": "kwanzaa-tester",
+                                              "auth": {"type": "access_token", "accessToken": {"displayName": "loopback", "role": "read"}}})
+                return self._answer(401, {"error": "Invalid credentials in Authorization header"},
+                                    [("X-Error-Message", "Invalid credentials in Authorization header")])
+            for repo, (status, code, msg) in HUB_ANSWERS.items():
+                if f"/{repo}/" in self.path or self.path.endswith(f"/{repo}"):
+                    return self._answer(status, {"error": msg}, [("X-Error-Message", msg)] + ([("X-Error-Code", code)] if code else []))
+            return self._answer(404, {"error": "Repository not found"}, [("X-Error-Code", "RepoNotFound"), ("X-Error-Message", "Repository not found")])
+        do_HEAD = do_GET
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try: yield f"http://127.0.0.1:{srv.server_address[1]}", seen
+    finally: srv.shutdown(); srv.server_close()
+
+
+def _against_hub(endpoint, hf_home, code, **env):
+    "Run `code` in a fresh interpreter talking to `endpoint` as its hub (online, no token unless given)."
+    import subprocess, sys
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING")) and k != "TRANSFORMERS_OFFLINE"}
+    e.update(HF_ENDPOINT=endpoint, HF_HOME=str(hf_home), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost",
+             HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_ETAG_TIMEOUT="5", HF_HUB_DOWNLOAD_TIMEOUT="5", **env)
+    return subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True, timeout=120)
+
+
+def test_gated_missing_and_unauthenticated_repos_say_what_to_do(loopback_hub, tmp_path):
+    import json
+    endpoint, seen = loopback_hub
+    code = ("import json\nfrom kwanzaa.loader import resolve_model_path, LoaderError\nout = {}\n"
+            f"for repo in {list(HUB_ANSWERS)!r}:\n"
+            "    try: resolve_model_path(repo); out[repo] = 'no error'\n"
+            "    except LoaderError as e: out[repo] = str(e)\n"
+            "print(json.dumps(out))")
+    r = _against_hub(endpoint, tmp_path / "hf", code)
+    assert r.returncode == 0, r.stderr[-3000:]
+    msgs = json.loads(r.stdout.strip().splitlines()[-1])
+    assert any(p.startswith("/api/models/meta-llama/Gated-1B") for p, _ in seen)   # it really asked our hub
+    how = ("https://huggingface.co/{repo}", "hub_login()", "huggingface_hub.login()", "notebook_login()", "HF_TOKEN")
+    for repo, (status, code_, hub_msg) in HUB_ANSWERS.items():
+        m = msgs[repo]
+        assert hub_msg in m, (repo, m)                              # the hub's own words are kept
+        assert "unreachable" not in m and "HF_HUB_OFFLINE" not in m, m
+        for part in how: assert part.format(repo=repo) in m, (repo, part, m)
+    assert "is gated" in msgs["meta-llama/Gated-1B"] and "accept its licence" in msgs["meta-llama/Gated-1B"]
+    assert "is gated" in msgs["meta-llama/Gated-Authed"] and "authorized list" in msgs["meta-llama/Gated-Authed"]
+    assert "not found on the hub" in msgs["nobody-here/missing"]
+    assert "refused the request (401)" in msgs["someone/private"]
+
+
+def test_unreachable_hub_keeps_the_generic_message(tmp_path):
+    import socket
+    with socket.socket() as s: s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]   # nothing listens there
+    r = _against_hub(f"http://127.0.0.1:{port}", tmp_path / "hf", "from kwanzaa.loader import resolve_model_path as r\n"
+                     "try: r('meta-llama/Gated-1B')\nexcept Exception as e: print(type(e).__name__, e)")
+    assert r.returncode == 0 and "LoaderError" in r.stdout and "unreachable or refused it" in r.stdout, r.stdout + r.stderr[-2000:]
+
+
+def test_hub_login_uses_the_env_token_and_never_prints_it(loopback_hub, tmp_path):
+    endpoint, seen = loopback_hub
+    code = "from kwanzaa.loader import hub_login\nprint('logged in:', hub_login())"
+    r = _against_hub(endpoint, tmp_path / "hf", code, HF_TOKEN=FAKE_TOKEN)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "logged in: True" in r.stdout
+    assert FAKE_TOKEN not in r.stdout + r.stderr
+    assert ("/api/whoami-v2", f"Bearer {FAKE_TOKEN}") in seen        # validated against the hub with that token
+    assert (tmp_path / "hf" / "stored_tokens").exists()              # kept by huggingface_hub, in HF_HOME only
+    # without a token, outside a notebook: nothing happens, no request
+    n = len(seen)
+    r = _against_hub(endpoint, tmp_path / "hf2", code)
+    assert r.returncode == 0 and "logged in: False" in r.stdout and len(seen) == n, r.stdout + r.stderr[-2000:]
+    # a token the hub rejects is an error, and still not printed
+    r = _against_hub(endpoint, tmp_path / "hf3", code, HF_TOKEN=FAKE_TOKEN + "x")
+    assert r.returncode != 0 and "Invalid user token" in r.stderr and FAKE_TOKEN not in r.stdout + r.stderr
+
+
 def test_pickle_weights_refused_unless_allowed(tmp_path, tiny_model_dir):
     import shutil
     d = tmp_path / "pickled"
@@ -277,3 +384,27 @@ def test_4bit_gradients_are_unchanged_by_an_eval_pass_on_cpu(tiny_model_dir):
         # repacked earlier and undone: equal up to the re-quantized scales (without the fix: off by a factor of ~5)
         rel = ((plain[k] - before[k]).norm() / plain[k].norm()).item()
         assert rel < 0.05, (k, rel)
+
+
+# --- the model menu ------------------------------------------------------------------------------------------------
+
+def test_model_menu_entries_are_consistent():
+    from kwanzaa.loader import EMBEDDED, MODEL_MENU
+    assert list(MODEL_MENU)[:2] == ["embedded:smollm2", "embedded:gemma3-270m"]
+    for mid, m in MODEL_MENU.items():
+        assert m.id == mid and m.family in FAMILIES and isinstance(m.gated, bool) and m.license
+        assert abs(m.param_count() / (m.params * 1e9) - 1) < 0.02, (mid, m.param_count())   # shapes match the size
+        assert m.num_attention_heads % m.num_key_value_heads == 0
+        if mid.startswith("embedded:"): assert EMBEDDED[mid.split(":", 1)[1]].family == m.family and m.hardware == "cpu"
+        else: assert m.hardware == "gpu" and mid.endswith("-Instruct")
+    assert {m for m, e in MODEL_MENU.items() if e.gated} == {"meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct",
+                                                             "meta-llama/Llama-3.1-8B-Instruct"}
+    assert lora_param_count(MODEL_MENU["meta-llama/Llama-3.2-1B-Instruct"].config(), r=16) == 11_272_192
+
+
+@pytest.mark.parametrize("family", sorted({m.family for m in __import__("kwanzaa.loader", fromlist=["x"]).MODEL_MENU.values()}))
+def test_every_menu_family_trains_on_answer_and_stop(family_dirs, family):
+    tok = load_tokenizer(family_dirs[family])
+    enc = tok.apply_chat_template([SYSTEM, USER, ANSWER], tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    span = tok.decode([i for i, m in zip(enc["input_ids"], enc["assistant_masks"]) if m])
+    assert span == ANSWER["content"] + FAMILIES[family].eot
