@@ -180,15 +180,13 @@ def _variant_data(seq, flags:SpeedFlags, batch:int, accumulation:int, steps:int,
 
 def _variant_trainer(cfg, model, tok, ds, kw, out, steps, max_len, cuda, quantize, world, callbacks, flags):
     "The TRL SFTTrainer of one benchmark run (the levers of `flags` built in, PEFT LoRA from the preset, no printer)."
-    from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
     from transformers.trainer_callback import PrinterCallback
     args = SFTConfig(output_dir=str(out), max_steps=steps, learning_rate=2e-4, logging_steps=1, save_strategy="no",
                      report_to=[], bf16=cuda, use_cpu=not cuda, max_length=max_len, dataloader_num_workers=0,
                      disable_tqdm=True, seed=42, optim="paged_adamw_8bit" if (cuda and quantize) else "adamw_torch",
                      ddp_find_unused_parameters=False if world > 1 else None, dataset_num_proc=None, **kw)
-    lcfg = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, bias="none",
-                      task_type="CAUSAL_LM", target_modules=list(cfg.lora.target_modules))
+    lcfg = loader.lora_config(cfg)
     torch.manual_seed(0)
     tr = speed.trainer_class(flags, SFTTrainer)(model=model, args=args, train_dataset=ds, processing_class=tok, peft_config=lcfg, callbacks=callbacks)
     tr.remove_callback(PrinterCallback)
@@ -277,25 +275,6 @@ def chat_model_dir(shape:str, bundle=BUNDLE, model_dir=None) -> Path:
         with gzip.open(g, "rb") as i, open(dest / g.name[:-3], "wb") as o: shutil.copyfileobj(i, o)
     return dest
 
-# %% ../nbs/08_bench.ipynb #c043
-def _speed_seams(flags:SpeedFlags):
-    "Context manager: kwanzaa.trainer uses the speed levers (attach_lora, sft_config kwargs, patched SFTTrainer)."
-    import contextlib, dataclasses, trl
-    from kwanzaa import trainer as T
-    @contextlib.contextmanager
-    def cm():
-        saved = (T.attach_lora, T.sft_config, trl.SFTTrainer)
-        def sft_config(cfg, *a, **k):
-            args = saved[1](cfg, *a, **k)
-            kw = speed.sft_speed_kwargs(flags, args.per_device_train_batch_size, args.gradient_accumulation_steps)
-            return dataclasses.replace(args, **kw)
-        SpeedSFTTrainer = speed.trainer_class(flags, saved[2])
-        T.attach_lora = lambda model, cfg: speed.attach_lora(model, cfg, flags)
-        T.sft_config, trl.SFTTrainer = sft_config, SpeedSFTTrainer
-        try: yield
-        finally: T.attach_lora, T.sft_config, trl.SFTTrainer = saved
-    return cm()
-
 # %% ../nbs/08_bench.ipynb #85481548
 def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
                 fast:bool=False, # put the speed levers into the trainer
@@ -306,26 +285,23 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
                ) -> dict:
     "Train with kwanzaa.trainer.train on a random model of `shape` and the bundled conversations; measurements."
     from kwanzaa import trainer as T
+    from trl import SFTTrainer
     dev, cuda = _device(), torch.cuda.is_available()
     if cuda: torch.cuda.set_device(dev)
     path = base or chat_model_dir(shape, bundle, model_dir)
+    flags = (flags or FAST.with_(micro_batch=16)) if fast else None
     over = {"model.base": str(path), "model.device": "cuda" if cuda else "cpu", "training.max_steps": steps,
-            "training.save_steps": 10_000, "training.logging_steps": 1, **(overrides or {})}
+            "training.save_steps": 10_000, "training.logging_steps": 1,
+            **({f"speed.{k}": v for k, v in flags.model_dump().items()} if flags else {}), **(overrides or {})}
     cfg = load_config(preset, overrides=over)
     msgs = load_bundle_messages("train", bundle)[:n_examples]
-    flags = (flags or FAST.with_(micro_batch=16)) if fast else None
     clock = _clock()
+    class Clocked(SFTTrainer):
+        def __init__(self, *a, **k): super().__init__(*a, **k); clock.trainer = self
     out = Path(out_dir or tempfile.mkdtemp(prefix=f"trainer-{shape}-"))
-    import contextlib
     if cuda: torch.cuda.reset_peak_memory_stats(dev)
-    with (_speed_seams(flags) if fast else contextlib.nullcontext()):
-        import trl
-        base_cls = trl.SFTTrainer
-        class Clocked(base_cls):
-            def __init__(self, *a, **k): super().__init__(*a, **k); clock.trainer = self
-        trl.SFTTrainer = Clocked
-        try: res = T.train(cfg, out, msgs, resume=False, device=dev, callbacks=[clock], command="kwanzaa.bench trainer")
-        finally: trl.SFTTrainer = base_cls
+    res = T.train(cfg, out, msgs, resume=False, device=dev, callbacks=[clock], command="kwanzaa.bench trainer",
+                  trainer_class=Clocked)
     timing = _timing(clock, warmup)
     lengths = [len(x) for x in clock.trainer.train_dataset["input_ids"]] if clock.trainer is not None else [1024]
     from transformers import AutoConfig
@@ -496,7 +472,7 @@ def shard_check(model_dir, # a tiny model with a chat tokenizer (kwanzaa.loader.
                 out_dir, # each rank writes out_dir/rank<r>/ (adapter) and out_dir/seen.rank<r>.json
                 accumulation:int=2, steps:int=2, n_examples:int=16) -> dict:
     "Train with kwanzaa.trainer.train (LoRA, CPU, dropout 0, batch 1) and record the examples this rank trained on."
-    import trl
+    from trl import SFTTrainer
     from kwanzaa import trainer as T
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     cfg = load_config("cpu", overrides={"model.base": str(model_dir), "model.device": "cpu", "adapter.method": "lora",
@@ -505,15 +481,12 @@ def shard_check(model_dir, # a tiny model with a chat tokenizer (kwanzaa.loader.
                                        "training.save_steps": 10_000, "training.logging_steps": 1, "training.torch_threads": 1,
                                        "training.max_seq_length": 512, "model.dtype": "float32"})
     seen = []
-    base = trl.SFTTrainer
-    class Recording(base):
+    class Recording(SFTTrainer):
         def training_step(self, model, inputs, *a, **k):
             for row in inputs["input_ids"].tolist(): seen.append(hash(tuple(t for t in row if t != self.processing_class.pad_token_id)))
             return super().training_step(model, inputs, *a, **k)
-    trl.SFTTrainer = Recording
-    try: res = T.train(cfg, Path(out_dir) / f"rank{rank}", _conversations(n_examples), resume=False, device="cpu",
-                       command="kwanzaa.bench shard-check")
-    finally: trl.SFTTrainer = base
+    res = T.train(cfg, Path(out_dir) / f"rank{rank}", _conversations(n_examples), resume=False, device="cpu",
+                  command="kwanzaa.bench shard-check", trainer_class=Recording)
     rec = dict(rank=rank, world_size=world, seen=seen, train_loss=res.train_loss, adapter=str(res.adapter_dir))
     atomic_write_json(Path(out_dir) / f"seen.rank{rank}.json", rec)
     return rec

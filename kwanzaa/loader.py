@@ -18,8 +18,8 @@ __all__ = ['FAMILIES', 'EMBEDDED', 'HUB_LOGIN_HELP', 'MODEL_MENU', 'ChatFamily',
            'make_tiny_model', 'prepare_tokenizer', 'load_tokenizer', 'stop_token_ids', 'cache_dir', 'cached_build',
            'EmbeddedModel', 'embedded_model_path', 'bnb_config', 'fsdp_enabled', 'weights_dtype', 'resolve_model_path',
            'model_device', 'load_base_model', 'load_model_and_tokenizer', 'hub_login', 'linear_module_names',
-           'keep_4bit_trainable_on_cpu', 'attach_lora', 'lora_param_count', 'trainable_report', 'MenuModel',
-           'print_menu']
+           'keep_4bit_trainable_on_cpu', 'attach_lora', 'lora_config', 'lora_param_count', 'trainable_report',
+           'MenuModel', 'print_menu']
 
 # %% ../nbs/04_loader.ipynb #c006
 @dataclass(frozen=True)
@@ -409,7 +409,7 @@ def attach_lora(model, # a base model from `load_base_model`
                 cfg, # RunConfig: reads cfg.lora and cfg.training.gradient_checkpointing
                ):
     "Prepare `model` for k-bit training when quantized and wrap it with the LoRA adapter of `cfg.lora`."
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
     lc, targets = cfg.lora, list(cfg.lora.target_modules)
     if targets != ["all-linear"]:
         have = linear_module_names(model)
@@ -432,9 +432,14 @@ def attach_lora(model, # a base model from `load_base_model`
     elif gc:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    peft_cfg = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, bias=lc.bias, task_type="CAUSAL_LM",
-                          target_modules="all-linear" if targets == ["all-linear"] else targets)
-    return get_peft_model(model, peft_cfg)
+    return get_peft_model(model, lora_config(cfg))
+
+def lora_config(cfg) -> "peft.LoraConfig":
+    "The PEFT `LoraConfig` of `cfg.lora`: the one place it is built (training, the speed levers, the benchmark)."
+    from peft import LoraConfig
+    lc, targets = cfg.lora, list(cfg.lora.target_modules)
+    return LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, bias=lc.bias, task_type="CAUSAL_LM",
+                      target_modules="all-linear" if targets == ["all-linear"] else targets)
 
 # %% ../nbs/04_loader.ipynb #c054
 def _proj_shapes(config) -> dict:

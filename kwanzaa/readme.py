@@ -12,7 +12,7 @@ from .records import atomic_write_text
 
 # %% auto #0
 __all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'RESULT_BLOCKS', 'golden_table', 'bench_table',
-           'estimate_table', 'multigpu_table', 'decision_table', 'update_readme']
+           'estimate_table', 'multigpu_table', 'decision_table', 'pilot_table', 'update_readme']
 
 # %% ../nbs/10_readme.ipynb #55f73252
 GOLDEN_KEYS = tuple(k for k in HEADLINE if k != "citation_recall")
@@ -147,9 +147,33 @@ def decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.j
                  f"conversations), `{es.as_posix()}` (the estimator, checked on the GPU runs).")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #c4c87313
+def pilot_table(run_dir:str|Path="outputs/examples/pilot-cpu") -> str:
+    "Markdown: the main job's measured step times, the adapter's JSON rate without the schema constraint, the device."
+    d = Path(run_dir)
+    if not (d / "train.done.json").exists(): return f"_No pilot run in {d} yet._\n"
+    done = {s: json.loads((d / f"{s}.done.json").read_text()) for s in ("train", "evaluate") if (d / f"{s}.done.json").exists()}
+    man = json.loads((d / "manifest.json").read_text())
+    comp = json.loads((d / "eval" / "comparison.json").read_text()) if (d / "eval" / "comparison.json").exists() else {}
+    dev, m = man.get("device") or {}, man.get("metrics") or {}
+    lines = ["| what | measured |", "|---|---|",
+             f"| training: {man['data']['train_examples']} examples, {m.get('global_step')} optimizer steps | {done['train']['seconds']:.0f} s |"]
+    if "evaluate" in done:
+        n = next(iter(comp.values()))["n"] if comp else "?"
+        lines.append(f"| evaluation: {', '.join(comp)} on {n} golden questions | {done['evaluate']['seconds']:.0f} s |")
+        total = done["train"]["seconds"] + done["evaluate"]["seconds"]
+        lines.append(f"| the whole main job (both notebooks) | {total:.0f} s ({total / 60:.1f} min) |")
+    for arm, a in comp.items():
+        c = a["counts"]["schema_compliance"]
+        lines.append(f"| {arm}: schema-valid JSON answers{' (no schema constraint)' if 'constrained' not in arm else ''} | {c[0]}/{c[1]} |")
+    lines.append(f"| device | {dev.get('type', '?')} ({dev.get('name', '')}), {dev.get('cpu_count')} cores, {dev.get('torch_threads')} torch threads |")
+    lines.append(f"\nCommand: `{done['train'].get('command')}`. Source: `{(d / 'train.done.json').as_posix()}`, "
+                 f"`{(d / 'evaluate.done.json').as_posix()}`, `{(d / 'manifest.json').as_posix()}`, `{(d / 'eval' / 'comparison.json').as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
 # %% ../nbs/10_readme.ipynb #4f307219
-RESULT_BLOCKS = {"golden": golden_table, "bench": bench_table, "estimates": estimate_table, "multigpu": multigpu_table,
-                 "decision": decision_table}
+RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "bench": bench_table, "estimates": estimate_table,
+                 "multigpu": multigpu_table, "decision": decision_table}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to

@@ -193,7 +193,7 @@ def test_recite_moves_a_wrong_citation_to_the_best_supported_passage_and_lifts_p
     assert recite(parse(out("answered", [], "1966.")).core, chunks).citations == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=100), st.integers(), st.none(),
                  st.lists(st.integers(), max_size=3),
                  st.builds(lambda d: json.dumps(d), st.dictionaries(st.sampled_from(["status", "citations", "answer",
