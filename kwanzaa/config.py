@@ -49,7 +49,7 @@ class _Section(BaseModel):
 
 class ModelSection(_Section):
     "The base model to adapt and how to load it."
-    base: str = "embedded:smollm2"  # `embedded:smollm2`, `embedded:gemma3-270m`, a hub id or a local path
+    base: str = "Qwen/Qwen2.5-1.5B-Instruct"  # a hub id, a local path, or `embedded:smollm2` / `embedded:gemma3-270m` (CPU)
     revision: str|None = None  # hub branch, tag or commit to pin
     dtype: Literal[DTYPES] = "auto"  # dtype of the unquantized weights and of mixed-precision training
     device: Literal["auto", "cpu", "cuda"] = "auto"  # `auto`: cuda when available, else cpu

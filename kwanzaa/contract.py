@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['STATUSES', 'PERSONAS', 'MAX_PASSAGES', 'MAX_CITATIONS', 'MAX_ANSWER_CHARS', 'MAX_UNKNOWNS', 'MAX_UNKNOWN_CHARS',
-           'VERSION', 'CORE_FIELDS', 'ERROR_KINDS', 'CONFIDENCE_THRESHOLDS', 'SCHEMA_FILES', 'ContractError',
+           'VERSION', 'CORE_FIELDS', 'ERROR_KINDS', 'MARKER', 'CONFIDENCE_THRESHOLDS', 'SCHEMA_FILES', 'ContractError',
            'AnswerCore', 'core_to_text', 'core_json_schema', 'ParseResult', 'parse', 'Chunk', 'Toggles',
            'inline_markers', 'check_consistency', 'AnswerText', 'Source', 'RetrievalResult', 'RetrievalSummary',
            'Unknowns', 'Integrity', 'AnswerDocument', 'retrieval_confidence', 'assemble', 'validate_document',
@@ -240,13 +240,13 @@ class Toggles(BaseModel):
     creative_mode: bool = False
 
 # %% ../nbs/00_contract.ipynb #c035
-_MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")  # an inline citation marker: [2] or [1, 3]
 
 def inline_markers(text: str, # answer text with markers like [2] or [1, 3]
                   ) -> list[int]:
     "Passage numbers referred to by `[n]` markers in `text`, in order of first appearance."
     out = []
-    for m in _MARKER.finditer(text):
+    for m in MARKER.finditer(text):
         for n in m.group(1).split(","):
             if int(n) not in out: out.append(int(n))
     return out

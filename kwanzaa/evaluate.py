@@ -10,7 +10,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .contract import (AnswerCore, Chunk, Toggles, MAX_PASSAGES, check_consistency, inline_markers, parse,
+from .contract import (AnswerCore, Chunk, Toggles, MAX_PASSAGES, check_consistency, inline_markers, parse, MARKER,
                               core_to_text)
 from .data import Example, Gold, example_messages, load_examples
 from .config import arm_flags
@@ -129,13 +129,12 @@ def check_thresholds(metrics:dict, # compute_metrics output
 
 # %% ../nbs/07_evaluate.ipynb #c027
 _WORD = re.compile(r"[a-z0-9]+")
-_MARKS = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _STOP = frozenset("""a an and are as at be been by did do does for from had has have he her his in is it its of on or
 she that the their them they this to was were what when where which who whom why with""".split())
 
 def content_words(text:str) -> set[str]:
     "Lower-cased words minus stop words and [n] markers: what overlap is counted on."
-    return {w for w in _WORD.findall(_MARKS.sub(" ", text).casefold()) if w not in _STOP}
+    return {w for w in _WORD.findall(MARKER.sub(" ", text).casefold()) if w not in _STOP}
 
 def recite(core:AnswerCore, # a parsed core
            chunks:Sequence[Chunk], # the context passages; passage n = chunks[n-1]
@@ -147,7 +146,7 @@ def recite(core:AnswerCore, # a parsed core
     top = max(overlap)
     if top == 0 or any(1 <= c <= len(chunks) and overlap[c - 1] == top for c in core.citations): return core
     best = overlap.index(top) + 1
-    answer = _MARKS.sub(f"[{best}]", core.answer)
+    answer = MARKER.sub(f"[{best}]", core.answer)
     return core.model_copy(update={"citations": [best], "answer": answer})
 
 # %% ../nbs/07_evaluate.ipynb #c031

@@ -19,3 +19,22 @@ def tiny_model_dir(tmp_path_factory):
     "A tiny random Llama-architecture model + ChatML tokenizer, built offline (well under a second)."
     from kwanzaa.loader import make_tiny_model
     return make_tiny_model(tmp_path_factory.mktemp("tiny") / "model", family="chatml")
+
+
+# --- one factory for the chunks and corpora the tests build ---------------------------------------------------------
+_CHUNK_META = ("doc_id", "title", "author", "year", "source_org", "license", "canonical_url", "namespace", "content_type")
+
+def make_chunk(i:int, text:str="t", **kw):
+    "A small valid Chunk numbered i (doc d{i}); keyword arguments override any field."
+    from kwanzaa.contract import Chunk
+    fields = dict(chunk_id=f"d{i}::chunk::0", doc_id=f"d{i}", text=text, title="T", year=None, source_org="o",
+                  license="CC-BY-4.0", canonical_url="https://example.org", namespace="ns", content_type="reference_note")
+    return Chunk(**(fields | kw))
+
+def notes_corpus(whole:bool=False):
+    "The project-written notes as a small real Corpus (no primary sources needed): chunked, or one chunk per note."
+    from kwanzaa.contract import Chunk
+    from kwanzaa.corpus import Corpus, chunk_text, load_notes
+    pieces = lambda d: [d["text"]] if whole else chunk_text(d["text"])
+    return Corpus([Chunk(chunk_id=f"{d['doc_id']}::chunk::{i}", text=t, **{k: d[k] for k in _CHUNK_META})
+                   for d in load_notes() for i, t in enumerate(pieces(d))], hash="notes" if whole else "notes-only")

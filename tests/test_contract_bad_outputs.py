@@ -2,6 +2,7 @@
 
 The outputs are the ones small models actually produce (empty, prose, cut-off JSON, invented fields, wrong types,
 citations to passages that were not shown, runaway answers, unusual Unicode)."""
+from conftest import make_chunk
 import json
 import time
 
@@ -12,9 +13,8 @@ from kwanzaa.contract import (MAX_ANSWER_CHARS, AnswerCore, Chunk, ContractError
 
 GOOD = {"status": "answered", "citations": [2], "answer": "Kwanzaa was created in 1966 [2].", "unknowns": []}
 GOOD_TEXT = core_to_text(AnswerCore(**GOOD))
-CHUNKS = [Chunk(chunk_id=f"doc{i}::chunk::0", doc_id=f"doc{i}", text="t", title="T", year=1900 + i, source_org="o",
-                license="Public Domain", canonical_url=f"https://example.org/{i}", namespace="ns", content_type="speech")
-          for i in range(1, 4)]
+CHUNKS = [make_chunk(i, chunk_id=f"doc{i}::chunk::0", doc_id=f"doc{i}", year=1900 + i, license="Public Domain",
+                     canonical_url=f"https://example.org/{i}", content_type="speech") for i in range(1, 4)]
 FIELDS = "(the fields are status, citations, answer, unknowns)"
 CUT = "(the output ends before the object is closed: cut off by the token budget?)"
 

@@ -2,6 +2,7 @@
 citations to absent passages are rejected with a clear message, and the exported schemas match the models.
 
 Profiles come from tests/conftest.py: "ci" (default, 200 examples) or HYPOTHESIS_PROFILE=long."""
+from conftest import make_chunk
 import json, subprocess, sys
 from functools import lru_cache
 
@@ -155,9 +156,7 @@ def test_absent_passage_is_rejected(ncc):
         assemble(core, [_chunk(i) for i in range(n)], "q")
     assert not jsonschema.Draft202012Validator(core_json_schema(n)).is_valid(json.loads(core_to_text(core)))
 
-def _chunk(i):
-    return Chunk(chunk_id=f"d{i}::chunk::0", doc_id=f"d{i}", text="t", title="T", year=None, source_org="o",
-                 license="CC-BY-4.0", canonical_url="https://example.org", namespace="ns", content_type="reference_note")
+_chunk = make_chunk
 
 @given(st.integers(MAX_PASSAGES + 1, 10**6) | st.integers(-10**6, 0))
 def test_non_passage_numbers_rejected_without_context(c):

@@ -1,4 +1,5 @@
 """Bad dataset and spec files give clear errors naming file:line and the field (kwanzaa.data)."""
+from conftest import notes_corpus as _notes_corpus
 import json
 import pytest
 from kwanzaa.contract import AnswerCore, Chunk
@@ -10,8 +11,7 @@ _META = ("doc_id", "title", "author", "year", "source_org", "license", "canonica
 @pytest.fixture(scope="module")
 def notes_corpus():
     "The project notes as a small real Corpus (no public-domain sources needed)."
-    return Corpus([Chunk(chunk_id=f"{d['doc_id']}::chunk::{i}", text=t, **{k: d[k] for k in _META})
-                   for d in load_notes() for i, t in enumerate(chunk_text(d["text"]))], hash="notes-only")
+    return _notes_corpus()
 
 CTX = ["kwanzaa_notes_origin::chunk::0", "kwanzaa_notes_dates::chunk::0", "kwanzaa_notes_name::chunk::0"]
 
