@@ -80,3 +80,35 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tiny_model_dir, tmp_p
     assert log_steps == list(range(1, 13))
     manifest = json.loads(resumed.manifest_path.read_text())
     assert manifest["status"] == "complete" and manifest["resumed_from"] == resumed.resumed_from
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_the_same_command_resumes(tiny_model_dir, tmp_path):
+    "Ctrl-C (SIGINT) mid-run: one line on stderr (no traceback), exit 2, the manifest says 'interrupted' with the last "
+    "checkpoint, and running the same command again resumes from it."
+    over = {**OVERRIDES, "model.base": str(tiny_model_dir)}
+    data = tmp_path / "messages.jsonl"
+    data.write_text("".join(json.dumps({"messages": m}) + "\n" for m in MESSAGES))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "kwanzaa.trainer", "--preset", "qlora", "--out", str(out), "--conversations", str(data),
+           *[a for k, v in over.items() for a in ("-p", f"{k}={v}")]]
+    env = {**os.environ, "KWANZAA_PROGRESS": "lines", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = out / "checkpoints" / "checkpoint-3" / "trainer_state.json"
+    deadline = time.time() + 240
+    while not first.exists():
+        assert child.poll() is None, child.stderr.read().decode()[-3000:]
+        assert time.time() < deadline, "no checkpoint within 240 s"
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    err = err.decode()
+    if child.returncode == 0: pytest.skip("the run finished before the interrupt arrived")
+    assert child.returncode == 2, err[-2000:]
+    lines = [l for l in err.splitlines() if l.startswith("kwanzaa.trainer: error:")]
+    assert len(lines) == 1 and "training interrupted; resume from" in lines[0] and "Traceback" not in err, err[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["last_checkpoint"].endswith(tuple(f"checkpoint-{n}" for n in (3, 6, 9)))
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed_from"] and manifest["metrics"]["global_step"] == 12
