@@ -27,13 +27,14 @@ OPTIMIZERS = ("paged_adamw_8bit", "paged_adamw_32bit", "adamw_8bit", "adamw_bnb_
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "cosine_with_min_lr", "polynomial", "constant",
               "constant_with_warmup", "inverse_sqrt", "warmup_stable_decay")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ARM_PATTERN = r"(base|adapter)(\+(constrained|citecheck))*"  # evaluation arms, e.g. adapter+constrained
+ARM_PATTERN = r"(base|adapter)(\+(constrained|citecheck|calibrated))*"  # evaluation arms, e.g. adapter+constrained
 
 def arm_flags(arm:str) -> dict|None:
     "{adapter, constrained, citecheck} of an evaluation arm name (ARM_PATTERN, each option once); None if it is not one."
     parts = arm.split("+")
     if not re.fullmatch(ARM_PATTERN, arm) or len(set(parts)) != len(parts): return None
-    return {"adapter": parts[0] == "adapter", "constrained": "constrained" in parts, "citecheck": "citecheck" in parts}
+    return {"adapter": parts[0] == "adapter", "constrained": "constrained" in parts, "citecheck": "citecheck" in parts,
+            "calibrated": "calibrated" in parts}
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -141,7 +142,7 @@ class EvalSection(_Section):
         "An arm is `base` or `adapter`, then any of `+constrained`, `+citecheck` (the evaluator's arm names)."
         for a in arms:
             if arm_flags(a) is None:
-                raise ValueError(f"unknown arm {a!r}: an arm is base or adapter, then any of +constrained, +citecheck "
+                raise ValueError(f"unknown arm {a!r}: an arm is base or adapter, then any of +constrained, +citecheck, +calibrated "
                                  "(e.g. adapter+constrained+citecheck)")
         return arms
 

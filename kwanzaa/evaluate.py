@@ -161,7 +161,7 @@ def arm_spec(arm:str, # e.g. "adapter+constrained"
     flags = arm_flags(arm)
     if flags is None:
         raise EvaluationError(f"arm {arm!r}: expected 'base' or 'adapter' followed by any of '+constrained', "
-                              f"'+citecheck', e.g. {', '.join(DEFAULT_ARMS)}")
+                              f"'+citecheck', '+calibrated', e.g. {', '.join(DEFAULT_ARMS)}")
     return flags
 
 def generation_arm(arm:str) -> str:
@@ -230,6 +230,7 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
              model=None, tok=None, # a loaded model (a PeftModel for adapter arms); default load_for_inference
              adapter_dir=None, # the adapter for 'adapter' arms (when model is not given)
              source_predictions=None, # a predictions.jsonl whose raw outputs to reuse (same ids and prompts)
+             calibration=None, # +calibrated arms: a kwanzaa.calibrate.Calibration (default: the adapter's calibration.json)
              command:str|None=None, # recorded in provenance (default: sys.argv)
              progress:bool=False, # print one line per batch
             ) -> dict:
@@ -272,12 +273,21 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
                 raise EvaluationError(f"{pred_path}:{done[e.id]['_line']}: item {e.id!r} was generated from a different "
                                       "prompt than it would get now; use a fresh out_dir")
     bs = cfg.eval.batch_size
+    if todo and spec["calibrated"] and calibration is None:
+        from kwanzaa.calibrate import load_calibration
+        if adapter_dir is None: raise EvaluationError(f"arm {arm!r} needs a calibration (adapter_dir with calibration.json)")
+        calibration = load_calibration(adapter_dir, cfg.model.base, required=True)
     with (model.disable_adapter() if todo and not spec["adapter"] and _is_peft(model) else nullcontext()):
         for i in range(0, len(todo), bs):
             batch = todo[i:i + bs]
             t0 = time.perf_counter()
             gens = generate(model, tok, [chats[e.id] for e in batch], max_new_tokens=cfg.eval.max_new_tokens,
                             batch_size=bs, constrained=spec["constrained"], n_passages=[len(e.context) for e in batch])
+            if spec["calibrated"]:
+                from kwanzaa.calibrate import apply_decision, decide, status_probabilities
+                probs = status_probabilities(model, tok, [chats[e.id] for e in batch], bs)
+                gens = apply_decision(model, tok, [chats[e.id] for e in batch], gens,
+                                      [decide(p, calibration.threshold) for p in probs], cfg.eval.max_new_tokens)
             dt = (time.perf_counter() - t0) / len(batch)
             _append(pred_path, [_record(e, arm, prompt_text(tok, chats[e.id]), vars(g), dt, chunks_of[e.id],
                                         spec["citecheck"]) for e, g in zip(batch, gens)])
@@ -430,7 +440,7 @@ def compare_arms(cfg, # RunConfig
     order = sorted(arms, key=lambda a: arm_spec(a)["citecheck"])  # generation arms before their citecheck twins
     for a in order:
         src = out / arm_dirname(generation_arm(a)) / PREDICTIONS
-        results[a] = evaluate(cfg, examples, a, out / arm_dirname(a), corpus=corpus, model=model, tok=tok,
+        results[a] = evaluate(cfg, examples, a, out / arm_dirname(a), corpus=corpus, model=model, tok=tok, adapter_dir=adapter_dir,
                               source_predictions=src if arm_spec(a)["citecheck"] and src.exists() else None,
                               command=command, progress=progress)
     results = {a: results[a] for a in arms}

@@ -205,6 +205,7 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
              batch_size:int=8, # rows per generate() call
              constrained:bool=False, # constrain to the answer-core JSON Schema (needs n_passages)
              n_passages:int|Sequence[int]|None=None, # passages in each prompt (one int for all, or one per row)
+             prefixes:Sequence[str]|None=None, # text the answer must start with, per row (unconstrained rows only)
             ) -> list[Generation]:
     "Greedy, batched generation that stops at the end-of-turn token; results in input order."
     from transformers import GenerationConfig, LogitsProcessorList
@@ -217,7 +218,10 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
     _int_arg("batch_size", batch_size, 1); _int_arg("max_new_tokens", max_new_tokens, 1)
     if tok.padding_side != "left": raise InferenceError("generation needs a left-padding tokenizer "
                                                         "(load_for_inference sets it; or tok.padding_side = 'left')")
-    prompts = [prompt_text(tok, m) for m in message_lists]
+    if prefixes is not None and (constrained or len(prefixes) != n):
+        raise InferenceError("prefixes need one string per prompt and constrained=False (the grammar starts at '{')")
+    pre = list(prefixes) if prefixes is not None else [""] * n
+    prompts = [prompt_text(tok, m) + p for m, p in zip(message_lists, pre)]
     lengths = [len(tok(p, add_special_tokens=False).input_ids) for p in prompts]
     order = sorted(range(n), key=lambda i: -lengths[i])
     stops = stop_token_ids(tok)
@@ -236,7 +240,9 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
         with torch.inference_mode():
             seqs = model.generate(**enc, generation_config=gc, logits_processor=procs)
         new = seqs[:, enc["input_ids"].shape[1]:].tolist()
-        for i, ids in zip(rows, new): out[i] = _finish(tok, ids, set(stops), constrained, ns[i])
+        for i, ids in zip(rows, new):
+            out[i] = _finish(tok, ids, set(stops), constrained, ns[i])
+            if pre[i]: out[i].text = out[i].raw = pre[i] + out[i].raw
     return out
 
 # %% ../nbs/06_inference.ipynb #c029
@@ -292,6 +298,7 @@ def ask(question:str, # the user's question
         constrained:bool=True, # schema-constrained decoding
         max_new_tokens:int|None=None, # >= 1; default cfg.eval.max_new_tokens
         namespaces=None, # corpus namespaces to search (default: the retriever's; primary_sources_only narrows it)
+        calibrated:bool|None=None, # use the adapter's refusal threshold (calibration.json); None: when it has one
        ) -> AnswerDocument:
     "Answer `question` from retrieved passages as a validated kwanzaa.answer.v1 document (a refusal if unanswerable)."
     question = _check_question(question)
@@ -314,9 +321,15 @@ def ask(question:str, # the user's question
         key = ("model", str(cfg.model.base), str(adapter_dir))
         if key not in _DEFAULTS: _DEFAULTS[key] = load_for_inference(cfg, adapter_dir)
         model, tok = _DEFAULTS[key]
-    g = generate(model, tok, [render_messages(question, chunks, persona, toggles)], batch_size=1,
-                 max_new_tokens=max_new_tokens, constrained=constrained,
+    msgs = [render_messages(question, chunks, persona, toggles)]
+    g = generate(model, tok, msgs, batch_size=1, max_new_tokens=max_new_tokens, constrained=constrained,
                  n_passages=len(chunks))[0]
+    if adapter_dir is not None and calibrated is not False:
+        from kwanzaa.calibrate import apply_decision, decide, load_calibration, status_probabilities
+        cal = load_calibration(adapter_dir, cfg.model.base, required=bool(calibrated))
+        if cal is not None:
+            g = apply_decision(model, tok, msgs, [g], [decide(status_probabilities(model, tok, msgs)[0], cal.threshold)],
+                               max_new_tokens)[0]
     r = parse(g.text, n_passages=len(chunks))
     if not r.ok: return doc(refusal_core(f"the model output was not a valid answer ({r.error_kind})"))
     if (why := _unsupported(r.core, toggles)): return doc(refusal_core(why))
