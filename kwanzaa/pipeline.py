@@ -104,7 +104,7 @@ def _split_pair(p):
 
 def check_params(steps:Sequence[str], preset:str, overrides:list[str], params:dict, notebooks=None) -> RunConfig:
     "Validate the names of notebook parameters and resolve the configuration (shortcuts included); return it."
-    known = set().union(*(notebook_parameters(step, notebooks) for step in steps))
+    known = set(SHORTCUTS).union(*(notebook_parameters(step, notebooks) for step in steps))  # shortcuts: any notebook
     for k in params:
         if k not in known:
             close = difflib.get_close_matches(k, known, n=1)
@@ -194,6 +194,11 @@ def step_fingerprint(step:str, # 'train' or 'evaluate'
     return fingerprint(parts), parts
 
 # %% ../nbs/09_pipeline.ipynb #c019
+def _redacted_yaml(cfg:RunConfig) -> str:
+    "`cfg.to_yaml()` with secrets replaced by '***' in the values (still valid YAML: a bare *** would be an alias)."
+    head = cfg.to_yaml().split("\n", 1)[0]
+    return head + "\n" + yaml.safe_dump(redact(cfg.model_dump(mode="json")), sort_keys=False, allow_unicode=True)
+
 def _clear_eval(out:Path, eval_dir:str):
     "Remove the per-arm predictions and reports an evaluation step left in out/eval_dir."
     e = (out / eval_dir)
@@ -222,7 +227,7 @@ def run_step(step:str, # 'train' or 'evaluate'
         why = changed_parts((done or begun or {}).get("parts", {}), parts) if (done or begun) else []
         atomic_write_json(started, redact(dict(step=step, fingerprint=fp, parts=parts, fresh=fresh, changed=why,
                                                started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))))
-        cfg_path = atomic_write_text(out/f"{step}.config.yaml", redact(cfg.to_yaml()))
+        cfg_path = atomic_write_text(out/f"{step}.config.yaml", _redacted_yaml(cfg))
         nb = dict(params, config=str(cfg_path), out_dir=str(out))
         if step == "train": nb["resume"] = not fresh
         src, dst = pipeline_dir(notebooks)/f"{step}.ipynb", out/f"{step}.ipynb"
@@ -311,12 +316,13 @@ def _axis(k, vals) -> list[tuple[str, list[str]]]:
             ps = [ps] if isinstance(ps, str) else ps
             if not isinstance(ps, list) or not all(isinstance(p, str) and "=" in p for p in ps):
                 raise RunError(f"sweep grid entry {k!r}, bundle {n!r}: give a list of 'key=value' strings, got {_short(ps)}")
-            axis.append((_label(k, str(n)), list(ps)))
-    else: axis = [(_label(k, str(v)), [_override(k, v)]) for v in (vals if isinstance(vals, list) else [vals])]
+            axis.append((_label(k, str(n)), list(ps), n))
+    else: axis = [(_label(k, str(v)), [_override(k, v)], v) for v in (vals if isinstance(vals, list) else [vals])]
     if not axis: raise RunError(f"sweep grid entry {k!r} has no values")
-    names = [n for n, _ in axis]
-    return [(n if names.count(n) == 1 else f"{n}-{fingerprint([type(v).__name__ for v in ps] + ps)[:6]}", ps)
-            for n, ps in axis] if len(set(names)) < len(names) else axis
+    names = [n for n, _, _ in axis]
+    # colliding labels get a suffix hashed from the value as written (its type too: 8 and "8" differ) and its parameters
+    return [(n if names.count(n) == 1 else f"{n}-{fingerprint([type(raw).__name__, repr(raw), ps])[:6]}", ps)
+            for n, ps, raw in axis]
 
 def sweep_runs(spec:dict) -> list[tuple[str, list[str]]]:
     "Expand a sweep spec into (run name, parameters) pairs, in a stable order; names are unique."

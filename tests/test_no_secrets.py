@@ -105,3 +105,31 @@ def test_a_run_with_a_token_in_the_environment_writes_it_nowhere(tiny_model_dir,
     assert scan(files) == []
     manifest = json.loads((run / "train" / "manifest.json").read_text())
     assert "--hub-token ***" in manifest["command"]   # the command is recorded, with the secret redacted
+
+
+def test_a_token_on_the_kwanzaa_command_line_is_written_nowhere(tmp_path):
+    """`kwanzaa run all -p model.revision=hf_...` (the tiny local model ignores the revision) and HF_TOKEN in the
+    environment: no file of the run directory (config yamls, done markers, run_config.json, manifest, executed notebooks,
+    the adapter's model card, eval reports) holds either token; the places that record them say '***'."""
+    import os, subprocess, yaml
+    rng = random.SystemRandom()
+    token, env_token = ("hf_" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(34)) for _ in range(2))
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("KWANZAA_COMMAND", "KWANZAA_PIPELINES")}
+    env.update(HF_HUB_OFFLINE="1", HF_TOKEN=env_token)
+    p = subprocess.run([str(Path(sys.executable).parent / "kwanzaa"), "run", "all", "--smoke", "-p", "training.max_steps=1",
+                        "-p", f"model.revision={token}", "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert token not in p.stdout + p.stderr and env_token not in p.stdout + p.stderr
+    files = [f for f in out.rglob("*") if f.is_file()]
+    names = {str(f.relative_to(out)) for f in files}
+    assert {"train.config.yaml", "evaluate.config.yaml", "train.done.json", "evaluate.done.json", "run_config.json",
+            "manifest.json", "train.ipynb", "evaluate.ipynb", "adapter/README.md", "eval/report.md",
+            "eval/adapter/metrics.json"} <= names, names
+    leaks = [str(f.relative_to(out)) for f in files if token.encode() in f.read_bytes() or env_token.encode() in f.read_bytes()]
+    assert leaks == []
+    assert scan(files) == []
+    for step in ("train", "evaluate"):   # redacted, not dropped: the file still says a revision was given
+        assert yaml.safe_load((out / f"{step}.config.yaml").read_text())["model"]["revision"] == "***"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "model.revision=***" in manifest["command"] and manifest["command"].startswith("kwanzaa run all")

@@ -23,7 +23,7 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_run_leaves_a_complete_run_directory(smoke_run):
     out, p = smoke_run
-    for f in ["config.yaml", "train.ipynb", "evaluate.ipynb", "train.done.json", "evaluate.done.json", "manifest.json",
+    for f in ["train.config.yaml", "evaluate.config.yaml", "train.ipynb", "evaluate.ipynb", "train.done.json", "evaluate.done.json", "manifest.json",
               "train_log.jsonl", "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/README.md",
               "eval/report.md", "eval/comparison.json", "eval/metrics.png", "eval/human_review.csv",
               "eval/base/metrics.json", "eval/adapter/metrics.json", "eval/adapter/predictions.jsonl"]:
@@ -46,7 +46,7 @@ def test_rerun_of_a_finished_run_is_a_no_op(smoke_run):
     before = (out / "train.ipynb").stat().st_mtime_ns
     p = _cli("run", "all", "--preset", "pilot", "--smoke", "--out", str(out))
     assert p.returncode == 0, p.stderr
-    assert p.stdout.count("already finished, skipped") == 2
+    assert p.stdout.count("finished before with the same inputs, skipped") == 2
     assert (out / "train.ipynb").stat().st_mtime_ns == before
 
 
@@ -55,7 +55,7 @@ def test_unknown_parameter_fails_before_anything_runs(tmp_path):
     p = _cli("run", "train", "--preset", "pilot", "-p", "max_stepz=3", "--out", str(out))
     assert p.returncode == 2
     assert "unknown parameter 'max_stepz' for the train notebook (did you mean 'max_steps'?)" in p.stderr
-    assert not (out / "train.ipynb").exists() and not (out / "config.yaml").exists()
+    assert not out.exists()
 
 
 def test_bad_config_value_and_unknown_preset(tmp_path):
@@ -68,7 +68,9 @@ def test_bad_config_value_and_unknown_preset(tmp_path):
 def test_missing_dataset_file(tmp_path):
     p = _cli("run", "train", "--preset", "pilot", "-p", f"train_file={tmp_path}/nope.jsonl", "--out", str(tmp_path / "r"))
     assert p.returncode == 2
-    assert f"train_file: dataset file {tmp_path}/nope.jsonl does not exist" in p.stderr
+    assert p.stderr == (f"kwanzaa: error: data.train: dataset file '{tmp_path}/nope.jsonl' does not exist; pass an existing "
+                        "JSONL file or a packaged split (train, validation, golden, pilot)\n")   # the shortcut names its config key
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
@@ -106,7 +108,7 @@ def test_sweep_writes_a_comparison(tmp_path):
     for f in ["comparison.md", "comparison.json", "comparison.png"]:
         assert (tmp_path / "sweep" / f).exists()
     import yaml
-    assert yaml.safe_load((tmp_path / "sweep/r_8/config.yaml").read_text())["lora"]["r"] == 8
+    assert yaml.safe_load((tmp_path / "sweep/r_8/train.config.yaml").read_text())["lora"]["r"] == 8
     assert "| r_4 |" in (tmp_path / "sweep/comparison.md").read_text()
 
 
