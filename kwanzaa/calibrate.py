@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 
 from .contract import STATUSES
-from .records import atomic_write_json, data_hash
+from .records import adapter_files, atomic_write_json, data_hash
 
 STATUS_PREFIX = '{"status": "'  # what every answer core starts with (kwanzaa.contract: decision fields first)
 
@@ -100,7 +100,6 @@ class Calibration:
     chosen: dict = field(default_factory=dict)
 
 def _adapter_sha(adapter_dir) -> str:
-    from kwanzaa.pipeline import adapter_files
     files = adapter_files(adapter_dir)
     if not files: raise CalibrationError(f"{adapter_dir} holds no adapter weights to calibrate")
     return data_hash(files)

@@ -11,15 +11,15 @@ from typing import Any, Sequence
 import yaml
 
 from .config import ConfigError, RunConfig, load_config
-from .records import (RunLock, RunLockedError, atomic_write_json, atomic_write_text, changed_parts, data_hash,
+from .records import (RunLock, RunLockedError, adapter_files, atomic_write_json, atomic_write_text, changed_parts, data_hash,
                              fingerprint, peak_gib, provenance, read_json, redact, redact_tree)
 
 # %% auto #0
 __all__ = ['STEPS', 'SHORTCUTS', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters', 'as_overrides',
            'shortcut_overrides', 'notebook_config', 'split_params', 'check_params', 'check_inputs', 'check_out_dir',
-           'prepare_run_dir', 'adapter_files', 'step_fingerprint', 'run_step', 'smoke_overrides', 'run', 'read_run',
-           'sweep_runs', 'compare_runs', 'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan',
-           'decision_markdown', 'main']
+           'prepare_run_dir', 'step_fingerprint', 'run_step', 'smoke_overrides', 'run', 'read_run', 'sweep_runs',
+           'compare_runs', 'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan', 'decision_markdown',
+           'main']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -171,10 +171,6 @@ def _corpus_files() -> list[Path]:
     from importlib import resources
     root = Path(str(resources.files("kwanzaa"))) / "corpus_data"
     return sorted(p for p in root.rglob("*") if p.is_file())
-
-def adapter_files(adapter_dir) -> list[Path]:
-    "The files that make an adapter what it is (weights and config), for hashing."
-    return [p for p in (Path(adapter_dir)/"adapter_model.safetensors", Path(adapter_dir)/"adapter_config.json") if p.is_file()]
 
 def step_fingerprint(step:str, # 'train' or 'evaluate'
                      cfg:RunConfig, # the resolved configuration

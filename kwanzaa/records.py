@@ -13,7 +13,7 @@ from pathlib import Path
 __all__ = ['TOKEN_SHAPE', 'VERSIONED', 'file_sha256', 'data_hash', 'atomic_write_text', 'json_text', 'atomic_write_json',
            'redact', 'redact_file', 'redact_tree', 'versions', 'device_record', 'git_commit', 'command_line',
            'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname', 'read_json',
-           'peak_gib']
+           'adapter_files', 'peak_gib']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -222,6 +222,10 @@ def read_json(path, default=None):
     "The JSON in `path`, or `default` when the file does not exist."
     p = Path(path)
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else default
+
+def adapter_files(adapter_dir) -> list[Path]:
+    "The files that make an adapter what it is (weights and config), for hashing."
+    return [p for p in (Path(adapter_dir)/"adapter_model.safetensors", Path(adapter_dir)/"adapter_config.json") if p.is_file()]
 
 def peak_gib(manifest:dict) -> float|None:
     "A training manifest's peak memory in GiB: GPU allocated when there was a GPU, else the process's resident set."
