@@ -114,9 +114,9 @@ def test_changed_data_file_retrains_from_scratch_and_reevaluates(pilot_run):
     out, data = pilot_run.out, pilot_run.data
     old_adapter = data_hash(adapter_files(out / "adapter"))
     assert (out / "checkpoints").is_dir()                             # something a wrong resume would pick up
-    lines = data.read_text().splitlines()
-    ex = json.loads(lines[0]); ex["question"] += " (edited)"
-    data.write_text("\n".join([json.dumps(ex)] + lines[1:]) + "\n")
+    exs = [json.loads(l) for l in data.read_text().splitlines() if l.strip()]
+    for ex in exs: ex["question"] += " (edited)"   # whichever example the one smoke step draws, it changed
+    data.write_text("".join(json.dumps(ex) + "\n" for ex in exs))
     p = _cli("run", "all", *pilot_run.args)
     assert p.returncode == 0, p.stdout + p.stderr
     assert SKIPPED not in p.stdout and p.stdout.count("done in") == 2, p.stdout

@@ -165,8 +165,8 @@ def test_two_processes_building_the_model_cache_make_one_good_copy(tmp_path):
 
 
 def test_a_killed_cache_build_leaves_no_temporary_copy(tmp_path):
-    """BUG (kwanzaa.loader.cached_build): a builder killed with SIGKILL leaves its temporary sibling directory behind
-    for ever (for the embedded model: a ~270 MB bf16 copy per interrupted conversion)."""
+    """A model-cache build killed with SIGKILL leaves no temporary sibling directory behind for ever (the next build
+    clears it), so an interrupted conversion of the embedded model does not leave a ~270 MB bf16 copy."""
     dest, log = tmp_path / "models" / "smollm2-abc123", tmp_path / "builds.log"
     p = _build(dest, log, 30.0, tmp_path / "seen-killed.json")
     deadline = time.time() + 30

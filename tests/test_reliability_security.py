@@ -109,7 +109,7 @@ def test_pickle_adapter_is_not_unpickled_unsafely(tiny_model_dir, tmp_path):
     (adir / "adapter_model.safetensors").unlink()
     torch.save({"payload": _Payload(marker)}, adir / "adapter_model.bin")
     with pytest.raises(InferenceError) as e: load_for_inference(str(tiny_model_dir), adapter_dir=adir)
-    assert str(e.value).startswith(f"cannot load the adapter in {adir}")
+    assert str(e.value).startswith(f"{adir} has no adapter weights") and "pickle weights are not loaded" in str(e.value)
     assert not marker.exists()
 
 
@@ -127,7 +127,8 @@ def test_python_tags_in_yaml_are_rejected_and_never_run(tmp_path):
     assert str(e.value) == (f"{f}:1:11: invalid YAML: could not determine a constructor for the tag "
                             "'tag:yaml.org,2002:python/name:os.system'")
     with pytest.raises(ConfigError) as e: load_config("cpu", overrides=[f"training.seed={tag}"])
-    assert str(e.value) == f"override 'training.seed={tag}': value '{tag}' is not valid YAML: {ctor}"
+    assert str(e.value).startswith("override 'training.seed=!!python/object/apply:os.system")   # long values are cut
+    assert str(e.value).endswith(f"value '{tag}' is not valid YAML: {ctor}")
     from kwanzaa.pipeline import RunError, sweep
     s = tmp_path / "sweep.yaml"
     s.write_text(f"preset: cpu\ngrid:\n  lora.r: {tag}\n")
@@ -137,7 +138,7 @@ def test_python_tags_in_yaml_are_rejected_and_never_run(tmp_path):
 
 
 def test_python_tag_in_a_papermill_parameter_is_a_run_error(tmp_path):
-    "BUG (kwanzaa.pipeline.split_params): safe_load refuses the tag, but the error escapes as a raw yaml exception."
+    "A python tag in a papermill parameter is refused by the safe loader and reported as a RunError, never run."
     from kwanzaa.pipeline import RunError, split_params
     marker = tmp_path / "YAML_RAN"
     with pytest.raises(RunError) as e: split_params([f'limit=!!python/object/apply:os.system ["touch {marker}"]'])
@@ -172,7 +173,7 @@ def test_hub_push_is_opt_in(tiny_model_dir, tmp_path):
     assert not any("push" in p or "hub" in p or "token" in p for p in inspect.signature(train).parameters)
     # push_adapter is the only way up: the package never calls it, and the train notebook only behind `if push_to_hub:`
     calls = [f"{f.relative_to(REPO)}" for f in _sources()
-             if f.name not in ("05b_publish.ipynb", "train.ipynb") and re.search(r"push_adapter\(", f.read_text(encoding="utf-8"))]
+             if f.name not in ("05b_publish.ipynb", "train.ipynb") and re.search(r"(?<!def )push_adapter\(", f.read_text(encoding="utf-8"))]
     assert calls == []
     nb = (REPO / "nbs/pipelines/train.ipynb").read_text(encoding="utf-8")
     assert re.search(r"if push_to_hub:.{0,300}push_adapter\(", nb, re.S) and '"push_to_hub: bool = False' in nb

@@ -91,7 +91,7 @@ def test_run_writes_adapter_log_plot_manifest(run):
     assert m["data_hash"] and m["config"]["training"]["learning_rate"] == 5e-3
     assert m["durations_s"]["train"] > 0 and m["peak_memory"]["peak_rss_mb"] > 100
     assert m["parameters"]["trainable"] == m["parameters"]["expected"]
-    assert m["metrics"]["global_step"] == run.global_step == 8 and m["data"]["truncated"] == 0
+    assert m["metrics"]["global_step"] == run.global_step == 8 and m["data"]["train_examples"] == len(CONVS)
     assert [p.name for p in list_checkpoints(out / "checkpoints")] == ["checkpoint-6", "checkpoint-8"]
     assert torch.get_num_threads() == 1   # training.torch_threads
     assert "HF_TOKEN" not in json.dumps(m)
