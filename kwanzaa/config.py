@@ -36,6 +36,7 @@ def arm_flags(arm:str) -> dict|None:
     return {"adapter": parts[0] == "adapter", "constrained": "constrained" in parts, "citecheck": "citecheck" in parts,
             "calibrated": "calibrated" in parts}
 
+# %% ../nbs/01_config.ipynb #869e2243
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
@@ -48,6 +49,7 @@ class _Section(BaseModel):
             raise PydanticCustomError("int_type" if ann in (int, int|None) else "float_type", "not a number")
         return v
 
+# %% ../nbs/01_config.ipynb #afe1884b
 class ModelSection(_Section):
     "The base model to adapt and how to load it."
     base: str = "Qwen/Qwen2.5-1.5B-Instruct"  # a hub id, a local path, or `embedded:smollm2` / `embedded:gemma3-270m` (CPU)
@@ -62,6 +64,7 @@ class AdapterSection(_Section):
     "Which adapter recipe: 4-bit QLoRA or LoRA on unquantized weights."
     method: Literal["qlora", "lora"] = "qlora"
 
+# %% ../nbs/01_config.ipynb #2428b528
 class LoraSection(_Section):
     "The LoRA update: rank, scale, dropout and the layers it adapts."
     r: int = Field(16, gt=0)  # rank of the update matrices
@@ -78,6 +81,7 @@ class QuantizationSection(_Section):
     # how the packed 4-bit weights are stored: auto = uint8, or the compute dtype under FSDP (which shards float tensors only)
     bnb_4bit_quant_storage: Literal["auto", "uint8", "bfloat16", "float16", "float32"] = "auto"
 
+# %% ../nbs/01_config.ipynb #de39b4da
 class TrainingSection(_Section):
     "Supervised fine-tuning: schedule, batch, checkpoints."
     epochs: float = Field(2.0, gt=0)
@@ -96,6 +100,7 @@ class TrainingSection(_Section):
     gradient_checkpointing: bool = True  # recompute activations: less memory, ~30% slower
     torch_threads: int|None = Field(None, ge=1)  # CPU threads for torch (None: torch's default)
 
+# %% ../nbs/01_config.ipynb #506689a7
 def _dataset_file(ref:str) -> str:
     "The real path a dataset reference (`golden`, `package:golden`, a path) points to."
     name = ref.removeprefix("package:")
@@ -121,6 +126,7 @@ class DataSection(_Section):
                 f"training: use package:{key} or your own file")
         return self
 
+# %% ../nbs/01_config.ipynb #38da79b0
 class ThresholdsSection(_Section):
     "The quality bar a trained adapter must reach on the golden set."
     json_parse_rate: float = Field(1.0, ge=0, le=1)
@@ -218,6 +224,7 @@ _REMOVED = {  # keys older versions had: what replaced them
                           "see the qlora-fast preset), and all off is the plain recipe",
 }
 
+# %% ../nbs/01_config.ipynb #93fd7baa
 def _section_at(loc) -> type[BaseModel]|None:
     "The section model that `loc` (a tuple of keys) names; RunConfig for ()."
     model = RunConfig
@@ -244,6 +251,7 @@ def _unknown_key(loc, top_extra=()) -> str:
     if not parent: return f"unknown section '{key}'{dym}; allowed top-level keys: {', '.join(allowed)}"
     return f"unknown key '{_dotted(loc)}'{dym}; allowed keys in '{_dotted(parent)}': {', '.join(allowed)}"
 
+# %% ../nbs/01_config.ipynb #17583614
 def _allowed(field) -> tuple:
     "The choices of a Literal field (also inside list[...] or X|None)."
     def lits(t):
@@ -264,6 +272,7 @@ def _range(field) -> str:
     if lo: return f"{'>' if lo[0] == '(' else '>='} {lo[1]}"
     return f"{'<' if hi[0] == ')' else '<='} {hi[1]}" if hi else ""
 
+# %% ../nbs/01_config.ipynb #95d10d97
 _KINDS = dict(int="an integer", float="a number", bool="true or false", string="a string", list="a list",
               dict="a mapping of keys", model="a mapping of keys")
 
@@ -295,6 +304,7 @@ def _explain(err:dict, origins:dict, fallback:str) -> str:
     if what: return f"{where}: '{key}' must be {what}; got {got!r}"
     return f"{where}: '{key}': {err['msg']}"
 
+# %% ../nbs/01_config.ipynb #e4a92b71
 def _validate(data:dict, origins:dict, fallback:str) -> RunConfig:
     "Build a RunConfig from merged `data`, turning validation errors into one ConfigError."
     try: return RunConfig.model_validate(data)
@@ -392,6 +402,7 @@ def _read_config_file(path) -> str:
     except IsADirectoryError: raise ConfigError(f"{path}: not a file: expected a YAML config file") from None
     except UnicodeDecodeError as e: raise ConfigError(f"{path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
 
+# %% ../nbs/01_config.ipynb #cbe15122
 def _base_layers(preset, where:str="") -> list:
     "The layers of `preset`: a preset name, a YAML file (layered like `path=`), or None (the built-in defaults)."
     if preset is None: return []
@@ -419,6 +430,7 @@ def _file_layers(text:str, label:str, base, seen=()) -> list:
         raise ConfigError(f"{origins[('inherits',)]}: 'inherits' must be a preset name ({', '.join(list_presets())})")
     return (_preset_layers(parent, f"{origins[('inherits',)]}: ", seen) if parent else []) + [(data, origins)]
 
+# %% ../nbs/01_config.ipynb #3778d104
 def _merge(into:dict, layer:dict) -> dict:
     "Deep-merge `layer` into `into` (sections merge, everything else is replaced)."
     for k, v in layer.items():

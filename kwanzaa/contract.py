@@ -122,6 +122,7 @@ def _loc(loc) -> str:
 
 def _got(v) -> str: return "null" if v is None else f"{type(v).__name__} {_short(v)}"
 
+# %% ../nbs/00_contract.ipynb #96697ff0
 def _error_message(err: dict, fields=CORE_FIELDS) -> str:
     "One pydantic error dict -> one sentence naming the field and what is allowed."
     kind, loc, inp, ctx = err["type"], _loc(err["loc"]), err.get("input"), err.get("ctx") or {}
@@ -142,6 +143,7 @@ def _error_message(err: dict, fields=CORE_FIELDS) -> str:
     if kind == "value_error": return f"field '{loc}': {err['msg'].removeprefix('Value error, ')}"
     return f"field '{loc}': {err['msg']}"
 
+# %% ../nbs/00_contract.ipynb #67eeb207
 def _is_citation_range(err: dict) -> bool:
     return err["loc"][:1] == ("citations",) and len(err["loc"]) == 2 and \
         err["type"] in ("greater_than_equal", "less_than_equal")
@@ -156,6 +158,7 @@ def _out_of_range(obj: dict, n: int) -> list[int]:
     if not isinstance(cites, list): return []
     return [c for c in cites if isinstance(c, int) and not isinstance(c, bool) and not 1 <= c <= n]
 
+# %% ../nbs/00_contract.ipynb #941a524d
 def _first_object(text: str):
     "(object, its text, None) for the first JSON object in `text`; else (None, None, (position, error) or None)."
     first_err, start = None, text.find("{")
@@ -283,6 +286,7 @@ class AnswerText(_Strict):
     text: str = Field(max_length=MAX_ANSWER_CHARS)
     completeness: Literal["complete", "partial", "none"]
 
+# %% ../nbs/00_contract.ipynb #9f69733c
 class Source(_Strict):
     "One cited passage, with its provenance copied from the corpus (never from the model)."
     citation_label: str = Field(pattern=r"^\[[1-9][0-9]*\]$")  # "[n]", as in the answer text
@@ -296,6 +300,7 @@ class Source(_Strict):
     chunk_id: str
     relevance_score: Optional[float]  # the retriever's score, when known
 
+# %% ../nbs/00_contract.ipynb #3f5583ac
 class RetrievalResult(_Strict):
     "One retrieved passage, cited or not."
     rank: int = Field(ge=1)  # = its passage number in the context
@@ -312,6 +317,7 @@ class RetrievalSummary(_Strict):
     namespaces: list[str]
     results: list[RetrievalResult]
 
+# %% ../nbs/00_contract.ipynb #926519e2
 class Unknowns(_Strict):
     "What the answer could not support."
     unsupported_claims: list[str]
@@ -325,6 +331,7 @@ class Integrity(_Strict):
     retrieval_confidence: Literal["high", "medium", "low", "none", "unknown"]
     fallback_behavior: Literal["none", "refusal", "clarification", "partial_answer"]
 
+# %% ../nbs/00_contract.ipynb #7171a559
 class AnswerDocument(_Strict):
     "The full `kwanzaa.answer.v1` document."
     version: Literal[VERSION]

@@ -195,6 +195,7 @@ def _sentences(s:str) -> list[str]:
     if s[start:].strip(): out.append(s[start:].strip())
     return out
 
+# %% ../nbs/02_corpus.ipynb #081dd9b8
 def _split_long(unit:str, max_words:int) -> list[str]:
     "Split a unit longer than `max_words` at clause punctuation, else into even word windows."
     ws = unit.split()
@@ -215,6 +216,7 @@ def _split_long(unit:str, max_words:int) -> list[str]:
         out += [" ".join(p[i:i + size]) for i in range(0, len(p), size)]
     return out
 
+# %% ../nbs/02_corpus.ipynb #b47a5989
 def _is_verse(lines:list[str]) -> bool:
     "Lines that mostly stop short of the wrap width (verse, lists, tables) keep their line breaks."
     if len(lines) < 2: return False
@@ -234,6 +236,7 @@ def _paragraphs(text:str) -> list[tuple[list[str], str, bool]]:
         paras.append((_sentences(s), " ", heading))
     return paras
 
+# %% ../nbs/02_corpus.ipynb #f1862673
 def _render(pieces:list[tuple[int, str, str]]) -> str:
     "Join (paragraph index, joiner, text) pieces: the paragraph's joiner inside a paragraph, a newline between them."
     out, last = "", None

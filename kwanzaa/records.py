@@ -123,6 +123,7 @@ def versions() -> dict:
         except metadata.PackageNotFoundError: out[name] = None
     return out
 
+# %% ../nbs/01a_records.ipynb #b6e3d000
 def device_record() -> dict:
     "The device a result was made on: GPU name, capability and count, or the CPU; cores and torch threads."
     import torch
@@ -135,6 +136,7 @@ def device_record() -> dict:
     else: rec["name"] = platform.processor() or platform.machine()
     return rec | {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
 
+# %% ../nbs/01a_records.ipynb #2fb05eb0
 def _git(cwd, *args) -> str|None:
     try: r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError): return None
@@ -153,6 +155,7 @@ def command_line() -> str:
     "The command that started this process: the `kwanzaa ...` command a pipeline step records, else sys.argv."
     return os.environ.get("KWANZAA_COMMAND") or shlex.join(sys.argv)
 
+# %% ../nbs/01a_records.ipynb #d2a29a03
 def provenance(config=None, # a RunConfig (any pydantic model) or dict to record
                data_paths=(), # data files whose content the result depends on
                command:str|None=None, # the command that made the result (default: command_line())

@@ -98,6 +98,7 @@ def _top(corpus:Corpus, scores:np.ndarray, k:int) -> list[tuple[Chunk, float]]:
     order = np.lexsort((np.arange(len(scores)), -scores))[:k]
     return [(corpus.chunks[i], float(scores[i])) for i in order if scores[i] > 0]
 
+# %% ../nbs/02b_retrieval.ipynb #de1f56a1
 def _load_embeddings(path:Path, corpus:Corpus, sha:str, max_length:int, dim:int) -> tuple[np.ndarray, dict]|None:
     "The saved (matrix, key), or None when it is absent, unreadable, or was made from other chunks, model or settings."
     try:
@@ -120,6 +121,7 @@ def _save_embeddings(path:Path, emb:np.ndarray, meta:dict):
     except OSError:
         Path(tmp).unlink(missing_ok=True)
 
+# %% ../nbs/02b_retrieval.ipynb #d978ed71
 class DenseRetriever:
     "Cosine similarity of all-MiniLM-L6-v2 embeddings over a Corpus; the interface of kwanzaa.corpus.Retriever."
     def __init__(self, corpus:Corpus, # the chunks to search
@@ -174,6 +176,7 @@ def _ranks(scores:np.ndarray, ok:np.ndarray) -> np.ndarray:
     r = np.full(len(scores), np.inf); r[order] = np.arange(1, len(order) + 1)
     return r
 
+# %% ../nbs/02b_retrieval.ipynb #1256e16c
 class HybridRetriever:
     "BM25 and dense rankings fused by reciprocal rank (rrf) or a normalised score blend; the Retriever interface."
     def __init__(self, corpus:Corpus, # the chunks to search

@@ -156,6 +156,7 @@ def _flush_metrics(trainer):
     trainer._total_train_tokens += int(toks)
     m["num_tokens"] = [trainer._total_train_tokens]
 
+# %% ../nbs/05a_speed.ipynb #dc57d3f4
 def _nosync_loss(self, model, inputs, num_items_in_batch=None):
     "TRL's nll loss through the fused LM head, with the metrics kept on the device."
     inputs["use_cache"] = False
@@ -172,6 +173,7 @@ def _nosync_loss(self, model, inputs, num_items_in_batch=None):
     self._speed_acc = stats if getattr(self, "_speed_acc", None) is None else self._speed_acc + stats
     return loss
 
+# %% ../nbs/05a_speed.ipynb #d8908a0b
 def is_plain(flags) -> bool:
     "True when the flags are the plain recipe (no lever on)."
     return flags == SpeedFlags.plain()

@@ -73,6 +73,7 @@ def peak_memory_per_rank() -> list[dict]:
     dist.all_gather_object(out, peak_memory())
     return out
 
+# %% ../nbs/05_trainer.ipynb #fe1b78ce
 def _clean_fsdp_name(n:str) -> str:
     for w in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod."): n = n.replace(w, "")
     return n.removeprefix("module.")
@@ -109,12 +110,14 @@ def _adapter_tensor_count(adapter_dir) -> int:
     if not f.exists(): return 0
     with safe_open(str(f), "pt") as s: return len(list(s.keys()))
 
+# %% ../nbs/05_trainer.ipynb #045228a9
 def _distributed_info(trainer, per_rank) -> dict:
     "How the run was spread over processes (for the manifest)."
     fsdp = trainer.is_fsdp_enabled
     return {"world_size": trainer.args.world_size, "strategy": "fsdp" if fsdp else "ddp" if trainer.args.world_size > 1 else "single",
             "peak_memory_per_rank": per_rank}
 
+# %% ../nbs/05_trainer.ipynb #217a2f31
 def _record(line:str) -> dict|None:
     "A log line as a dict; None for a blank or half-written line (a process killed mid-write)."
     try: return json.loads(line) if line.strip() else None
@@ -141,6 +144,7 @@ class JsonlLog(TrainerCallback):
                    time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with open(self.path, "a") as f: f.write(json.dumps(rec) + "\n")
 
+# %% ../nbs/05_trainer.ipynb #d25e9426
 class ProgressLines(TrainerCallback):
     "Quiet progress for batch runs: one line per logging step, with the time left."
     def on_train_begin(self, args, state, control, **kw): self.t0, self.step0 = time.perf_counter(), state.global_step
@@ -292,6 +296,7 @@ class TrainResult:
     resumed_from: str|None = None
     manifest: dict = field(default_factory=dict, repr=False)
 
+# %% ../nbs/05_trainer.ipynb #6a8e5eb7
 @contextlib.contextmanager
 def _dataset_bars(show:bool):
     "Show or hide the datasets library's progress bars (tokenizing, packing) for the duration."
@@ -301,6 +306,7 @@ def _dataset_bars(show:bool):
     try: yield
     finally: (dlog.enable_progress_bar if was else dlog.disable_progress_bar)()
 
+# %% ../nbs/05_trainer.ipynb #504e3987
 def oom_advice(cfg) -> str:
     "What to lower when the GPU runs out of memory, with the current values."
     t = cfg.training
@@ -310,6 +316,7 @@ def oom_advice(cfg) -> str:
             f"{t.max_seq_length}), set training.gradient_checkpointing=true (now {t.gradient_checkpointing}), use "
             f"adapter.method=qlora (now {cfg.adapter.method}), or lower lora.r (now {cfg.lora.r}).")
 
+# %% ../nbs/05_trainer.ipynb #c12c2150
 _RESUME_FREE = ("training.torch_threads", "training.logging_steps", "eval.", "data.sources_dir", "name")
 
 def _flat(d, prefix=""):
@@ -328,6 +335,7 @@ def _check_same_run(out_dir, cfg):
         raise TrainError(f"{out_dir} holds checkpoints of a run with a different configuration ({', '.join(diff)}); "
                          "resume with the same configuration, use another out_dir, or pass resume=False to start over")
 
+# %% ../nbs/05_trainer.ipynb #d353aa3a
 def plot_loss(log_path, png_path) -> Path|None:
     "Plot train (and validation) loss by step from a train_log.jsonl; None if there is nothing to plot."
     from matplotlib.figure import Figure
@@ -356,6 +364,7 @@ class TrainerSetup:
     flags: object  # the speed levers in force (kwanzaa.speed.SpeedFlags)
     load_seconds: float
 
+# %% ../nbs/05_trainer.ipynb #415ed402
 def build_trainer(cfg, # RunConfig
                   out_dir, # the run directory (checkpoints go to out_dir/checkpoints)
                   train_messages:list, # chat conversations, each [system, user, assistant]
@@ -426,6 +435,7 @@ def _gpu_memory(dev) -> dict:
     return {"gpu_allocated_after_load_mb": round(torch.cuda.memory_allocated(dev) / 2**20, 1),
             "gpu_total_mb": round(torch.cuda.get_device_properties(dev).total_memory / 2**20, 1)}
 
+# %% ../nbs/05_trainer.ipynb #9ceb97b5
 def train(cfg, # RunConfig
           out_dir, # run directory (see the layout at the top)
           train_messages:list, # chat conversations, each [system, user, assistant] (kwanzaa.prompt.render_messages)
