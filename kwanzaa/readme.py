@@ -157,12 +157,12 @@ def pilot_table(run_dir:str|Path="outputs/examples/pilot-cpu") -> str:
     comp = json.loads((d / "eval" / "comparison.json").read_text()) if (d / "eval" / "comparison.json").exists() else {}
     dev, m = man.get("device") or {}, man.get("metrics") or {}
     lines = ["| what | measured |", "|---|---|",
-             f"| training: {man['data']['train_examples']} examples, {m.get('global_step')} optimizer steps | {done['train']['seconds']:.0f} s |"]
+             f"| the train notebook: {man['data']['train_examples']} examples, {m.get('global_step')} optimizer steps ({man['durations_s']['train']:.0f} s of it training) | {done['train']['seconds']:.0f} s |"]
     if "evaluate" in done:
         n = next(iter(comp.values()))["n"] if comp else "?"
-        lines.append(f"| evaluation: {', '.join(comp)} on {n} golden questions | {done['evaluate']['seconds']:.0f} s |")
+        lines.append(f"| the evaluate notebook: {', '.join(comp)} on {n} golden questions | {done['evaluate']['seconds']:.0f} s |")
         total = done["train"]["seconds"] + done["evaluate"]["seconds"]
-        lines.append(f"| the whole main job (both notebooks) | {total:.0f} s ({total / 60:.1f} min) |")
+        lines.append(f"| both notebooks | {total:.0f} s ({total / 60:.1f} min) |")
     for arm, a in comp.items():
         c = a["counts"]["schema_compliance"]
         lines.append(f"| {arm}: schema-valid JSON answers{' (no schema constraint)' if 'constrained' not in arm else ''} | {c[0]}/{c[1]} |")

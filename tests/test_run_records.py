@@ -31,7 +31,7 @@ def test_seed_values_and_cpu_sizes():
     assert resolve_compute_dtype(q.quantization.bnb_4bit_compute_dtype, "cuda", capability=(7, 5)) == torch.float16
     assert (cpu.adapter.method, cpu.training.learning_rate, cpu.training.lr_scheduler_type, cpu.training.max_seq_length,
             cpu.training.torch_threads, cpu.model.base) == ("lora", 3e-4, "cosine", 1024, 2, "embedded:smollm2")
-    assert pilot.data.limit == 10 and pilot.data.limit * pilot.training.epochs / pilot.training.gradient_accumulation_steps == 10
+    assert pilot.data.limit == 10 and pilot.data.limit * pilot.training.epochs / pilot.training.gradient_accumulation_steps == 40
 
 
 def test_override_values_are_parsed_as_yaml():
