@@ -177,7 +177,9 @@ def checkpoint_problem(path) -> str|None:
         with safe_open(str(weights), "pt") as f:
             for k in f.keys(): f.get_tensor(k)
     except Exception as e: return f"adapter_model.safetensors is unreadable ({type(e).__name__}: {e})"
-    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+    rng = sorted(p.glob("rng_state*.pth"))   # rng_state.pth alone; rng_state_<rank>.pth per process under DDP/FSDP
+    if not rng: return "rng_state.pth is missing"
+    for name in ("optimizer.pt", "scheduler.pt", *(f.name for f in rng)):
         f = p / name
         if not f.exists(): return f"{name} is missing"
         try:

@@ -51,3 +51,58 @@ def test_adapter_matches_single_process(runs):
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6)
     assert abs(r0["train_loss"] - single["train_loss"]) <= 1e-4 * abs(single["train_loss"])
+
+
+CHILD = """
+import json, sys, time
+from transformers import TrainerCallback
+from kwanzaa.config import load_config
+from kwanzaa.trainer import train
+model, out, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+class Pause(TrainerCallback):   # slows the run so the test can stop it between checkpoints
+    def on_step_end(self, args, state, control, **kw): time.sleep(pause)
+convs = [[{"role": "system", "content": "Answer from the passages."},
+          {"role": "user", "content": f"Passages:\\n[1] Note {i}\\nItem {i} is number {i * 7 % 11}.\\n\\nQuestion: what is item {i}?"},
+          {"role": "assistant", "content": json.dumps({"status": "answered", "citations": [1], "answer": f"Item {i} is {i * 7 % 11} [1].", "unknowns": []})}]
+         for i in range(16)]
+cfg = load_config("cpu", overrides={"model.base": model, "model.device": "cpu", "lora.dropout": 0.0, "training.max_steps": 6,
+                                   "training.per_device_train_batch_size": 1, "training.gradient_accumulation_steps": 1,
+                                   "training.save_steps": 2, "training.save_total_limit": 5, "training.logging_steps": 1,
+                                   "training.torch_threads": 1, "training.max_seq_length": 512, "model.dtype": "float32"})
+train(cfg, out, convs, device="cpu", callbacks=[Pause()], command="test_multiprocess_train resume")
+"""
+
+
+def test_two_process_run_killed_after_a_checkpoint_resumes_to_the_same_adapter(tmp_path):
+    "Two gloo processes sharing one run directory: killed after a checkpoint, the same command resumes from it, and "
+    "the adapter equals an uninterrupted two-process run's."
+    import signal, time
+    model = make_tiny_model(tmp_path / "tiny")
+    child = tmp_path / "child.py"; child.write_text(CHILD)
+    launch = lambda out, pause, port: [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                                       "--master_port", str(port), str(child), str(model), str(out), str(pause)]
+    _run(launch(tmp_path / "whole", 0, 29541), tmp_path)
+    out = tmp_path / "killed"
+    p = subprocess.Popen(launch(out, 1.5, 29542), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    first = out / "checkpoints" / "checkpoint-2" / "trainer_state.json"
+    deadline = time.time() + 300
+    while not first.exists():
+        assert p.poll() is None, p.stdout.read().decode()[-3000:]
+        assert time.time() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    import psutil
+    procs = psutil.Process(p.pid).children(recursive=True) + [psutil.Process(p.pid)]
+    for q in procs: q.kill()                                      # the launcher and both workers, at once
+    psutil.wait_procs(procs, timeout=60); p.wait(60); p.stdout.close()
+    assert not (out / "checkpoints" / "checkpoint-6").exists()    # killed mid-run, before the last checkpoint
+    assert not (out / "adapter").exists()                       # it really was cut short
+    _run(launch(out, 0, 29543), tmp_path)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["status"] == "complete" and m["resumed_from"] and m["resumed_from"].split("-")[-1] in ("2", "4")
+    assert m["distributed"]["world_size"] == 2 and m["metrics"]["global_step"] == 6
+    a = load_file(tmp_path / "whole" / "adapter" / "adapter_model.safetensors")
+    b = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and a
+    for k in a: torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6)
