@@ -17,8 +17,8 @@ from .prompt import render_messages
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
 
 # %% auto #0
-__all__ = ['ADAPTER_RECORD', 'FALLBACK_CORE', 'MAX_QUESTION_CHARS', 'InferenceError', 'adapter_record', 'load_for_inference',
-           'prompt_text', 'Generation', 'core_grammar_text', 'compiled_core_grammar', 'generate', 'refusal_core', 'ask',
+__all__ = ['FALLBACK_CORE', 'MAX_QUESTION_CHARS', 'InferenceError', 'adapter_record', 'load_for_inference', 'prompt_text',
+           'Generation', 'core_grammar_text', 'compiled_core_grammar', 'generate', 'refusal_core', 'ask',
            'compare_batching']
 
 # %% ../nbs/06_inference.ipynb #c007
@@ -53,7 +53,7 @@ def _read_json_file(p:Path) -> dict:
     return obj
 
 # %% ../nbs/06_inference.ipynb #1dd8ef20
-ADAPTER_RECORD = "kwanzaa_adapter.json"  # written by the trainer next to the adapter: base, revision, tokenizer_sha256
+from .records import ADAPTER_RECORD  # written by the trainer next to the adapter
 
 def _check_adapter_dir(adapter_dir) -> Path:
     "The adapter directory as a Path, or an InferenceError saying what is wrong with it."
@@ -82,7 +82,7 @@ def adapter_record(adapter_dir) -> dict:
     if (p / ADAPTER_RECORD).is_file():
         rec = _read_json_file(p / ADAPTER_RECORD)
         return {"base": rec.get("base"), "revision": rec.get("revision"), "tokenizer_sha256": rec.get("tokenizer_sha256"),
-                "source": ADAPTER_RECORD}
+                "method": rec.get("method"), "source": ADAPTER_RECORD}
     conf = _read_json_file(p / "adapter_config.json")
     return {"base": conf.get("base_model_name_or_path"), "revision": conf.get("revision"), "tokenizer_sha256": None,
             "source": "adapter_config.json"}
@@ -283,11 +283,12 @@ def _check_question(question) -> str:
 
 # %% ../nbs/06_inference.ipynb #1af421ea
 def _config_for_adapter(adapter_dir):
-    "The qlora preset on the base an adapter records (kwanzaa_adapter.json, else adapter_config.json)."
+    "The qlora preset on the base (and with the method) an adapter records (kwanzaa_adapter.json, else adapter_config.json)."
     from kwanzaa.config import load_config
     rec = adapter_record(_check_adapter_dir(adapter_dir))
     over = {"model.base": rec["base"]} if rec.get("base") else {}
     if rec.get("base") and rec.get("revision"): over["model.revision"] = rec["revision"]
+    if rec.get("method") in ("qlora", "lora"): over["adapter.method"] = rec["method"]   # load the base as it was trained
     return load_config("qlora", overrides=over)
 
 # %% ../nbs/06_inference.ipynb #78075f7a

@@ -10,10 +10,10 @@ from importlib import metadata, resources
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'file_sha256', 'data_hash', 'atomic_write_text', 'json_text', 'atomic_write_json',
-           'redact', 'redact_file', 'redact_tree', 'versions', 'device_record', 'git_commit', 'command_line',
-           'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname', 'read_json',
-           'adapter_files', 'peak_gib']
+__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ADAPTER_RECORD', 'file_sha256', 'data_hash', 'atomic_write_text', 'json_text',
+           'atomic_write_json', 'redact', 'redact_file', 'redact_tree', 'versions', 'device_record', 'git_commit',
+           'command_line', 'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname',
+           'read_json', 'adapter_files', 'peak_gib']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -225,6 +225,8 @@ def read_json(path, default=None):
     "The JSON in `path`, or `default` when the file does not exist."
     p = Path(path)
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else default
+
+ADAPTER_RECORD = "kwanzaa_adapter.json"  # written by the trainer next to an adapter: base, revision, tokenizer sha256, method
 
 def adapter_files(adapter_dir) -> list[Path]:
     "The files that make an adapter what it is (weights and config), for hashing."

@@ -13,7 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from .config import is_qlora, resolve_compute_dtype
-from .records import atomic_write_json, atomic_write_text, file_sha256, provenance, redact
+from .records import ADAPTER_RECORD, atomic_write_json, atomic_write_text, file_sha256, provenance, redact
 from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_param_count, model_device,
                             resolve_model_path, trainable_report)
 from . import speed
@@ -21,11 +21,11 @@ from .publish import model_card, update_model_card, merge_adapter, push_adapter 
 from .data import load_conversations, training_examples  # re-exported: the trainer command reads them
 
 # %% auto #0
-__all__ = ['ADAPTER_RECORD', 'progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict',
-           'save_adapter_tensors', 'JsonlLog', 'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
-           'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths',
-           'check_lengths', 'TrainResult', 'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer', 'adapter_record',
-           'train', 'memory_report', 'describe_adapter', 'main']
+__all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'save_adapter_tensors', 'JsonlLog',
+           'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint',
+           'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths', 'check_lengths', 'TrainResult',
+           'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer', 'make_adapter_record', 'train', 'memory_report',
+           'describe_adapter', 'main']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -417,9 +417,7 @@ def build_trainer(cfg, # RunConfig
     return TrainerSetup(trainer, tok, dev, params, flags, round(time.perf_counter() - t0, 2))
 
 # %% ../nbs/05_trainer.ipynb #6564e262
-ADAPTER_RECORD = "kwanzaa_adapter.json"
-
-def adapter_record(cfg, tok) -> dict:
+def make_adapter_record(cfg, tok) -> dict:
     "What an adapter was trained on: base (as configured), revision, tokenizer sha256, method, chat family."
     path = Path(resolve_model_path(cfg.model.base, cfg.model.revision, cfg.model.allow_pickle))
     tj = path / "tokenizer.json"
@@ -498,7 +496,7 @@ def train(cfg, # RunConfig
     if not _adapter_tensor_count(tmp): raise TrainError(f"the adapter written to {tmp} holds no tensors; the previous adapter is kept")
     (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
     atomic_write_text(tmp / "README.md", redact(model_card(cfg, data, result, detect_family(tok))))
-    atomic_write_json(tmp / ADAPTER_RECORD, adapter_record(cfg, tok))
+    atomic_write_json(tmp / ADAPTER_RECORD, make_adapter_record(cfg, tok))
     shutil.rmtree(adapter_dir, ignore_errors=True); os.replace(tmp, adapter_dir)
     plot = plot_loss(log_path, out / "loss.png")
     manifest = {**base_manifest, "kind": "train", "status": "complete", "resumed_from": resumed,
