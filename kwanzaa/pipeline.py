@@ -259,7 +259,9 @@ def smoke_overrides(tiny_dir:str|Path) -> list[str]:
     if not (tiny/"config.json").exists(): make_tiny_model(tiny, family="chatml")
     return [f"model.base={tiny}", "data.limit=4", "training.max_steps=2", "training.save_steps=1",
             "training.per_device_train_batch_size=1", "training.gradient_accumulation_steps=1", "training.max_seq_length=4096",
-            "eval.max_new_tokens=24", "eval.batch_size=4", "eval.limit=4"]
+            "eval.max_new_tokens=24", "eval.batch_size=4", "eval.limit=4",
+            "training.warmup_ratio=0",   # one or two steps: a warm-up would give them a learning rate of 0
+            "data.validation=package:validation"]   # exercise the per-epoch validation pass too
 
 # %% ../nbs/09_pipeline.ipynb #c023
 def _smoke_dir() -> Path:
