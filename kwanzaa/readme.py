@@ -12,7 +12,7 @@ from .records import atomic_write_text
 
 # %% auto #0
 __all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'RESULT_BLOCKS', 'golden_table', 'bench_table',
-           'estimate_table', 'multigpu_table', 'decision_table', 'pilot_table', 'update_readme']
+           'estimate_table', 'multigpu_table', 'decision_table', 'pilot_table', 'retrieval_table', 'update_readme']
 
 # %% ../nbs/10_readme.ipynb #55f73252
 GOLDEN_KEYS = tuple(k for k in HEADLINE if k != "citation_recall")
@@ -171,9 +171,26 @@ def pilot_table(run_dir:str|Path="outputs/examples/pilot-cpu") -> str:
                  f"`{(d / 'evaluate.done.json').as_posix()}`, `{(d / 'manifest.json').as_posix()}`, `{(d / 'eval' / 'comparison.json').as_posix()}`.")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #743a3808
+def retrieval_table(recall:str|Path="outputs/retrieval/recall.json") -> str:
+    "Markdown: recall@k of BM25, dense and the chosen hybrid (default namespaces), validation and golden."
+    p = Path(recall)
+    if not p.exists(): return f"_No retrieval measurements in {p} yet._\n"
+    r = json.loads(p.read_text())
+    ks, ch = [str(k) for k in r["ks"]], r["chosen"]
+    cols = [f"{s} @{k}" for s in ("validation", "golden") for k in ks]
+    lines = ["| retriever | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for name in ("bm25", "dense", ch["name"]):
+        v, g = r["recall"]["validation"]["default"][name], r["recall"]["golden"]["default"][name]
+        label = f"{name} (chosen on validation)" if name == ch["name"] else name
+        lines.append(f"| {label} | " + " | ".join(f"{d[k]:.2f}" for d in (v, g) for k in ks) + " |")
+    q = r["questions"]
+    lines.append(f"\nQuestions with a gold passage: validation {q['validation']}, golden {q['golden']}. Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
 # %% ../nbs/10_readme.ipynb #4f307219
-RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "bench": bench_table, "estimates": estimate_table,
-                 "multigpu": multigpu_table, "decision": decision_table}
+RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retrieval_table, "bench": bench_table,
+                 "estimates": estimate_table, "multigpu": multigpu_table, "decision": decision_table}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to
