@@ -38,3 +38,15 @@ def notes_corpus(whole:bool=False):
     pieces = lambda d: [d["text"]] if whole else chunk_text(d["text"])
     return Corpus([Chunk(chunk_id=f"{d['doc_id']}::chunk::{i}", text=t, **{k: d[k] for k in _CHUNK_META})
                    for d in load_notes() for i, t in enumerate(pieces(d))], hash="notes" if whole else "notes-only")
+
+
+def wait_for_file(path, proc, timeout:float, out=None):
+    "Wait until `path` exists while the subprocess `proc` runs; fail with its output if it exits or time runs out."
+    import time
+    from pathlib import Path
+    deadline = time.time() + timeout
+    while not Path(path).exists():
+        stream = out if out is not None else proc.stdout
+        assert proc.poll() is None, stream.read().decode()[-3000:]
+        assert time.time() < deadline, f"{Path(path).name} did not appear within {timeout:.0f} s"
+        time.sleep(0.05)

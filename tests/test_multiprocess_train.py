@@ -1,6 +1,7 @@
 """Two processes (gloo, CPU) train the tiny model with kwanzaa.trainer.train unchanged under torchrun:
 each rank sees its own shard of every global batch, and the adapter equals a single-process run's at equal global
 batch (1 process x accumulation 2 == 2 processes x accumulation 1)."""
+from conftest import wait_for_file
 import json, os, subprocess, sys
 from pathlib import Path
 
@@ -86,11 +87,7 @@ def test_two_process_run_killed_after_a_checkpoint_resumes_to_the_same_adapter(t
     p = subprocess.Popen(launch(out, 1.5, 29542), cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          start_new_session=True)
     first = out / "checkpoints" / "checkpoint-2" / "trainer_state.json"
-    deadline = time.time() + 300
-    while not first.exists():
-        assert p.poll() is None, p.stdout.read().decode()[-3000:]
-        assert time.time() < deadline, "no checkpoint within 300 s"
-        time.sleep(0.1)
+    wait_for_file(first, p, 300)
     time.sleep(0.5)
     import psutil
     procs = psutil.Process(p.pid).children(recursive=True) + [psutil.Process(p.pid)]

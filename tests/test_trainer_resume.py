@@ -1,4 +1,5 @@
 """A real training run killed with SIGKILL after a checkpoint exists resumes to the same adapter as an uninterrupted run."""
+from conftest import wait_for_file
 import json, os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
@@ -48,11 +49,7 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tiny_model_dir, tmp_p
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(data), json.dumps(over), "0.4"], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     first = out / "checkpoints" / "checkpoint-3" / "trainer_state.json"
-    deadline = time.time() + 240
-    while not first.exists():
-        assert child.poll() is None, child.stdout.read().decode()[-3000:]
-        assert time.time() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.05)
+    wait_for_file(first, child, 240)
     time.sleep(0.6)   # now mid-run: past checkpoint-3, before step 12
     child.send_signal(signal.SIGKILL)
     child.wait(30)
@@ -94,11 +91,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_the_same_command_resumes(tiny_mode
     env = {**os.environ, "KWANZAA_PROGRESS": "lines", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first = out / "checkpoints" / "checkpoint-3" / "trainer_state.json"
-    deadline = time.time() + 240
-    while not first.exists():
-        assert child.poll() is None, child.stderr.read().decode()[-3000:]
-        assert time.time() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.05)
+    wait_for_file(first, child, 240, out=child.stderr)
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=120)
     err = err.decode()
