@@ -22,7 +22,7 @@ class CalibrationError(ValueError):
 # %% auto #0
 __all__ = ['STATUS_PREFIX', 'CalibrationError', 'status_token_ids', 'status_probabilities', 'decide', 'refusal_curve',
            'choose_threshold', 'Calibration', 'save_calibration', 'load_calibration', 'calibrate', 'plot_curve',
-           'apply_decision']
+           'apply_decision', 'lexical_answerability', 'compare_decisions']
 
 # %% ../nbs/07a_calibrate.ipynb #917f2b3f
 def status_token_ids(tok, prompt:str="") -> dict[str, int]:
@@ -130,13 +130,15 @@ def load_calibration(adapter_dir, # the adapter the threshold must belong to
 def calibrate(cfg, # RunConfig (model, data.validation)
               adapter_dir, # the trained adapter
               examples=None, # default: the validation split (never the golden set)
-              corpus=None, model=None, tok=None, min_recall:float=0.85, plot:bool=True) -> Calibration:
+              corpus=None, model=None, tok=None, min_recall:float=0.85, plot:bool=True,
+              split:str|None=None, # what `examples` are, for the record (default: "given examples")
+             ) -> Calibration:
     "Choose the refusal threshold on the validation split and write it to <adapter_dir>/calibration.json."
     from kwanzaa.data import example_messages, load_dataset
     if examples is None:
         if cfg.data.validation is None: raise CalibrationError("no validation split configured (data.validation)")
         examples, split = load_dataset(cfg.data.validation), str(cfg.data.validation)
-    else: split = "given examples"
+    else: split = split or "given examples"
     if corpus is None:
         from kwanzaa.corpus import build_corpus
         corpus = build_corpus(cfg.data.sources_dir)
@@ -188,3 +190,46 @@ def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
         again = generate(model, tok, [message_lists[i] for i in redo], max_new_tokens=max_new_tokens, prefixes=pre)
         for i, g in zip(redo, again): g.fallback = f"calibrated:{statuses[i]}"; out[i] = g
     return out
+
+# %% ../nbs/07a_calibrate.ipynb #9b1e4c71
+def lexical_answerability(example, # a kwanzaa.data.Example
+                          corpus, # chunk id -> Chunk (anything with .get)
+                         ) -> float:
+    "The largest share of the question's content words that one of its passages contains (0 to 1)."
+    from kwanzaa.evaluate import content_words
+    q = content_words(example.question)
+    if not q: return 0.0
+    return max((len(q & content_words(corpus.get(c).text)) / len(q) for c in example.context), default=0.0)
+
+def _as_probs(score:float) -> dict[str, float]:
+    "An answerability score as a status distribution, so that `decide` and `refusal_curve` apply to it."
+    return {"answered": score, "partial": 0.0, "clarify": 0.0, "refused": 1.0 - score}
+
+def _refusal_scores(pred:Sequence[str], gold:Sequence[str]) -> dict:
+    tp = sum(p == g == "refused" for p, g in zip(pred, gold))
+    npred, ngold = sum(p == "refused" for p in pred), sum(g == "refused" for g in gold)
+    return dict(refusal_precision=tp / npred if npred else None, refusal_recall=tp / ngold if ngold else None,
+                refused=npred, status_accuracy=sum(p == g for p, g in zip(pred, gold)) / len(gold), n=len(gold))
+
+def compare_decisions(eval_dir, # an evaluation folder with adapter_constrained/ and adapter_constrained_calibrated/
+                      examples, # the items it scored (golden)
+                      validation, # validation examples: the check's threshold is chosen on them
+                      corpus, min_recall:float=0.85) -> dict:
+    "Refusal precision/recall of the argmax, the calibrated threshold, the lexical check, and check + argmax."
+    from kwanzaa.evaluate import read_predictions
+    from kwanzaa.records import arm_dirname
+    gold = [e.gold.status for e in examples]
+    check = choose_threshold(refusal_curve([_as_probs(lexical_answerability(e, corpus)) for e in validation],
+                                           [e.gold.status for e in validation]), min_recall)
+    lex = [decide(_as_probs(lexical_answerability(e, corpus)), check["threshold"]) for e in examples]
+    rows = {}
+    for name, arm in (("argmax (adapter+constrained)", "adapter+constrained"),
+                      ("calibrated threshold (adapter+constrained+calibrated)", "adapter+constrained+calibrated")):
+        preds = read_predictions(Path(eval_dir) / arm_dirname(arm) / "predictions.jsonl")
+        if len(preds) < len(examples): continue
+        rows[name] = [preds[e.id]["scores"]["status"] or "error" for e in examples]
+    rows[f"lexical check (refuse when answerability < {1 - check['threshold']:.3f})"] = lex
+    arg = rows.get("argmax (adapter+constrained)")
+    if arg: rows["lexical check + argmax (refuse when either does)"] = ["refused" if l == "refused" else a for l, a in zip(lex, arg)]
+    return dict(items=len(examples), validation_items=len(validation), check_threshold=check,
+                decisions={n: _refusal_scores(p, gold) for n, p in rows.items()})

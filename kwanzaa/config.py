@@ -118,11 +118,18 @@ class DataSection(_Section):
     @model_validator(mode="after")
     def _golden_held_out(self):
         "Training and validation data never name the golden set: it is held out for evaluation."
-        held = {_dataset_file("package:golden")} | ({_dataset_file(self.golden)} if self.golden else set())
+        gold = {_dataset_file("package:golden")}
+        evaluated = {_dataset_file(self.golden)} if self.golden else set()
+        # a sweep may score its runs on the validation split (data.golden = the validation file): that is model
+        # selection, not leakage. Training data is never the scored set, and neither split is ever the golden set.
+        val = {_dataset_file(self.validation)} if self.validation else set()
+        held = {"train": gold | evaluated, "validation": gold | (evaluated - val)}
         for key in ("train", "validation"):
             ref = getattr(self, key)
-            if ref is not None and _dataset_file(ref) in held: raise ValueError(
-                f"'data.{key}' is {ref!r}, the golden set, which is held out for evaluation; keep eval data out of "
+            if ref is not None and _dataset_file(ref) in held[key]: raise ValueError(
+                f"'data.{key}' is {ref!r}, "
+                + ("the golden set" if _dataset_file(ref) in gold else "the set evaluated on (data.golden)")
+                + f", which is held out for evaluation; keep eval data out of "
                 f"training: use package:{key} or your own file")
         return self
 

@@ -15,11 +15,11 @@ from .records import (RunLock, RunLockedError, adapter_files, atomic_write_json,
                              fingerprint, peak_gib, provenance, read_json, redact, redact_tree)
 
 # %% auto #0
-__all__ = ['STEPS', 'SHORTCUTS', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters', 'as_overrides',
-           'shortcut_overrides', 'notebook_config', 'split_params', 'check_params', 'check_inputs', 'check_out_dir',
-           'prepare_run_dir', 'step_fingerprint', 'run_step', 'smoke_overrides', 'run', 'read_run', 'sweep_runs',
-           'compare_runs', 'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan', 'decision_markdown',
-           'main']
+__all__ = ['STEPS', 'SHORTCUTS', 'SWEEP_KEYS', 'SELECT', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters',
+           'as_overrides', 'shortcut_overrides', 'notebook_config', 'split_params', 'check_params', 'check_inputs',
+           'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'run_step', 'smoke_overrides', 'run', 'read_run',
+           'sweep_runs', 'compare_runs', 'select_best', 'comparison_markdown', 'plot_comparison', 'sweep', 'gate',
+           'plan', 'decision_markdown', 'main']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -323,12 +323,14 @@ def _axis(k, vals) -> list[tuple[str, list[str]]]:
     return [(n if names.count(n) == 1 else f"{n}-{fingerprint([type(raw).__name__, repr(raw), ps])[:6]}", ps)
             for n, ps, raw in axis]
 
+SWEEP_KEYS = ("preset", "params", "grid", "kind", "arm", "select", "jobs")
+
 def sweep_runs(spec:dict) -> list[tuple[str, list[str]]]:
     "Expand a sweep spec into (run name, parameters) pairs, in a stable order; names are unique."
     grid = spec.get("grid") or {}
     if not isinstance(grid, dict) or not grid: raise RunError("a sweep needs a non-empty 'grid' mapping of dotted keys to lists")
-    unknown = set(spec) - {"preset", "params", "grid", "kind", "arm"}
-    if unknown: raise RunError(f"unknown sweep keys {sorted(unknown)}; allowed: preset, params, grid, kind, arm")
+    unknown = set(spec) - set(SWEEP_KEYS)
+    if unknown: raise RunError(f"unknown sweep keys {sorted(unknown)}; allowed: {', '.join(SWEEP_KEYS)}")
     axes = [_axis(k, vals) for k, vals in grid.items()]
     runs = [("-".join(n for n, _ in combo), list(spec.get("params", [])) + [p for _, ps in combo for p in ps])
             for combo in itertools.product(*axes)]
@@ -348,6 +350,19 @@ def compare_runs(run_dirs:Sequence[str|Path], arm:str="adapter") -> list[dict]:
                          train_seconds=(r["train"].get("durations_s") or {}).get("train"),
                          peak_memory_gib=peak_gib(r["train"])))
     return rows
+
+SELECT = ("citation_coverage", "citation_precision", "refusal_precision", "refusal_recall", "key_fact_accuracy")
+
+def select_best(rows:list[dict], # compare_runs rows (with the metrics named in `metrics`)
+                metrics:Sequence[str]=SELECT, # the score is their mean; a missing metric counts 0
+               ) -> str|None:
+    "Add a `score` to each row and return the name of the best run (None when no run has metrics)."
+    best = None
+    for r in rows:
+        vals = [r.get(k) for k in metrics]
+        r["score"] = None if all(v is None for v in vals) else round(sum(v or 0.0 for v in vals) / len(metrics), 4)
+        if r["score"] is not None and (best is None or r["score"] > best["score"]): best = r
+    return best["run"] if best else None
 
 def comparison_markdown(rows:list[dict]) -> str:
     "A markdown table of `compare_runs` rows."
@@ -373,28 +388,74 @@ def plot_comparison(rows:list[dict], path:str|Path, keys=None):
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
 
 # %% ../nbs/09_pipeline.ipynb #c032
-def sweep(spec_path:str|Path, # the sweep YAML
-          out:str|Path|None=None, # the sweep folder (default outputs/sweeps/<name>)
-          force=False, smoke=False, notebooks=None, params:Sequence[str]=()) -> list[dict]:
-    "Run every combination of a sweep and write `comparison.md`, `comparison.json` and `comparison.png`."
-    spec_path = Path(spec_path)
+def _sweep_spec(spec_path:Path) -> dict:
     try: spec = yaml.safe_load(spec_path.read_text())
     except (OSError, yaml.YAMLError) as e: raise RunError(f"cannot read sweep file {spec_path}: {e}") from None
     if not isinstance(spec, dict): raise RunError(f"{spec_path}: a sweep file is a mapping with preset, params, grid")
-    kind, preset = spec.get("kind", "all"), spec.get("preset", "cpu")
+    kind, select = spec.get("kind", "all"), spec.get("select", list(SELECT))
     if kind not in _KINDS: raise RunError(f"{spec_path}: kind {kind!r}; choose one of {', '.join(_KINDS)}")
+    from kwanzaa.evaluate import METRICS
+    bad = [m for m in (select if isinstance(select, list) else [select]) if m not in METRICS]
+    if bad or not isinstance(select, list) or not select:
+        raise RunError(f"{spec_path}: select {_short(select)}: give a list of metrics from {', '.join(METRICS)}")
+    jobs = spec.get("jobs", 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1: raise RunError(f"{spec_path}: jobs {_short(jobs)}: give a whole number >= 1")
+    return spec
+
+def _run_command(kind, preset, ps, out, force, smoke, notebooks) -> list[str]:
+    "The `kwanzaa run ...` arguments that do what `run(kind, preset, ps, out, ...)` does."
+    args = ["run", kind, "--preset", str(preset), "--out", str(out)] + [a for p in ps for a in ("-p", p)]
+    return args + ["--force"]*bool(force) + ["--smoke"]*bool(smoke) + (["--notebooks", str(notebooks)] if notebooks else [])
+
+def _run_in_process(args:list[str], log:Path) -> int:
+    "One `kwanzaa run` in its own process (its output in `log`): concurrent runs on one big GPU."
+    import subprocess
+    env = dict(os.environ, KWANZAA_COMMAND=redact("kwanzaa " + shlex.join(args)))
+    with open(log, "w") as f:
+        return subprocess.run([sys.executable, "-m", "kwanzaa.pipeline", *args], stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+
+def sweep(spec_path:str|Path, # the sweep YAML
+          out:str|Path|None=None, # the sweep folder (default outputs/sweeps/<name>)
+          force=False, smoke=False, notebooks=None, params:Sequence[str]=(),
+          jobs:int|None=None, # runs at a time, each in its own process (None: the spec's `jobs`, else 1: one after another here)
+         ) -> list[dict]:
+    "Run every combination of a sweep, pick the best by the `select` metrics, write `comparison.md/.json/.png`."
+    spec_path = Path(spec_path)
+    spec = _sweep_spec(spec_path)
+    kind, preset, jobs = spec.get("kind", "all"), spec.get("preset", "cpu"), jobs or spec.get("jobs", 1)
     out = check_out_dir(out or Path("outputs")/"sweeps"/spec_path.stem)
     runs = [(n, list(params) + p) for n, p in sweep_runs(spec)]
     for name, ps in runs:  # validate every combination before the first one starts
         try: check_params(_KINDS[kind], preset, *split_params(ps), notebooks)
         except RunError as e: raise RunError(f"sweep run {name}: {e}") from None
-    for name, ps in runs:
-        print(f"[sweep] {name}", flush=True)
-        run(kind, preset, ps, out/name, force=force, smoke=smoke, notebooks=notebooks)
+    failed = {}
+    if jobs == 1:
+        for name, ps in runs:
+            print(f"[sweep] {name}", flush=True)
+            run(kind, preset, ps, out/name, force=force, smoke=smoke, notebooks=notebooks)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        out.mkdir(parents=True, exist_ok=True)
+        def one(item):
+            name, ps = item
+            print(f"[sweep] {name}: started (log {out/name}.log)", flush=True)
+            rc = _run_in_process(_run_command(kind, preset, ps, out/name, force, smoke, notebooks), out/f"{name}.log")
+            print(f"[sweep] {name}: " + ("done" if rc == 0 else f"failed (exit {rc}), see {out/name}.log"), flush=True)
+            if rc: failed[name] = rc
+        with ThreadPoolExecutor(max_workers=jobs) as ex: list(ex.map(one, runs))
     rows = compare_runs([out/n for n, _ in runs], arm=spec.get("arm", "adapter"))
-    atomic_write_json(out/"comparison.json", dict(rows=rows, spec=spec, provenance=provenance()))
-    atomic_write_text(out/"comparison.md", comparison_markdown(rows))
+    select = list(spec.get("select", SELECT))
+    best = select_best(rows, select)
+    split = (read_run(out/best)["config"].get("data") or {}).get("golden") if best else None
+    atomic_write_json(out/"comparison.json", dict(rows=rows, spec=spec, jobs=jobs, failed=failed,
+                                                  selection=dict(metrics=select, arm=spec.get("arm", "adapter"), split=split,
+                                                                 best=best), provenance=provenance()))
+    note = (f"\nBest on {split} by the mean of {', '.join(select)} ({spec.get('arm', 'adapter')} arm): **{best}**.\n"
+            if best else "\nNo run has metrics.\n")
+    atomic_write_text(out/"comparison.md", comparison_markdown(rows) + note)
     plot_comparison(rows, out/"comparison.png")
+    if failed: raise RunError(f"sweep runs failed: {', '.join(f'{n} (log {out/n}.log)' for n in failed)}; "
+                              "the comparison holds the others; run the sweep again to resume the failed ones")
     return rows
 
 # %% ../nbs/09_pipeline.ipynb #c034
@@ -502,6 +563,7 @@ def _parser():
                    help="parameters added to every run of the sweep (after the spec's own)")
     s.add_argument("--out", default=None); s.add_argument("--force", action="store_true"); s.add_argument("--smoke", action="store_true")
     s.add_argument("--notebooks", default=None)
+    s.add_argument("--jobs", type=int, default=None, help="runs at a time, each in its own process (default: the spec's jobs, else 1)")
     s.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
     sub.add_parser("presets", help="list the shipped presets")
     return p
@@ -518,7 +580,8 @@ def main(argv:Sequence[str]|None=None) -> int:
             from kwanzaa.config import list_presets
             print("\n".join(list_presets())); return 0
         if a.cmd == "sweep":
-            rows = sweep(a.spec, a.out, force=a.force, smoke=a.smoke, notebooks=a.notebooks, params=a.param)
+            if a.jobs is not None and a.jobs < 1: raise RunError(f"--jobs {a.jobs}: give a whole number >= 1")
+            rows = sweep(a.spec, a.out, force=a.force, smoke=a.smoke, notebooks=a.notebooks, params=a.param, jobs=a.jobs)
             print(comparison_markdown(rows)); return 0
         if a.kind == "plan":
             rep = plan(a.preset if a.preset is not None else "qlora", a.out or "outputs/plan", a.param, force=a.force,
@@ -535,3 +598,6 @@ def main(argv:Sequence[str]|None=None) -> int:
     except KeyboardInterrupt:
         print("kwanzaa: interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
         return 130
+
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.pipeline":
+    sys.exit(main())  # `python -m kwanzaa.pipeline ...`: what `kwanzaa sweep --jobs N` starts per run

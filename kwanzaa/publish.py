@@ -16,7 +16,7 @@ class PublishError(RuntimeError):
     "A model card, merge or upload that cannot be done, with what to do."
 
 # %% auto #0
-__all__ = ['PublishError', 'model_card', 'update_model_card', 'merge_adapter', 'push_adapter']
+__all__ = ['PublishError', 'model_card', 'update_model_card', 'merge_adapter', 'cast_adapter', 'push_adapter']
 
 # %% ../nbs/05b_publish.ipynb #c021
 _METRICS_START, _METRICS_END = "<!-- kwanzaa:metrics:start -->", "<!-- kwanzaa:metrics:end -->"
@@ -150,6 +150,26 @@ def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to mer
         warnings.warn(f"merged and unmerged greedy outputs differ on {sum(a != b for a, b in zip(unmerged, merged))} "
                       f"of {len(prompts)} prompts (bf16 rounding of the merged weights); see {out / 'merge_report.json'}")
     return report
+
+# %% ../nbs/05b_publish.ipynb #7a3e0c11
+def cast_adapter(adapter_dir, # adapter directory written by `train`
+                 out_dir, # the copy (replaced atomically)
+                 dtype:str="bfloat16") -> Path:
+    "Copy an adapter directory with its safetensors weights cast to `dtype` (calibration.json left out)."
+    from safetensors.torch import load_file, save_file
+    src, out = Path(adapter_dir), Path(out_dir)
+    weights = sorted(src.glob("*.safetensors"))
+    if not weights: raise PublishError(f"{src} holds no safetensors weights to cast")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    for f in src.iterdir():
+        if f.name == "calibration.json" or f.name == "calibration.png" or f.suffix == ".safetensors" or not f.is_file(): continue
+        shutil.copy2(f, tmp / f.name)
+    for w in weights:
+        save_file({k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in load_file(str(w)).items()},
+                  str(tmp / w.name), metadata={"format": "pt"})
+    shutil.rmtree(out, ignore_errors=True); os.replace(tmp, out)
+    return out
 
 # %% ../nbs/05b_publish.ipynb #c044
 def push_adapter(adapter_dir, # adapter directory written by `train`

@@ -112,6 +112,30 @@ def test_sweep_writes_a_comparison(tmp_path):
     assert "| r_4 |" in (tmp_path / "sweep/comparison.md").read_text()
 
 
+def test_parallel_sweep_selects_on_validation_with_a_calibrated_arm(tmp_path):
+    "`jobs: 2` runs each combination in its own process; runs are scored on the validation split, the best is named."
+    spec = tmp_path / "par.yaml"
+    spec.write_text("preset: small-gpu\njobs: 2\narm: adapter+constrained+calibrated\n"
+                    "params: [golden_file=validation, 'arms=[adapter+constrained, adapter+constrained+calibrated]']\n"
+                    "grid:\n  lora.r: [4, 8]\n")
+    p = _cli("sweep", str(spec), "--smoke", "--out", str(tmp_path / "sw"))
+    assert p.returncode == 0, p.stdout + p.stderr
+    comp = json.loads((tmp_path / "sw/comparison.json").read_text())
+    assert comp["jobs"] == 2 and comp["failed"] == {}
+    assert comp["selection"]["split"] == "validation" and comp["selection"]["best"] in ("r_4", "r_8")
+    assert all(r["score"] is not None for r in comp["rows"])
+    for r in ("r_4", "r_8"):
+        d = tmp_path / "sw" / r
+        assert (tmp_path / f"sw/{r}.log").exists()
+        cal = json.loads((d / "adapter/calibration.json").read_text())   # the train notebook calibrated on validation
+        assert cal["split"] == "package:validation" and 0 < cal["threshold"] < 1
+        m = json.loads((d / "eval/adapter_constrained_calibrated/metrics.json").read_text())
+        assert m["n"] == 4   # smoke: eval.limit=4 of the validation split
+        man = json.loads((d / "manifest.json").read_text())
+        assert man["command"].startswith(f"kwanzaa run all --preset small-gpu --out {d}")
+    assert f"**{comp['selection']['best']}**" in (tmp_path / "sw/comparison.md").read_text()
+
+
 def test_sweep_command_with_bundles_and_extra_parameters(tmp_path):
     "`kwanzaa sweep` with a named bundle of settings and -p for every run: one run, its config, the comparison."
     spec = tmp_path / "bundles.yaml"

@@ -21,7 +21,7 @@ def test_preset_saves_complete_and_round_trips(tmp_path, name):
 
 def test_seed_values_and_cpu_sizes():
     q, cpu, pilot = load_config("qlora"), load_config("cpu"), load_config("pilot")
-    assert list_presets() == ["cpu", "lora", "pilot", "qlora", "qlora-fast"]
+    assert list_presets() == ["cpu", "lora", "pilot", "qlora", "qlora-fast", "small-gpu"]
     assert (q.adapter.method, q.quantization.bnb_4bit_quant_type, q.quantization.bnb_4bit_use_double_quant) == ("qlora", "nf4", True)
     assert (q.lora.r, q.lora.alpha, q.lora.dropout, len(q.lora.target_modules)) == (16, 32, 0.05, 7)
     assert (q.training.epochs, q.training.learning_rate, q.training.per_device_train_batch_size,
