@@ -505,7 +505,7 @@ def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu 
     else:
         g = step("03-full-r32", preset, ["lora.r=32", "lora.alpha=64"])
         if g["met"]: decision = "03-full-r32 (rank 32) meets every target: ship it"
-        elif load_config(preset).adapter.method == "lora":
+        elif load_config(preset, overrides=split_params(list(params))[0]).adapter.method == "lora":  # the plan's own params count
             decision = "no configuration met every target; the preset is already 16-bit LoRA, so there is no fallback to try"
         else:
             g = step("04-lora-16bit", preset, ["adapter.method=lora"])

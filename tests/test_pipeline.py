@@ -156,3 +156,19 @@ def test_sweep_bundle_that_is_not_key_value_is_refused_before_any_run(tmp_path):
     assert p.returncode != 0
     assert "sweep grid entry 'method', bundle 'qlora': give a list of 'key=value' strings" in p.stderr
     assert not (tmp_path / "sw" / "method_qlora").exists()
+
+
+def test_plan_runs_the_gated_steps_and_falls_back_to_16bit_lora(tmp_path):
+    "The seed's plan in smoke mode: the targets are missed, so pilot -> full -> rank 32 -> 16-bit LoRA fallback all run."
+    out = tmp_path / "plan"
+    p = _cli("run", "plan", "--preset", "small-gpu", "--smoke", "-p", "adapter.method=qlora", "-p",
+             "training.optim=paged_adamw_8bit", "-p", "arms=[adapter]", "--out", str(out))
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads((out / "decision.json").read_text())
+    assert [s["step"] for s in rep["steps"]] == ["01-pilot", "02-full-r16", "03-full-r32", "04-lora-16bit"]
+    import yaml
+    method = lambda step: yaml.safe_load((out / step / "train.config.yaml").read_text())["adapter"]["method"]
+    assert [method(s["step"]) for s in rep["steps"]] == ["qlora", "qlora", "qlora", "lora"]   # the plan's -p counts
+    assert yaml.safe_load((out / "03-full-r32/train.config.yaml").read_text())["lora"]["r"] == 32
+    assert "after the 16-bit LoRA fallback" in rep["decision"] and all(not s["gate"]["met"] for s in rep["steps"])
+    assert "| 04-lora-16bit | small-gpu |" in (out / "decision.md").read_text()

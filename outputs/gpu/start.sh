@@ -18,6 +18,7 @@ bg() {  # name, command: run detached (a new session), output in $W/name.out, ex
   local name=$1; shift
   setsid nohup bash -c "$* > $W/$name.out 2>&1; echo \$? > $W/$name.rc" > /dev/null 2>&1 < /dev/null &
 }
+export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2   # eight processes share 16 cores
 K="python3 -m kwanzaa.pipeline"
 bg sw-smollm2 "$K sweep outputs/sweeps/gpu-smollm2.yaml --out $W/sw-smollm2 ${DRY_RUN:-}"
 bg sw-gemma3 "$K sweep outputs/sweeps/gpu-gemma3.yaml --out $W/sw-gemma3 ${DRY_RUN:-}"
