@@ -22,7 +22,7 @@ class CalibrationError(ValueError):
 # %% auto #0
 __all__ = ['STATUS_PREFIX', 'CalibrationError', 'status_token_ids', 'status_probabilities', 'decide', 'refusal_curve',
            'choose_threshold', 'Calibration', 'save_calibration', 'load_calibration', 'calibrate', 'plot_curve',
-           'apply_decision', 'lexical_answerability', 'compare_decisions']
+           'apply_decision', 'lexical_answerability', 'compare_decisions', 'decisions_report', 'main']
 
 # %% ../nbs/07a_calibrate.ipynb #917f2b3f
 def status_token_ids(tok, prompt:str="") -> dict[str, int]:
@@ -173,7 +173,9 @@ def plot_curve(curve:list[dict], path, chosen:dict|None=None) -> Path:
 def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
                    gens:list, # kwanzaa.inference.Generation, one per prompt
                    statuses:Sequence[str], # the decided status per prompt (decide(...))
-                   max_new_tokens:int=160) -> list:
+                   max_new_tokens:int=160,
+                   n_passages:Sequence[int]|None=None, # passages per prompt, to check regenerated citations
+                  ) -> list:
     "The generations with the decided status enforced (refusal core, or a regeneration from the decided status)."
     from kwanzaa.contract import core_to_text, parse
     from kwanzaa.inference import generate, refusal_core
@@ -188,7 +190,12 @@ def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
     if redo:
         pre = [f'{STATUS_PREFIX}{statuses[i]}", ' for i in redo]
         again = generate(model, tok, [message_lists[i] for i in redo], max_new_tokens=max_new_tokens, prefixes=pre)
-        for i, g in zip(redo, again): g.fallback = f"calibrated:{statuses[i]}"; out[i] = g
+        for i, g in zip(redo, again):
+            # the regeneration starts from the decided status but is not schema-constrained (a prefix and the grammar
+            # do not combine yet): one that is not a valid core is dropped and the model's own answer stands
+            if parse(g.text, n_passages=n_passages[i] if n_passages else None).ok:
+                g.fallback = f"calibrated:{statuses[i]}"; out[i] = g
+            else: out[i].fallback = f"calibrated:kept (regenerated {statuses[i]!r} was not a valid core)"
     return out
 
 # %% ../nbs/07a_calibrate.ipynb #9b1e4c71
@@ -233,3 +240,41 @@ def compare_decisions(eval_dir, # an evaluation folder with adapter_constrained/
     if arg: rows["lexical check + argmax (refuse when either does)"] = ["refused" if l == "refused" else a for l, a in zip(lex, arg)]
     return dict(items=len(examples), validation_items=len(validation), check_threshold=check,
                 decisions={n: _refusal_scores(p, gold) for n, p in rows.items()})
+
+# %% ../nbs/07a_calibrate.ipynb #9b1e4c74
+def decisions_report(eval_dir, # an evaluation folder (compare_arms output)
+                     out, # the JSON to write
+                     golden:str="package:golden", validation:str="package:validation", sources_dir=None) -> dict:
+    "`compare_decisions` on the items of `golden`, written with its provenance (command, data hashes, versions)."
+    from kwanzaa.corpus import build_corpus
+    from kwanzaa.data import dataset_path, load_dataset
+    from kwanzaa.records import provenance
+    corpus = build_corpus(sources_dir)
+    rep = compare_decisions(eval_dir, load_dataset(golden, corpus), load_dataset(validation, corpus), corpus)
+    rep["provenance"] = provenance(data_paths=[dataset_path(golden), dataset_path(validation),
+                                               *sorted(Path(eval_dir).glob("adapter_constrained*/predictions.jsonl"))])
+    atomic_write_json(out, rep)
+    return rep
+
+def main(argv=None) -> int:
+    "python -m kwanzaa.calibrate decisions EVAL_DIR --out FILE"
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m kwanzaa.calibrate")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("decisions", help="argmax vs calibrated threshold vs a lexical answerability check, on one evaluation")
+    d.add_argument("eval_dir"); d.add_argument("--out", required=True)
+    d.add_argument("--golden", default="package:golden"); d.add_argument("--validation", default="package:validation")
+    import os, shlex, sys
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = p.parse_args(argv)
+    os.environ.setdefault("KWANZAA_COMMAND", "python -m kwanzaa.calibrate " + shlex.join(argv))   # what provenance records
+    rep = decisions_report(a.eval_dir, a.out, a.golden, a.validation)
+    for name, s in rep["decisions"].items():
+        pct = lambda v: "n/a" if v is None else f"{v:.0%}"
+        print(f"{name}: refusal precision {pct(s['refusal_precision'])}, recall {pct(s['refusal_recall'])}, "
+              f"status accuracy {pct(s['status_accuracy'])}")
+    return 0
+
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.calibrate":
+    import sys
+    sys.exit(main())

@@ -334,7 +334,7 @@ def ask(question:str, # the user's question
         cal = load_calibration(adapter_dir, cfg.model.base, required=bool(calibrated))
         if cal is not None:
             g = apply_decision(model, tok, msgs, [g], [decide(status_probabilities(model, tok, msgs)[0], cal.threshold)],
-                               max_new_tokens)[0]
+                               max_new_tokens, n_passages=[len(chunks)])[0]
     r = parse(g.text, n_passages=len(chunks))
     if not r.ok: return doc(refusal_core(f"the model output was not a valid answer ({r.error_kind})"))
     if (why := _unsupported(r.core, toggles)): return doc(refusal_core(why))

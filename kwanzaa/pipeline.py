@@ -178,7 +178,7 @@ def step_fingerprint(step:str, # 'train' or 'evaluate'
                      adapter_dir=None, # evaluation: the adapter it scores
                     ) -> tuple[str, dict]:
     "(fingerprint, parts) of a step: the configuration, parameters, input-file hashes and package version it depends on."
-    from importlib import metadata
+    from kwanzaa import __version__
     from kwanzaa.data import dataset_path
     keys = ("train", "validation") if step == "train" else ("golden",)
     inputs = {f"data.{k}": data_hash([dataset_path(str(getattr(cfg.data, k)))]) for k in keys if getattr(cfg.data, k)}
@@ -186,7 +186,7 @@ def step_fingerprint(step:str, # 'train' or 'evaluate'
     if step == "evaluate": inputs["adapter"] = data_hash(adapter_files(adapter_dir)) if adapter_dir else None
     parts = {"step": step, "config": _prune(cfg.model_dump(mode="json"), _VOLATILE + _NOT_FOR[step]),
              "params": {k: v for k, v in params.items() if k not in ("out_dir", "config", "resume")},
-             "inputs": inputs, "kwanzaa": metadata.version("kwanzaa")}
+             "inputs": inputs, "kwanzaa": __version__}  # the package itself: also when it runs from a checkout on PYTHONPATH
     return fingerprint(parts), parts
 
 # %% ../nbs/09_pipeline.ipynb #c019

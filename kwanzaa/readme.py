@@ -6,26 +6,28 @@
 from __future__ import annotations
 import json, os, re
 from pathlib import Path
+from typing import Sequence
 
 from .evaluate import HEADLINE, METRICS
 from .records import atomic_write_text
 
 # %% auto #0
-__all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'RESULT_BLOCKS', 'golden_table', 'bench_table',
-           'estimate_table', 'multigpu_table', 'decision_table', 'pilot_table', 'retrieval_table', 'update_readme']
+__all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table',
+           'bench_table', 'estimate_table', 'multigpu_table', 'decision_table', 'pilot_table', 'retrieval_table',
+           'sweep_table', 'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table', 'update_readme']
 
 # %% ../nbs/10_readme.ipynb #55f73252
 GOLDEN_KEYS = tuple(k for k in HEADLINE if k != "citation_recall")
 
 def _pct(v): return "n/a" if v is None else f"{100*v:.0f}%"
 
-def golden_table(golden_dir:str|Path="outputs/golden") -> str:
+def golden_table(golden_dir:str|Path="outputs/golden/eval") -> str:
     "Markdown: one row per arm of a golden-set evaluation, metrics with pass/fail against the thresholds."
     files = sorted(Path(golden_dir).glob("*/metrics.json"))
     if not files: return f"_No golden-set results in {golden_dir} yet._\n"
     ms = [json.loads(f.read_text()) for f in files]
     order = {a: i for i, a in enumerate(("base", "base+constrained", "adapter", "adapter+citecheck", "adapter+constrained",
-                                         "adapter+constrained+citecheck"))}
+                                         "adapter+constrained+citecheck", "adapter+constrained+calibrated"))}
     ms.sort(key=lambda m: order.get(m["arm"], 99))
     lines = ["| arm | n | " + " | ".join(GOLDEN_KEYS) + " |", "|---|---|" + "---|"*len(GOLDEN_KEYS)]
     for m in ms:
@@ -132,7 +134,7 @@ def decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.j
     for k in DECISION_KEYS:
         lines.append(f"| golden set: {k.replace('_', ' ')} (SmolLM2-135M, CPU, 1 epoch, bf16 inference) | - | - | **{pct(q.get(k))}** | **{pct(l.get(k))}** |")
     fp32 = fp32 if fp32 is not None else {"qlora": "outputs/sweeps/lora-vs-qlora-cpu/method_qlora-fp32eval/eval/comparison.json",
-                                          "lora": "outputs/golden/comparison.json"}
+                                          "lora": "outputs/examples/golden-smollm2-cpu/eval/comparison.json"}
     f32 = {m: json.loads(Path(f).read_text()).get("adapter", {}) for m, f in fp32.items() if Path(f).exists()}
     if len(f32) == 2:
         for k in DECISION_FP32_KEYS:
@@ -188,9 +190,108 @@ def retrieval_table(recall:str|Path="outputs/retrieval/recall.json") -> str:
     lines.append(f"\nQuestions with a gold passage: validation {q['validation']}, golden {q['golden']}. Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #5a0c9e11
+SWEEP_KEYS = ("json_parse_rate", "citation_coverage", "citation_precision", "refusal_precision", "refusal_recall",
+              "key_fact_accuracy")
+
+def sweep_table(comparison:str|Path="outputs/sweeps/gpu-smollm2/comparison.json") -> str:
+    "Markdown: one row per sweep run (the selection arm's metrics on the selection split), the chosen run in bold."
+    f = Path(comparison)
+    if not f.exists(): return f"_No sweep results in {f} yet._\n"
+    c = json.loads(f.read_text())
+    sel, best = c["selection"], c["selection"]["best"]
+    lines = ["| run | " + " | ".join(SWEEP_KEYS) + " | score | train min | peak GiB |", "|---|" + "---|"*(len(SWEEP_KEYS) + 3)]
+    for r in c["rows"]:
+        name = f"**{r['run']}**" if r["run"] == best else r["run"]
+        mins = "-" if r.get("train_seconds") is None else f"{r['train_seconds']/60:.1f}"
+        lines.append(f"| {name} | " + " | ".join(_pct(r.get(k)) for k in SWEEP_KEYS) +
+                     f" | {r['score'] if r.get('score') is not None else '-'} | {mins} | {r.get('peak_memory_gib') or '-'} |")
+    lines.append(f"\nScored on the {sel['split']} split, arm `{sel['arm']}`; score = mean of {', '.join(sel['metrics'])}; "
+                 f"{c['jobs']} runs at a time shared one GPU, so the minutes are not a speed measurement. Source: `{f.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+def decisions_table(decisions:str|Path="outputs/golden/decisions.json") -> str:
+    "Markdown: refusal precision, recall and status accuracy of each answer-or-refuse rule on the same items."
+    f = Path(decisions)
+    if not f.exists(): return f"_No decision comparison in {f} yet._\n"
+    d = json.loads(f.read_text())
+    lines = ["| decision | refusals | refusal precision | refusal recall | status accuracy |", "|---|---|---|---|---|"]
+    for name, s in d["decisions"].items():
+        lines.append(f"| {name} | {s['refused']} | {_pct(s['refusal_precision'])} | {_pct(s['refusal_recall'])} | "
+                     f"{_pct(s['status_accuracy'])} |")
+    ch = d["check_threshold"]
+    lines.append(f"\n{d['items']} golden items; the thresholds were chosen on the {d['validation_items']} validation items "
+                 f"(the lexical check's: {ch['rule']}). Source: `{f.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+def review_table(scores:str|Path="outputs/golden/human_review_scores.json") -> str:
+    "Markdown: the scored human-review sheet (mean ratings 1-5 overall and per persona, critical hallucinations)."
+    f = Path(scores)
+    if not f.exists(): return f"_No scored review in {f} yet._\n"
+    r = json.loads(f.read_text())
+    keys = list(r["means"])
+    lines = ["| group | " + " | ".join(keys) + " |", "|---|" + "---|"*len(keys),
+             "| all | " + " | ".join(f"{r['means'][k]:.2f}" for k in keys) + " |"]
+    lines += [f"| {p} | " + " | ".join(f"{v[k]:.2f}" for k in keys) + " |" for p, v in r["by_persona"].items()]
+    lines.append(f"\n{r['n']} answers of the `{r['arm']}` arm, rated 1-5 against their passages; critical hallucinations: "
+                 f"**{r['critical_hallucinations']} of {r['n']}** ({', '.join(r['flagged']) or 'none'}). Source: `{f.as_posix()}` "
+                 "(the sheet with every rating and note: `outputs/golden/human_review.csv`).")
+    return "\n".join(lines) + "\n"
+
+def plan_table(plan_dir:str|Path="outputs/plan-gpu") -> str:
+    "Markdown: the seed's gated plan, step by step: its decision when it finished, else the steps that did."
+    from kwanzaa.pipeline import gate, read_run
+    d = Path(plan_dir)
+    if (d / "decision.json").exists():
+        from kwanzaa.pipeline import decision_markdown
+        return decision_markdown(json.loads((d / "decision.json").read_text()))
+    steps = sorted(p for p in d.glob("[0-9][0-9]-*") if p.is_dir()) if d.is_dir() else []
+    if not steps: return f"_No plan in {d} yet._\n"
+    lines = ["| step | method | LoRA r | epochs | met | missed | adapter: citation coverage / refusal precision / recall |",
+             "|---|---|---|---|---|---|---|"]
+    for s in steps:
+        r = read_run(s)
+        t, m = r["config"], r["arms"].get("adapter")
+        if not m:
+            lines.append(f"| {s.name} | {t['adapter']['method']} | {t['lora']['r']} | {t['training']['epochs']} | "
+                         "not finished | - | - |"); continue
+        g = gate(m, t["eval"]["thresholds"])
+        missed = ", ".join(f"{k} {_pct(v['value'])} < {_pct(v['target'])}" for k, v in g["missed"].items()) or "-"
+        lines.append(f"| {s.name} | {t['adapter']['method']} | {t['lora']['r']} | {t['training']['epochs']} | "
+                     f"{'yes' if g['met'] else 'no'} | {missed} | {_pct(m.get('citation_coverage'))} / "
+                     f"{_pct(m.get('refusal_precision'))} / {_pct(m.get('refusal_recall'))} |")
+    lines.append(f"\nThe plan did not finish (no `decision.json`): the lease ended during the step marked not finished. "
+                 f"Gates use the `adapter` arm (unconstrained, argmax decision) on the golden set, as the seed's plan says. "
+                 f"Source: `{d.as_posix()}/*/eval/comparison.json`.")
+    return "\n".join(lines) + "\n"
+
+def gpu_decision_table(lora:str|Path="outputs/examples/qlora-vs-lora-gpu/lora-r16/eval/comparison.json",
+                       qlora:str|Path="outputs/examples/qlora-vs-lora-gpu/qlora-r16/eval/comparison.json",
+                       sweep:str|Path="outputs/sweeps/gpu-smollm2/comparison.json",
+                       runs:Sequence[str]=("recipe_e4-lr1e-3-r16-qlora", "recipe_e4-lr1e-3-r16")) -> str:
+    "Markdown: QLoRA against 16-bit LoRA on the GPU, the same recipe and data, both scored on the golden set."
+    fs = [Path(qlora), Path(lora), Path(sweep)]
+    if not all(f.exists() for f in fs): return "_The QLoRA and LoRA golden-set evaluations are not there yet._\n"
+    q, l = (json.loads(f.read_text()) for f in fs[:2])
+    rows = {r["run"]: r for r in json.loads(fs[2].read_text())["rows"]}
+    lines = ["| golden set (SmolLM2-135M, H200, 4 epochs, r 16) | QLoRA | 16-bit LoRA |", "|---|---|---|"]
+    for arm in ("adapter", "adapter+constrained+calibrated"):
+        for k in DECISION_KEYS:
+            lines.append(f"| {arm}: {k.replace('_', ' ')} | {_pct(q[arm].get(k))} | {_pct(l[arm].get(k))} |")
+    tq, tl = rows.get(runs[0], {}), rows.get(runs[1], {})
+    lines.append(f"| peak GPU memory while training | {tq.get('peak_memory_gib')} GiB | {tl.get('peak_memory_gib')} GiB |")
+    lines.append(f"| training minutes (4 runs sharing the GPU) | {tq['train_seconds']/60:.1f} | {tl['train_seconds']/60:.1f} |")
+    lines.append(f"\nSources: `{fs[0].as_posix()}`, `{fs[1].as_posix()}` (golden set), `{fs[2].as_posix()}` (training).")
+    return "\n".join(lines) + "\n"
+
 # %% ../nbs/10_readme.ipynb #4f307219
+from functools import partial
 RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retrieval_table, "bench": bench_table,
-                 "estimates": estimate_table, "multigpu": multigpu_table, "decision": decision_table}
+                 "estimates": estimate_table, "multigpu": multigpu_table, "decision": decision_table,
+                 "golden_cpu": partial(golden_table, "outputs/examples/golden-smollm2-cpu/eval"),
+                 "golden_gemma3": partial(golden_table, "outputs/examples/golden-gemma3-gpu/eval"),
+                 "sweep_smollm2": sweep_table, "sweep_gemma3": partial(sweep_table, "outputs/sweeps/gpu-gemma3/comparison.json"),
+                 "decisions": decisions_table, "review": review_table, "plan": plan_table, "decision_gpu": gpu_decision_table}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to
