@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, gc, json, math, os, statistics, subprocess, sys, tempfile, threading, time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -19,7 +20,8 @@ from .speed import FAST, SpeedFlags
 # %% auto #0
 __all__ = ['VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'LAUNCH_CONFIGS', 'make_tokenizer', 'build_random_model',
            'random_token_dataset', 'bench_config', 'run_variant', 'bench_bundle', 'load_bundle_messages',
-           'chat_model_dir', 'run_trainer', 'run_generation', 'parse_job', 'suite', 'run_launch', 'shard_check', 'main']
+           'chat_model_dir', 'run_trainer', 'run_generation', 'parse_job', 'suite', 'run_launch', 'shard_check',
+           'run_cpu_recipe', 'main']
 
 # %% ../nbs/08_bench.ipynb #43fcc5d6
 from .hardware import GPUS, param_counts, hw_flops_per_token  # noqa: F401  re-exported
@@ -531,12 +533,50 @@ def _parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("shard-check", help="tiny CPU training recording each process's examples (multi-process test)")
     sc.add_argument("--model", required=True); sc.add_argument("--out", required=True)
     sc.add_argument("--accumulation", type=int, default=2); sc.add_argument("--steps", type=int, default=2)
+    cp = sub.add_parser("cpu", help="the cpu preset's training step on the embedded SmolLM2, per model.dtype, in one run")
+    cp.add_argument("--dtypes", default="auto,float32"); cp.add_argument("--steps", type=int, default=6)
+    cp.add_argument("--warmup", type=int, default=2); cp.add_argument("--threads", type=int, default=2)
+    cp.add_argument("--json", default="outputs/bench/cpu_recipe.json")
     return ap
+
+# %% ../nbs/08_bench.ipynb #6c0d3a11
+def run_cpu_recipe(dtypes:Sequence[str]=("auto", "float32"), # model.dtype values to compare
+                   steps:int=6, warmup:int=2, threads:int=2, out_dir=None) -> dict:
+    "Seconds per training sequence of the `cpu` preset on the embedded SmolLM2, per dtype, measured in one run."
+    from kwanzaa import trainer as T
+    from kwanzaa.data import example_messages, training_examples
+    from trl import SFTTrainer
+    rows, load0 = [], os.getloadavg()
+    for dt in dtypes:
+        cfg = load_config("cpu", overrides={"model.dtype": dt, "training.max_steps": steps, "training.save_steps": 10_000,
+                                            "training.logging_steps": 1, "training.torch_threads": threads,
+                                            "data.validation": None})
+        corpus, train_ex, _, _ = training_examples(cfg)
+        n = (steps + 1) * cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
+        msgs = [example_messages(e, corpus) for e in train_ex[:n]]
+        clock = _clock()
+        class Clocked(SFTTrainer):
+            def __init__(self, *a, **k): super().__init__(*a, **k); clock.trainer = self
+        res = T.train(cfg, Path(out_dir or tempfile.mkdtemp(prefix="cpu-recipe-")) / dt, msgs, resume=False,
+                      device=torch.device("cpu"), callbacks=[clock], command="kwanzaa.bench cpu", trainer_class=Clocked)
+        t = _timing(clock, warmup)
+        per_step = cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
+        rows.append(dict(dtype=dt, seconds_per_sequence=round(t["median_step_s"] / per_step, 3),
+                         tokens_per_s=round(t["tokens_per_s"], 1), step_s=t["step_s"], train_loss=res.train_loss,
+                         peak_memory=res.manifest.get("peak_memory"), sequences_per_step=per_step))
+    return dict(what="the cpu preset's training step (embedded SmolLM2-135M-Instruct, LoRA r 16, batch 1 x 4)",
+                goal_seconds_per_sequence=1.5, steps=steps, warmup=warmup, torch_threads=threads, rows=rows,
+                load_avg_at_start=load0, load_avg_at_end=os.getloadavg())
 
 # %% ../nbs/08_bench.ipynb #2014a72c
 def main(argv=None):
     "Command-line entry: one | suite | trainer | launch | gen | shard-check."
     a = _parser().parse_args(argv)
+    if a.cmd == "cpu":
+        rec = run_cpu_recipe(a.dtypes.split(","), a.steps, a.warmup, a.threads)
+        atomic_write_json(a.json, dict(rec, provenance=provenance(command=" ".join(["python -m kwanzaa.bench", *sys.argv[1:]]))))
+        for r in rec["rows"]: print(r["dtype"], r["seconds_per_sequence"], "s per sequence", r["tokens_per_s"], "tokens/s")
+        return
     if a.cmd == "shard-check":
         torch.set_num_threads(1)
         shard_check(a.model, a.out, a.accumulation, a.steps); return

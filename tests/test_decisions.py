@@ -18,3 +18,14 @@ def test_decisions_file_is_reproduced_from_the_committed_predictions(tmp_path):
     metrics = json.loads((ROOT / "outputs/golden/eval/adapter_constrained_calibrated/metrics.json").read_text())
     assert cal["refusal_precision"] == metrics["refusal_precision"] and cal["refusal_recall"] == metrics["refusal_recall"]
     assert "refusal precision" in p.stdout
+
+
+def test_human_review_scores_are_those_of_the_filled_sheet():
+    "The scored review in outputs/golden is the sheet's own: every row rated, the means and flags recomputed."
+    from kwanzaa.evaluate import score_review_sheet
+    sheet = ROOT / "outputs/golden/human_review.csv"
+    got, committed = score_review_sheet(sheet), json.loads((ROOT / "outputs/golden/human_review_scores.json").read_text())
+    assert got["n"] == 20 and {k: committed[k] for k in got} == got
+    import csv
+    rows = list(csv.DictReader(open(sheet, encoding="utf-8")))
+    assert all(r["arm"] == committed["arm"] and r["notes"].strip() for r in rows)   # the headline arm, each with a note
