@@ -58,8 +58,8 @@ FILE_CASES = {
     "empty target_modules": ("lora:\n  target_modules: []\n", "{f}:2: 'lora.target_modules' must not be empty"),
     "list item type": ("eval:\n  arms: [base, 7]\n", "{f}:2: 'eval.arms[1]' must be a string; got 7"),
     "unknown inherited preset": ("inherits: cpuu\n",
-                                 "{f}:1: unknown preset 'cpuu' (did you mean 'cpu'?); presets: cpu, lora, pilot, qlora, qlora-fast"),
-    "inherits not a name": ("inherits: [cpu]\n", "{f}:1: 'inherits' must be a preset name (cpu, lora, pilot, qlora, qlora-fast)"),
+                                 "{f}:1: unknown preset 'cpuu' (did you mean 'cpu'?); presets: cpu, lora, pilot, qlora, qlora-fast, small-gpu"),
+    "inherits not a name": ("inherits: [cpu]\n", "{f}:1: 'inherits' must be a preset name (cpu, lora, pilot, qlora, qlora-fast, small-gpu)"),
     "removed load_in_4bit": ("quantization:\n  load_in_4bit: false\n",
                              "{f}:2: 'quantization.load_in_4bit' was removed: adapter.method is the one key for 4-bit "
                              "loading; set adapter.method=qlora (4-bit base) or adapter.method=lora (unquantized) instead"),
@@ -125,9 +125,9 @@ def test_preset_may_be_a_yaml_path(tmp_path):
 
 def test_empty_and_miscased_presets():
     assert message(preset="") == ("preset '' is not a preset name or a YAML path; presets: cpu, lora, pilot, qlora, "
-                                  "qlora-fast (None: the built-in defaults)")
+                                  "qlora-fast, small-gpu (None: the built-in defaults)")
     assert message(preset="PILOT") == ("unknown preset 'PILOT' (did you mean 'pilot'?); presets: cpu, lora, pilot, "
-                                       "qlora, qlora-fast")
+                                       "qlora, qlora-fast, small-gpu")
 
 
 def test_golden_file_path_is_held_out():
@@ -136,7 +136,7 @@ def test_golden_file_path_is_held_out():
     assert message(overrides=[f"data.train={gold}"]).startswith(
         f"override 'data.train={gold}': 'data.train' is '{gold}', the golden set, which is held out for evaluation")
     assert message(overrides={"data.golden": "mine.jsonl", "data.train": "mine.jsonl"}).startswith(
-        "override 'data.train': 'data.train' is 'mine.jsonl', the golden set")
+        "override 'data.train': 'data.train' is 'mine.jsonl', the set evaluated on (data.golden), which is held out")
 
 
 def test_override_splits_at_the_first_equals():
@@ -171,8 +171,8 @@ def test_missing_file(tmp_path):
 
 
 def test_unknown_preset():
-    assert message(preset="qlroa") == "unknown preset 'qlroa' (did you mean 'qlora'?); presets: cpu, lora, pilot, qlora, qlora-fast"
-    assert message(preset="large") == "unknown preset 'large'; presets: cpu, lora, pilot, qlora, qlora-fast"
+    assert message(preset="qlroa") == "unknown preset 'qlroa' (did you mean 'qlora'?); presets: cpu, lora, pilot, qlora, qlora-fast, small-gpu"
+    assert message(preset="large") == "unknown preset 'large'; presets: cpu, lora, pilot, qlora, qlora-fast, small-gpu"
 
 
 OVERRIDE_CASES = {

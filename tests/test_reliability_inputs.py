@@ -160,7 +160,7 @@ def test_papermill_parameter_errors():
     assert str(e.value).startswith("unknown parameter 'max_step' for the train notebook (did you mean 'max_steps'?); "
                                    "its parameters are: ")
     with pytest.raises(RunError) as e: check_params(("train",), "plot", [], {})
-    assert str(e.value) == "bad configuration: unknown preset 'plot' (did you mean 'pilot'?); presets: cpu, lora, pilot, qlora, qlora-fast"
+    assert str(e.value) == "bad configuration: unknown preset 'plot' (did you mean 'pilot'?); presets: cpu, lora, pilot, qlora, qlora-fast, small-gpu"
     with pytest.raises(RunError) as e: check_params(("train",), "pilot", ["lora.r=0"], {})
     assert str(e.value) == "bad configuration: override 'lora.r=0': 'lora.r' must be > 0; got 0"
 
