@@ -284,6 +284,7 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
                 steps:int=8, warmup:int=2, preset:str="qlora", n_examples:int|None=None,
                 bundle=BUNDLE, model_dir=None, out_dir=None, overrides=None,
                 base=None, # a ready model directory with a chat tokenizer (default: chat_model_dir(shape))
+                messages=None, # the conversations to train on (default: the bundle's, first n_examples)
                ) -> dict:
     "Train with kwanzaa.trainer.train on a random model of `shape` and the bundled conversations; measurements."
     from kwanzaa import trainer as T
@@ -296,7 +297,7 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
             "training.save_steps": 10_000, "training.logging_steps": 1,
             **({f"speed.{k}": v for k, v in flags.model_dump().items()} if flags else {}), **(overrides or {})}
     cfg = load_config(preset, overrides=over)
-    msgs = load_bundle_messages("train", bundle)[:n_examples]
+    msgs = (messages if messages is not None else load_bundle_messages("train", bundle))[:n_examples]
     clock = _clock()
     class Clocked(SFTTrainer):
         def __init__(self, *a, **k): super().__init__(*a, **k); clock.trainer = self
@@ -540,33 +541,32 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 # %% ../nbs/08_bench.ipynb #6c0d3a11
+def _cpu_isa() -> list[str]:
+    "The bf16-relevant instruction sets this CPU reports (Linux /proc/cpuinfo; empty elsewhere)."
+    try: flags = set(next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration): return []
+    return sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+
 def run_cpu_recipe(dtypes:Sequence[str]=("auto", "float32"), # model.dtype values to compare
                    steps:int=6, warmup:int=2, threads:int=2, out_dir=None) -> dict:
     "Seconds per training sequence of the `cpu` preset on the embedded SmolLM2, per dtype, measured in one run."
-    from kwanzaa import trainer as T
     from kwanzaa.data import example_messages, training_examples
-    from trl import SFTTrainer
     rows, load0 = [], os.getloadavg()
     for dt in dtypes:
-        cfg = load_config("cpu", overrides={"model.dtype": dt, "training.max_steps": steps, "training.save_steps": 10_000,
-                                            "training.logging_steps": 1, "training.torch_threads": threads,
-                                            "data.validation": None})
+        over = {"model.dtype": dt, "training.torch_threads": threads, "data.validation": None}
+        cfg = load_config("cpu", overrides=over)
         corpus, train_ex, _, _ = training_examples(cfg)
-        n = (steps + 1) * cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
-        msgs = [example_messages(e, corpus) for e in train_ex[:n]]
-        clock = _clock()
-        class Clocked(SFTTrainer):
-            def __init__(self, *a, **k): super().__init__(*a, **k); clock.trainer = self
-        res = T.train(cfg, Path(out_dir or tempfile.mkdtemp(prefix="cpu-recipe-")) / dt, msgs, resume=False,
-                      device=torch.device("cpu"), callbacks=[clock], command="kwanzaa.bench cpu", trainer_class=Clocked)
-        t = _timing(clock, warmup)
         per_step = cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
-        rows.append(dict(dtype=dt, seconds_per_sequence=round(t["median_step_s"] / per_step, 3),
-                         tokens_per_s=round(t["tokens_per_s"], 1), step_s=t["step_s"], train_loss=res.train_loss,
-                         peak_memory=res.manifest.get("peak_memory"), sequences_per_step=per_step))
+        msgs = [example_messages(e, corpus) for e in train_ex[:(steps + 1) * per_step]]
+        r = run_trainer("smollm2-135m", steps=steps, warmup=warmup, preset="cpu", overrides=over, messages=msgs,
+                        base=loader.embedded_model_path("smollm2"),
+                        out_dir=Path(out_dir or tempfile.mkdtemp(prefix="cpu-recipe-")) / dt)
+        rows.append(dict(dtype=dt, seconds_per_sequence=round(r["median_step_s"] / per_step, 3),
+                         tokens_per_s=round(r["tokens_per_s"], 1), step_s=r["step_s"], train_loss=r["train_loss"],
+                         peak_memory=r["trainer_peak_memory"], sequences_per_step=per_step))
     return dict(what="the cpu preset's training step (embedded SmolLM2-135M-Instruct, LoRA r 16, batch 1 x 4)",
-                goal_seconds_per_sequence=1.5, steps=steps, warmup=warmup, torch_threads=threads, rows=rows,
-                load_avg_at_start=load0, load_avg_at_end=os.getloadavg())
+                goal_seconds_per_sequence=1.5, steps=steps, warmup=warmup, torch_threads=threads, cpu_isa=_cpu_isa(),
+                rows=rows, load_avg_at_start=load0, load_avg_at_end=os.getloadavg())
 
 # %% ../nbs/08_bench.ipynb #2014a72c
 def main(argv=None):

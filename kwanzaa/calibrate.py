@@ -67,15 +67,18 @@ def refusal_curve(probs:Sequence[dict], gold:Sequence[str], thresholds=None) -> 
     thresholds = sorted({round(t, 4) for t in (thresholds or [i / 40 for i in range(1, 40)])})
     rows = []
     for t in [None, *thresholds]:
-        pred = [decide(p, t) for p in probs]
-        tp = sum(p == g == "refused" for p, g in zip(pred, gold))
-        npred, ngold = sum(p == "refused" for p in pred), sum(g == "refused" for g in gold)
-        prec = tp / npred if npred else None
-        rec = tp / ngold if ngold else None
-        f1 = 2 * prec * rec / (prec + rec) if prec and rec else 0.0
-        acc = sum(p == g for p, g in zip(pred, gold)) / len(gold)
-        rows.append(dict(threshold=t, precision=prec, recall=rec, f1=f1, refused=npred, status_accuracy=acc))
+        r = _refusal_scores([decide(p, t) for p in probs], gold)
+        prec, rec = r["refusal_precision"], r["refusal_recall"]
+        rows.append(dict(threshold=t, precision=prec, recall=rec, f1=2 * prec * rec / (prec + rec) if prec and rec else 0.0,
+                         refused=r["refused"], status_accuracy=r["status_accuracy"]))
     return rows
+
+def _refusal_scores(pred:Sequence[str], gold:Sequence[str]) -> dict:
+    "Refusal precision and recall, refusals made and status accuracy of predicted statuses against gold ones."
+    tp = sum(p == g == "refused" for p, g in zip(pred, gold))
+    npred, ngold = sum(p == "refused" for p in pred), sum(g == "refused" for g in gold)
+    return dict(refusal_precision=tp / npred if npred else None, refusal_recall=tp / ngold if ngold else None,
+                refused=npred, status_accuracy=sum(p == g for p, g in zip(pred, gold)) / len(gold), n=len(gold))
 
 def choose_threshold(curve:list[dict], min_recall:float=0.85) -> dict:
     "The most precise threshold with recall >= min_recall (ties: the lower threshold); else the best F1."
@@ -211,12 +214,6 @@ def lexical_answerability(example, # a kwanzaa.data.Example
 def _as_probs(score:float) -> dict[str, float]:
     "An answerability score as a status distribution, so that `decide` and `refusal_curve` apply to it."
     return {"answered": score, "partial": 0.0, "clarify": 0.0, "refused": 1.0 - score}
-
-def _refusal_scores(pred:Sequence[str], gold:Sequence[str]) -> dict:
-    tp = sum(p == g == "refused" for p, g in zip(pred, gold))
-    npred, ngold = sum(p == "refused" for p in pred), sum(g == "refused" for g in gold)
-    return dict(refusal_precision=tp / npred if npred else None, refusal_recall=tp / ngold if ngold else None,
-                refused=npred, status_accuracy=sum(p == g for p, g in zip(pred, gold)) / len(gold), n=len(gold))
 
 def compare_decisions(eval_dir, # an evaluation folder with adapter_constrained/ and adapter_constrained_calibrated/
                       examples, # the items it scored (golden)

@@ -444,6 +444,18 @@ def _check_namespaces(namespaces) -> tuple[str, ...]:
     if bad or not ns: raise ValueError(f"unknown namespace(s) {bad or ns!r}; allowed: {NAMESPACES}")
     return ns
 
+def _mask(corpus:Corpus, ns:np.ndarray, namespaces, exclude) -> np.ndarray:
+    "True for the chunks a search may return: in the namespaces (default DEFAULT_NAMESPACES) and not excluded."
+    m = np.isin(ns, _check_namespaces(namespaces or DEFAULT_NAMESPACES))
+    for cid in exclude: m[corpus.index(cid)] = False
+    return m
+
+def _top(corpus:Corpus, scores:np.ndarray, k:int) -> list[tuple[Chunk, float]]:
+    "The top-k chunks by score (> 0 only), best first, ties in corpus order."
+    if k < 1: raise ValueError(f"k must be >= 1, got {k}")
+    order = np.lexsort((np.arange(len(scores)), -scores))[:k]
+    return [(corpus.chunks[i], float(scores[i])) for i in order if scores[i] > 0]
+
 def _tokenizer() -> bm25s.tokenization.Tokenizer:
     "The one tokenizer for chunks and queries: lower-case words, English stopwords, Snowball English stemmer."
     return bm25s.tokenization.Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
@@ -501,10 +513,8 @@ class Retriever:
         "The top-`k` chunks for `query` with their BM25 scores, best first, ties in chunk order."
         if k < 1: raise ValueError(f"k must be >= 1, got {k}")
         scores = self.scores(query).astype(np.float64)
-        scores[~np.isin(self._ns, _check_namespaces(namespaces or DEFAULT_NAMESPACES))] = 0.0
-        for cid in exclude: scores[self.corpus.index(cid)] = 0.0
-        order = np.lexsort((np.arange(len(scores)), -scores))[:k]
-        return [(self.corpus.chunks[i], float(scores[i])) for i in order if scores[i] > 0]
+        scores[~_mask(self.corpus, self._ns, namespaces, exclude)] = 0.0
+        return _top(self.corpus, scores, k)
 
 # %% ../nbs/02_corpus.ipynb #c053
 def recall_at_k(retriever:Retriever, # the retriever to measure

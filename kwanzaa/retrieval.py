@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .contract import Chunk
-from .corpus import DEFAULT_NAMESPACES, Corpus, Retriever, _check_namespaces
+from .corpus import DEFAULT_NAMESPACES, Corpus, Retriever, _check_namespaces, _mask, _top
 
 # %% auto #0
 __all__ = ['EMBED_PACKAGE', 'EMBED_INSTALL', 'DENSE_CACHE_FORMAT', 'HYBRID_METHODS', 'embedding_model_dir', 'weights_sha256',
@@ -84,19 +84,6 @@ class Embedder:
                 v = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
                 out[idx] = torch.nn.functional.normalize(v, p=2, dim=1).float().cpu().numpy()
         return out
-
-# %% ../nbs/02b_retrieval.ipynb #7d901166
-def _mask(corpus:Corpus, ns:np.ndarray, namespaces, exclude) -> np.ndarray:
-    "True for the chunks a search may return: in the namespaces (default DEFAULT_NAMESPACES) and not excluded."
-    m = np.isin(ns, _check_namespaces(namespaces or DEFAULT_NAMESPACES))
-    for cid in exclude: m[corpus.index(cid)] = False
-    return m
-
-def _top(corpus:Corpus, scores:np.ndarray, k:int) -> list[tuple[Chunk, float]]:
-    "The top-k chunks by score (> 0 only), best first, ties in corpus order."
-    if k < 1: raise ValueError(f"k must be >= 1, got {k}")
-    order = np.lexsort((np.arange(len(scores)), -scores))[:k]
-    return [(corpus.chunks[i], float(scores[i])) for i in order if scores[i] > 0]
 
 # %% ../nbs/02b_retrieval.ipynb #de1f56a1
 def _load_embeddings(path:Path, corpus:Corpus, sha:str, max_length:int, dim:int) -> tuple[np.ndarray, dict]|None:

@@ -172,3 +172,18 @@ def test_plan_runs_the_gated_steps_and_falls_back_to_16bit_lora(tmp_path):
     assert yaml.safe_load((out / "03-full-r32/train.config.yaml").read_text())["lora"]["r"] == 32
     assert "after the 16-bit LoRA fallback" in rep["decision"] and all(not s["gate"]["met"] for s in rep["steps"])
     assert "| 04-lora-16bit | small-gpu |" in (out / "decision.md").read_text()
+
+
+def test_evaluate_calibrates_an_adapter_that_has_no_calibration(smoke_run, tmp_path):
+    "A +calibrated arm on an adapter without calibration.json: the notebook calibrates it on validation first."
+    import shutil
+    out, _ = smoke_run
+    run_dir = tmp_path / "cal"
+    shutil.copytree(out / "adapter", run_dir / "adapter")
+    (run_dir / "adapter/calibration.json").unlink(missing_ok=True)   # the pilot has no validation split: none was made
+    p = _cli("run", "evaluate", "--preset", "small-gpu", "--smoke", "-p", "arms=[adapter+constrained+calibrated]",
+             "--out", str(run_dir))
+    assert p.returncode == 0, p.stdout + p.stderr
+    cal = json.loads((run_dir / "adapter/calibration.json").read_text())
+    assert cal["split"] == "package:validation" and 0 < cal["threshold"] < 1
+    assert json.loads((run_dir / "eval/adapter_constrained_calibrated/metrics.json").read_text())["n"] == 4
