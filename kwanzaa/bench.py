@@ -19,9 +19,9 @@ from .speed import FAST, SpeedFlags
 
 # %% auto #0
 __all__ = ['VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'LAUNCH_CONFIGS', 'make_tokenizer', 'build_random_model',
-           'random_token_dataset', 'bench_config', 'run_variant', 'bench_bundle', 'load_bundle_messages',
-           'chat_model_dir', 'run_trainer', 'run_generation', 'parse_job', 'suite', 'run_launch', 'shard_check',
-           'run_cpu_recipe', 'main']
+           'random_token_dataset', 'bench_config', 'kernel_totals', 'run_variant', 'bench_bundle',
+           'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'package_messages', 'trainer_path',
+           'run_generation', 'parse_job', 'suite', 'run_launch', 'shard_check', 'run_cpu_recipe', 'main']
 
 # %% ../nbs/08_bench.ipynb #43fcc5d6
 from .hardware import GPUS, param_counts, hw_flops_per_token  # noqa: F401  re-exported
@@ -90,6 +90,12 @@ VARIANTS = {
     "fast_rows_offload": FAST.with_(packing="rows", offload=True),
     "fast_rows_mb16": FAST.with_(packing="rows", micro_batch=16),
     "fast_flat": FAST.with_(packing="flat"),
+    "fast_fused": FAST.with_(fused_lora=True),
+    "fast_fused_offload": FAST.with_(fused_lora=True, offload=True),
+    "fast_fused_mb1_offload": FAST.with_(fused_lora=True, micro_batch=1, offload=True),
+    "fast_fused_mb8_offload": FAST.with_(fused_lora=True, micro_batch=8, offload=True),
+    "fast_rows_fused": FAST.with_(packing="rows", fused_lora=True),
+    "fast_rows_fused_offload": FAST.with_(packing="rows", fused_lora=True, offload=True),
 }
 
 def bench_config(model_path, # a saved random model (build_random_model)
@@ -124,6 +130,44 @@ def _timing(clock, warmup:int) -> dict:
     fixed = len(set(tt)) == 1
     tps = tt[0] / statistics.median(dd) if fixed else sum(tt) / sum(dd)
     return dict(step_s=[round(x, 4) for x in d], step_tokens=t, median_step_s=statistics.median(dd), tokens_per_s=tps)
+
+# %% ../nbs/08_bench.ipynb #b880b0e5
+def kernel_totals(prof, cuda:bool, top:int=300) -> dict:
+    "Per CUDA kernel (on a CPU: per operator, self time) total microseconds and calls, and the GPU's busy microseconds."
+    from torch.autograd import DeviceType
+    tot, spans = {}, []
+    if cuda:
+        for e in prof.events():
+            if e.device_type != DeviceType.CUDA: continue
+            a, b = e.time_range.start, e.time_range.end
+            spans.append((a, b)); t = tot.setdefault(e.name, [0.0, 0]); t[0] += b - a; t[1] += 1
+    else:
+        for k in prof.key_averages():
+            if k.self_cpu_time_total > 0: tot[k.key] = [k.self_cpu_time_total, k.count]
+    busy, end = 0.0, -math.inf
+    for a, b in sorted(spans):
+        if b > end: busy += b - max(a, end); end = b
+    rows = sorted(({"name": n[:240], "us": round(v[0], 1), "calls": v[1]} for n, v in tot.items()), key=lambda r: -r["us"])
+    return dict(device="cuda" if cuda else "cpu", total_us=round(sum(v[0] for v in tot.values()), 1),
+                busy_us=round(busy, 1) if cuda else None, n_names=len(rows), kernels=rows[:top])
+
+def _profiler(start:int, steps:int, cuda:bool):
+    "A TrainerCallback profiling optimizer steps start+1 .. start+steps; `.result` holds kernel_totals and the wall time."
+    from transformers import TrainerCallback
+    from torch.profiler import ProfilerActivity, profile
+    class Prof(TrainerCallback):
+        def __init__(self): self.prof, self.result, self.t0 = None, None, None
+        def on_step_begin(self, args, state, control, **kw):
+            if self.prof is None and self.result is None and state.global_step == start:
+                acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+                _sync(); self.prof = profile(activities=acts); self.prof.__enter__(); self.t0 = time.perf_counter()
+        def on_step_end(self, args, state, control, **kw):
+            if self.prof is not None and state.global_step >= start + steps:
+                _sync(); wall = time.perf_counter() - self.t0
+                self.prof.__exit__(None, None, None)
+                self.result = dict(steps=steps, wall_us=round(wall * 1e6, 1), **kernel_totals(self.prof, cuda))
+                self.prof = None
+    return Prof()
 
 # %% ../nbs/08_bench.ipynb #c032
 def _parity(trainer, examples, autocast:bool, packing:str="none") -> dict:
@@ -203,6 +247,7 @@ def run_variant(shape:str, # a key of SHAPES
                 quantize:bool|None=None, # None: 4-bit on CUDA, bf16 LoRA on CPU
                 model_dir=None, # where the random model is (built if missing)
                 world_batch:bool=True, # with several processes, split the accumulation so the global batch stays
+                profile_steps:int=0, # profile this many steps after the warm-up (the record is then not a timing)
                ) -> dict:
     "Load the model through kwanzaa.loader, train `steps` steps of `variant`, and return the measurements."
     dev, cuda = _device(), torch.cuda.is_available()
@@ -214,8 +259,10 @@ def run_variant(shape:str, # a key of SHAPES
     lengths, max_len, kw, ds = _variant_data(seq, flags, batch, accumulation, steps, world, world_batch, model.config.vocab_size)
     out = Path(tempfile.mkdtemp(prefix=f"bench-{shape}-{variant}-"))
     clock = _clock()
-    tr = clock.trainer = _variant_trainer(cfg, model, tok, ds, kw, out, steps, max_len, cuda, quantize, world, [clock],
-                                                flags)
+    if profile_steps: steps = max(steps, warmup + profile_steps)
+    prof = _profiler(warmup, profile_steps, cuda) if profile_steps else None
+    tr = clock.trainer = _variant_trainer(cfg, model, tok, ds, kw, out, steps, max_len, cuda, quantize, world,
+                                          [clock] + ([prof] if prof else []), flags)
     par = _parity(tr, [x[:max_len] for x in ds[:4]["input_ids"]], autocast=cuda, packing=flags.packing)
     gc.collect()
     if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
@@ -231,7 +278,8 @@ def run_variant(shape:str, # a key of SHAPES
                flops_per_token=fpt, mfu=mfu(timing["tokens_per_s"] / world, fpt) if cuda else None, **_peaks(dev, cuda),
                parity=par, train_loss=res.training_loss, losses=[h["loss"] for h in tr.state.log_history if "loss" in h],
                float32_params=speed.float32_params(tr.model), liger=kw["use_liger_kernel"],
-               device=torch.cuda.get_device_name(dev) if cuda else "cpu")
+               fused_lora=getattr(tr, "fused_lora", None), device=torch.cuda.get_device_name(dev) if cuda else "cpu")
+    if prof is not None: rec.update(profiled=True, profile=prof.result)
     del tr, model; gc.collect()
     if cuda: torch.cuda.empty_cache()
     return rec
@@ -285,6 +333,7 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
                 bundle=BUNDLE, model_dir=None, out_dir=None, overrides=None,
                 base=None, # a ready model directory with a chat tokenizer (default: chat_model_dir(shape))
                 messages=None, # the conversations to train on (default: the bundle's, first n_examples)
+                profile_steps:int=0, # profile this many steps after the warm-up (kernel_totals in the record)
                ) -> dict:
     "Train with kwanzaa.trainer.train on a random model of `shape` and the bundled conversations; measurements."
     from kwanzaa import trainer as T
@@ -303,20 +352,53 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
         def __init__(self, *a, **k): super().__init__(*a, **k); clock.trainer = self
     out = Path(out_dir or tempfile.mkdtemp(prefix=f"trainer-{shape}-"))
     if cuda: torch.cuda.reset_peak_memory_stats(dev)
-    res = T.train(cfg, out, msgs, resume=False, device=dev, callbacks=[clock], command="kwanzaa.bench trainer",
-                  trainer_class=Clocked)
+    prof = _profiler(warmup, profile_steps, cuda) if profile_steps else None
+    res = T.train(cfg, out, msgs, resume=False, device=dev, callbacks=[clock] + ([prof] if prof else []),
+                  command="kwanzaa.bench trainer", trainer_class=Clocked)
     timing = _timing(clock, warmup)
     lengths = [len(x) for x in clock.trainer.train_dataset["input_ids"]] if clock.trainer is not None else [1024]
     from transformers import AutoConfig
     fpt = flops_per_token(AutoConfig.from_pretrained(path), mean_keys(lengths), cfg.lora.r)
+    seqs = cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
     return dict(shape=shape, path="trainer_fast" if fast else "trainer", preset=preset,
-                flags=flags.model_dump() if flags else None, steps=steps, warmup=warmup, **timing,
+                flags=flags.model_dump() if flags else None, speed=cfg.speed.model_dump(), steps=steps, warmup=warmup,
+                **timing, sequences_per_step=seqs, seconds_per_sequence=timing["median_step_s"] / seqs,
                 mfu=mfu(timing["tokens_per_s"], fpt) if cuda else None,
                 peak_alloc_gib=torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else None,
                 peak_reserved_gib=torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else None,
                 train_loss=res.train_loss, global_step=res.global_step, adapter=str(res.adapter_dir),
                 trainer_peak_memory=res.manifest.get("peak_memory"), examples=len(msgs),
-                device=torch.cuda.get_device_name(dev) if cuda else "cpu")
+                device=torch.cuda.get_device_name(dev) if cuda else "cpu",
+                **(dict(profiled=True, profile=prof.result) if prof else {}))
+
+# %% ../nbs/08_bench.ipynb #cb0b6cd5
+def package_messages(cfg, n:int|None=None) -> list:
+    "The first `n` rendered training conversations of the package's data for `cfg` (corpus joined)."
+    from kwanzaa.data import example_messages, training_examples
+    corpus, train_ex, _, _ = training_examples(cfg)
+    return [example_messages(e, corpus) for e in train_ex[:n]]
+
+def trainer_path(spec:str, # plain | fast | PRESET[+key=value...]
+                 shape:str="llama-3.2-1b", steps:int=8, warmup:int=2,
+                 model:str|None=None, # real weights (embedded:smollm2, a path) and the package's conversations
+                ) -> dict:
+    "One `run_trainer` record for a --paths entry, tagged with the entry."
+    import yaml
+    if spec in ("plain", "fast"): preset, over, fast = "qlora", {}, spec == "fast"
+    else:
+        preset, *kv = spec.split("+")
+        bad = [k for k in kv if "=" not in k]
+        if bad: raise ValueError(f"trainer path {spec!r}: {bad} is not key=value (PRESET+key=value+...)")
+        over, fast = {k: yaml.safe_load(v) for k, v in (x.split("=", 1) for x in kv)}, False
+    base = msgs = None
+    if model:
+        base = loader.resolve_model_path(model)
+        per_step = load_config(preset, overrides=over).training
+        msgs = package_messages(load_config(preset, overrides=over),
+                                (steps + 1) * per_step.per_device_train_batch_size * per_step.gradient_accumulation_steps)
+    r = run_trainer(shape if not model else str(model), fast=fast, steps=steps, warmup=warmup, preset=preset,
+                    overrides=over, base=base, messages=msgs)
+    return dict(r, spec=spec, overrides=over, model=model)
 
 # %% ../nbs/08_bench.ipynb #c045
 def run_generation(shape:str="llama-3.2-1b", batch_size:int=8, max_new_tokens:int=160, repeats:int=1,
@@ -333,7 +415,9 @@ def run_generation(shape:str="llama-3.2-1b", batch_size:int=8, max_new_tokens:in
 
 # %% ../nbs/08_bench.ipynb #c047
 def parse_job(spec:str) -> dict:
-    "'[ddp:|ddpw:]shape@seq/variant' -> dict(shape, seq, variant, ddp, weak); seq is an int or 'train'."
+    "'[prof:|ddp:|ddpw:]shape@seq/variant' -> dict(shape, seq, variant, ddp, weak, profile); seq is an int or 'train'."
+    profile = 1 if spec.startswith("prof:") else 0   # a profiled run of 1 step after the warm-up (kernel_totals)
+    if profile: spec = spec.split(":", 1)[1]
     weak = spec.startswith("ddpw:")   # several GPUs, each with the one-GPU batch (the global batch grows)
     ddp = weak or spec.startswith("ddp:")   # several GPUs sharing the one-GPU global batch
     body = spec.split(":", 1)[1] if ddp else spec
@@ -343,20 +427,21 @@ def parse_job(spec:str) -> dict:
     except ValueError: raise ValueError(f"job {spec!r} is not '[ddp:]shape@seq/variant'") from None
     if shape not in SHAPES: raise ValueError(f"job {spec!r}: unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     if variant not in VARIANTS: raise ValueError(f"job {spec!r}: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-    return dict(shape=shape, seq=seq if seq == "train" else int(seq), variant=variant, ddp=ddp, weak=weak)
+    return dict(shape=shape, seq=seq if seq == "train" else int(seq), variant=variant, ddp=ddp, weak=weak, profile=profile)
 
 # %% ../nbs/08_bench.ipynb #c049
 ACCELERATE_DIR = Path(__file__).parent / "accelerate" if "__file__" in globals() else Path("kwanzaa/accelerate")
 
 def _job_cmd(job:dict, out_json, nproc:int, extra=()) -> list[str]:
     one = ["one", "--shape", job["shape"], "--seq", str(job["seq"]), "--variant", job["variant"], "--json", str(out_json),
-           *(["--weak"] if job.get("weak") else []), *extra]
+           *(["--weak"] if job.get("weak") else []), *(["--profile", str(job["profile"])] if job.get("profile") else []), *extra]
     if not job["ddp"]: return [sys.executable, "-m", "kwanzaa.bench", *one]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_DIR / "ddp.yaml"),
             "--num_processes", str(nproc), "-m", "kwanzaa.bench", *one]
 
 def _run_job(job, env, out_dir:Path, log, lock, timeout:float, nproc:int=1, extra=()) -> list[dict]:
-    name = f"{('ddpw-' if job.get('weak') else 'ddp-') if job['ddp'] else ''}{job['shape']}-{job['seq']}-{job['variant']}"
+    name = (f"{'prof-' if job.get('profile') else ''}{('ddpw-' if job.get('weak') else 'ddp-') if job['ddp'] else ''}"
+            f"{job['shape']}-{job['seq']}-{job['variant']}")
     tmp = Path(tempfile.mkdtemp()) / f"{name}.json"
     t0 = time.time()
     try:
@@ -513,6 +598,7 @@ def _parser() -> argparse.ArgumentParser:
     one.add_argument("--variant", required=True); one.add_argument("--json", required=True)
     one.add_argument("--steps", type=int, default=7); one.add_argument("--warmup", type=int, default=2)
     one.add_argument("--weak", action="store_true", help="several processes: keep the per-GPU batch (the global batch grows)")
+    one.add_argument("--profile", type=int, default=0, help="profile this many steps after the warm-up (not a timing)")
     st = sub.add_parser("suite", help="run queues of jobs, one queue per GPU, then multi-GPU jobs")
     st.add_argument("--queue", action="append", default=[], help="comma-separated job specs for one GPU")
     st.add_argument("--ddp", default="", help="comma-separated job specs for all GPUs")
@@ -520,7 +606,11 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--steps", type=int, default=7)
     tr = sub.add_parser("trainer", help="kwanzaa.trainer.train on a random model of a shape (plain and/or fast)")
     tr.add_argument("--shape", default="llama-3.2-1b"); tr.add_argument("--json", required=True)
-    tr.add_argument("--paths", default="plain,fast"); tr.add_argument("--steps", type=int, default=8)
+    tr.add_argument("--paths", default="plain,fast",
+                    help="comma-separated: plain | fast | PRESET[+key=value...] (a preset with dotted overrides)")
+    tr.add_argument("--steps", type=int, default=8); tr.add_argument("--warmup", type=int, default=2)
+    tr.add_argument("--model", default=None, help="real weights (e.g. embedded:smollm2) and the package's conversations, "
+                                                  "instead of a random model of --shape and the bundle")
     la = sub.add_parser("launch", help="python -m kwanzaa.trainer (single / accelerate ddp / fsdp) on a random model")
     la.add_argument("--shape", default="llama-3.1-8b"); la.add_argument("--json", required=True)
     la.add_argument("--jobs", default="single,ddp,fsdp", help="comma-separated strategies, run one after another")
@@ -538,6 +628,8 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--dtypes", default="auto,float32"); cp.add_argument("--steps", type=int, default=6)
     cp.add_argument("--warmup", type=int, default=2); cp.add_argument("--threads", type=int, default=2)
     cp.add_argument("--json", default="outputs/bench/cpu_recipe.json")
+    cp.add_argument("--profile", action="store_true", help="also profile one step per dtype (operators' self time)")
+    cp.add_argument("-p", "--param", action="append", default=[], help="dotted override of the cpu preset (key=value)")
     return ap
 
 # %% ../nbs/08_bench.ipynb #6c0d3a11
@@ -548,22 +640,28 @@ def _cpu_isa() -> list[str]:
     return sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
 
 def run_cpu_recipe(dtypes:Sequence[str]=("auto", "float32"), # model.dtype values to compare
-                   steps:int=6, warmup:int=2, threads:int=2, out_dir=None) -> dict:
+                   steps:int=6, warmup:int=2, threads:int=2, out_dir=None,
+                   profile:bool=False, # one more run per dtype, profiled over one step (where the time goes)
+                   overrides:dict|None=None, # more dotted overrides of the cpu preset (e.g. speed levers)
+                  ) -> dict:
     "Seconds per training sequence of the `cpu` preset on the embedded SmolLM2, per dtype, measured in one run."
-    from kwanzaa.data import example_messages, training_examples
     rows, load0 = [], os.getloadavg()
     for dt in dtypes:
-        over = {"model.dtype": dt, "training.torch_threads": threads, "data.validation": None}
+        over = {"model.dtype": dt, "training.torch_threads": threads, "data.validation": None, **(overrides or {})}
         cfg = load_config("cpu", overrides=over)
-        corpus, train_ex, _, _ = training_examples(cfg)
         per_step = cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
-        msgs = [example_messages(e, corpus) for e in train_ex[:(steps + 1) * per_step]]
+        msgs = package_messages(cfg, (steps + 1) * per_step)
         r = run_trainer("smollm2-135m", steps=steps, warmup=warmup, preset="cpu", overrides=over, messages=msgs,
                         base=loader.embedded_model_path("smollm2"),
                         out_dir=Path(out_dir or tempfile.mkdtemp(prefix="cpu-recipe-")) / dt)
         rows.append(dict(dtype=dt, seconds_per_sequence=round(r["median_step_s"] / per_step, 3),
                          tokens_per_s=round(r["tokens_per_s"], 1), step_s=r["step_s"], train_loss=r["train_loss"],
                          peak_memory=r["trainer_peak_memory"], sequences_per_step=per_step))
+        if profile:
+            p = run_trainer("smollm2-135m", steps=warmup + 1, warmup=warmup, preset="cpu", overrides=over,
+                            messages=msgs, base=loader.embedded_model_path("smollm2"), profile_steps=1,
+                            out_dir=Path(out_dir or tempfile.mkdtemp(prefix="cpu-recipe-")) / f"{dt}-profile")
+            rows[-1]["profile"] = p["profile"]
     return dict(what="the cpu preset's training step (embedded SmolLM2-135M-Instruct, LoRA r 16, batch 1 x 4)",
                 goal_seconds_per_sequence=1.5, steps=steps, warmup=warmup, torch_threads=threads, cpu_isa=_cpu_isa(),
                 rows=rows, load_avg_at_start=load0, load_avg_at_end=os.getloadavg())
@@ -573,7 +671,9 @@ def main(argv=None):
     "Command-line entry: one | suite | trainer | launch | gen | shard-check."
     a = _parser().parse_args(argv)
     if a.cmd == "cpu":
-        rec = run_cpu_recipe(a.dtypes.split(","), a.steps, a.warmup, a.threads)
+        import yaml
+        over = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in a.param)}
+        rec = run_cpu_recipe(a.dtypes.split(","), a.steps, a.warmup, a.threads, profile=a.profile, overrides=over)
         atomic_write_json(a.json, dict(rec, provenance=provenance(command=" ".join(["python -m kwanzaa.bench", *sys.argv[1:]]))))
         for r in rec["rows"]: print(r["dtype"], r["seconds_per_sequence"], "s per sequence", r["tokens_per_s"], "tokens/s")
         return
@@ -581,9 +681,13 @@ def main(argv=None):
         torch.set_num_threads(1)
         shard_check(a.model, a.out, a.accumulation, a.steps); return
     if a.cmd == "trainer":
-        recs = [run_trainer(a.shape, fast=p == "fast", steps=a.steps) for p in a.paths.split(",")]
-        atomic_write_json(a.json, dict(records=recs, provenance=provenance(command=" ".join(sys.argv))))
-        for r in recs: print(r["path"], round(r["tokens_per_s"]), round(r["peak_alloc_gib"] or 0, 2), r["train_loss"])
+        recs = []
+        for p in a.paths.split(","):
+            recs.append(trainer_path(p, a.shape, a.steps, a.warmup, a.model))
+            atomic_write_json(a.json, dict(records=recs, provenance=provenance(command=" ".join(sys.argv))))
+            r = recs[-1]
+            print(r["spec"], round(r["tokens_per_s"]), f"{r['median_step_s']:.3f} s/step", round(r["peak_alloc_gib"] or 0, 2),
+                  r["train_loss"], flush=True)
         return
     if a.cmd == "launch":
         recs = []
@@ -604,7 +708,8 @@ def main(argv=None):
         return
     if a.cmd == "one":
         seq = a.seq if a.seq == "train" else int(a.seq)
-        rec = run_variant(a.shape, a.variant, seq, steps=a.steps, warmup=a.warmup, world_batch=not a.weak)
+        rec = run_variant(a.shape, a.variant, seq, steps=a.steps, warmup=a.warmup, world_batch=not a.weak,
+                          profile_steps=a.profile)
         rec["provenance"] = provenance(command=" ".join(sys.argv))
         rank = int(os.environ.get("RANK", 0))
         p = Path(a.json)

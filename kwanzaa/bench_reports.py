@@ -10,9 +10,9 @@ from pathlib import Path
 from .records import atomic_write_json, provenance
 
 # %% auto #0
-__all__ = ['BENCH_DIR', 'RUNS_FILE', 'PARITY_RTOL', 'GOALS', 'SUMMARY_NOTES', 'repo_path', 'bench_runs', 'load_runs',
-           'comparisons', 'goal_report', 'multigpu_report', 'launch_report', 'load_launches', 'trainer_report',
-           'write_reports', 'plot_comparisons']
+__all__ = ['BENCH_DIR', 'RUNS_FILE', 'PARITY_RTOL', 'GOALS', 'PROFILE_CATEGORIES', 'SUMMARY_NOTES', 'repo_path', 'bench_runs',
+           'load_runs', 'comparisons', 'goal_report', 'multigpu_report', 'launch_report', 'load_launches',
+           'profile_breakdown', 'profile_report', 'trainer_report', 'write_reports', 'plot_comparisons']
 
 # %% ../nbs/08c_bench_reports.ipynb #ac4ea11f
 BENCH_DIR = "outputs/bench"
@@ -45,7 +45,7 @@ def load_runs(bench_dir=None) -> list[dict]:
 # %% ../nbs/08c_bench_reports.ipynb #6e3484bf
 def comparisons(records:list[dict]) -> list[dict]:
     "Each single-GPU variant against the plain recipe of the same run, shape and sequence setting."
-    single = [r for r in records if r.get("world_size", 1) == 1]
+    single = [r for r in records if r.get("world_size", 1) == 1 and not r.get("profiled")]  # a profiled run is no timing
     base = {(r["run"], r["shape"], str(r["seq"])): r for r in single if r["variant"] == "plain"}
     out = []
     for r in single:
@@ -74,7 +74,7 @@ GOALS = [
 ]
 
 def goal_report(comps:list[dict]) -> list[dict]:
-    "Per goal: the fastest variant, the leanest variant, and whether any one variant meets both conditions."
+    "Per goal: the fastest variant, the fastest within the memory target, the leanest, and whether one variant meets both."
     out = []
     for g in GOALS:
         cs = [c for c in comps if c["shape"] == g["shape"] and str(c["seq"]) == str(g["seq"])
@@ -85,7 +85,10 @@ def goal_report(comps:list[dict]) -> list[dict]:
         fast, lean = max(cs, key=lambda c: c["speedup"]), min(cs, key=lambda c: c["memory_ratio"])
         met = [c for c in cs if ok(c)]
         pick = lambda c: {k: c[k] for k in ("run", "variant", "speedup", "memory_ratio", "peak_gib")}
-        out.append(dict(g, met=bool(met), meeting=[pick(c) for c in met], fastest=pick(fast), leanest=pick(lean)))
+        within = [c for c in cs if g["max_memory_ratio"] is None or c["memory_ratio"] <= g["max_memory_ratio"]]
+        fw = max(within, key=lambda c: c["speedup"]) if within else None
+        out.append(dict(g, met=bool(met), meeting=[pick(c) for c in met], fastest=pick(fast),
+                        fastest_within_memory=pick(fw) if fw else None, leanest=pick(lean)))
     return out
 
 # %% ../nbs/08c_bench_reports.ipynb #8bd7efb7
@@ -141,6 +144,43 @@ def load_launches(bench_dir=None) -> list[dict]:
         out += [dict(r, run=run["run"]) for r in run["records"]]
     return out
 
+# %% ../nbs/08c_bench_reports.ipynb #f29e0d3c
+PROFILE_CATEGORIES = (  # (part of the step, regular expression over the kernel or operator name); the first match wins
+    ("4-bit dequantize", r"dequantize|kDequantize"),
+    ("optimizer", r"optimizer|kOptimizer|adam|multi_tensor_apply|foreach"),
+    ("attention", r"flash|fmha|attention|sdpa|scaled_dot_product"),
+    ("matmul", r"gemm|cutlass|xmma|nvjet|cublas|wgmma|sm90_|sm80_|ampere_|aten::mm$|aten::addmm|aten::bmm|aten::baddbmm"),
+    ("loss (log-softmax, entropy)", r"log_softmax|logsumexp|cross_entropy|nll_loss|softmax"),
+    ("host copies (offload)", r"Memcpy|memcpy|Memset|DtoH|HtoD|Pinned"),
+    ("Triton kernels (Liger)", r"liger|triton|_kernel$"),
+    ("elementwise (norms, activations, dropout, casts, LoRA scale/add)", r"."),
+)
+
+def profile_breakdown(profile:dict, # the `profile` of a profiled bench record (kwanzaa.bench.kernel_totals + steps, wall)
+                     ) -> dict:
+    "Milliseconds per optimizer step per part of the step, its share of the kernel time, its top kernels; the host gap."
+    import re
+    steps, cats = profile["steps"], {c: dict(category=c, us=0.0, calls=0, top=[]) for c, _ in PROFILE_CATEGORIES}
+    for k in profile["kernels"]:
+        c = next(c for c, rx in PROFILE_CATEGORIES if re.search(rx, k["name"], flags=re.I))
+        cats[c]["us"] += k["us"]; cats[c]["calls"] += k["calls"]
+        if len(cats[c]["top"]) < 3: cats[c]["top"].append(k["name"][:120])
+    total = sum(c["us"] for c in cats.values()) or 1.0
+    rows = [dict(category=c["category"], ms_per_step=round(c["us"] / steps / 1e3, 2), share=round(c["us"] / total, 4),
+                 calls_per_step=c["calls"] // steps, top=c["top"]) for c in cats.values() if c["us"] > 0]
+    wall, busy = profile["wall_us"] / steps / 1e3, (profile.get("busy_us") or 0) / steps / 1e3
+    return dict(device=profile["device"], steps=steps, wall_ms_per_step=round(wall, 1),
+                busy_ms_per_step=round(busy, 1) if profile.get("busy_us") is not None else None,
+                host_gap_ms_per_step=round(wall - busy, 1) if profile.get("busy_us") is not None else None,
+                kernel_ms_per_step=round(total / steps / 1e3, 1), parts=sorted(rows, key=lambda r: -r["ms_per_step"]),
+                profiled_names=profile.get("n_names"), kept_names=len(profile["kernels"]))
+
+def profile_report(records:list[dict]) -> list[dict]:
+    "The breakdown of every profiled record, with its run, shape, sequence length, variant and batch."
+    return [dict(run=r["run"], shape=r["shape"], seq=r["seq"], variant=r["variant"],
+                 batch=f"{r['per_device_batch']}x{r['accumulation']}", tokens_per_step=r["step_tokens"][-1],
+                 **profile_breakdown(r["profile"])) for r in records if r.get("profiled") and r.get("profile")]
+
 # %% ../nbs/08c_bench_reports.ipynb #4175d2b0
 SUMMARY_NOTES = dict(
     flops_convention="model FLOPs/token = 4 x matmul params (frozen base: forward + input-gradient "
@@ -174,19 +214,26 @@ def write_reports(bench_dir=None, # where the run records are (default outputs/b
                   out_dir=None, # where to write (default: bench_dir)
                   runs=None, # runs.json (default: RUNS_FILE): its trainer_baseline_run
                  ) -> dict:
-    "summary.json, multigpu.json and trainer_qlora_llama1b_cuda.json from the committed run records."
+    "summary.json (the summary run of runs.json), profile.json, multigpu.json and trainer_qlora_llama1b_cuda.json from the committed records."
     bench_dir = Path(bench_dir or repo_path(BENCH_DIR))
     out = Path(out_dir or bench_dir)
     recs, launches = load_runs(bench_dir), load_launches(bench_dir)
-    comps = comparisons(recs)
+    info = bench_runs(runs)
+    every = comparisons(recs)
+    run = info.get("summary_run")   # one run of the current code is the summary; the others are kept as history
+    comps = [c for c in every if run is None or c["run"] == run]
     prov = provenance(command="kwanzaa.bench_reports.write_reports()", data_paths=sorted(bench_dir.glob("run*_records.json")))
     summary = dict(flops_convention=SUMMARY_NOTES["flops_convention"], parity_rtol=PARITY_RTOL,
-                   tokens=SUMMARY_NOTES["tokens"], comparisons=comps, goals=goal_report(comps), provenance=prov)
+                   tokens=SUMMARY_NOTES["tokens"], run=run, comparisons=comps, goals=goal_report(comps),
+                   earlier_runs=[c for c in every if c not in comps], provenance=prov)
     atomic_write_json(out / "summary.json", summary)
+    profiles = profile_report(recs)
+    if profiles: atomic_write_json(out / "profile.json", dict(categories=[c for c, _ in PROFILE_CATEGORIES],
+                                                              profiles=profiles, provenance=prov))
     mg = multigpu_report(recs)
     atomic_write_json(out / "multigpu.json", dict(comparisons=mg, trainer_launches=launch_report(launches),
                                                   provenance=prov, not_run=_not_run(mg, launches)))
-    tr = trainer_report(bench_dir, recs, bench_runs(runs)["trainer_baseline_run"])
+    tr = trainer_report(bench_dir, recs, info["trainer_baseline_run"])
     if tr is not None: atomic_write_json(out / "trainer_qlora_llama1b_cuda.json", tr)
     return summary
 

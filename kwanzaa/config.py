@@ -170,6 +170,7 @@ class SpeedSection(_Section):
     offload: bool = False  # keep checkpointed activations in pinned host memory
     packing: Literal["none", "rows", "flat"] = "none"  # rows: packed rows with per-example positions; flat: TRL padding-free
     micro_batch: int|None = Field(None, ge=1)  # per-device batch; accumulation adjusted to keep the effective batch
+    fused_lora: bool = False  # one autograd function per block for the LoRA projections (kwanzaa.fused)
 
     @classmethod
     def plain(cls) -> "SpeedSection":

@@ -181,12 +181,16 @@ def is_plain(flags) -> bool:
 def trainer_class(flags:SpeedFlags, # the levers
                   base:type, # trl.SFTTrainer or a subclass of it
                  ) -> type:
-    "`base` with the trainer-side levers (no-sync loss, LM-head tile, row packing) built in; `base` itself when plain."
-    if is_plain(flags) or not (flags.no_sync or flags.lm_head_chunk or flags.packing == "rows"): return base
+    "`base` with the trainer-side levers (no-sync loss, LM-head tile, row packing, fused LoRA) built in; `base` itself when plain."
+    if is_plain(flags) or not (flags.no_sync or flags.lm_head_chunk or flags.packing == "rows" or flags.fused_lora):
+        return base
     class SpeedSFTTrainer(base):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             self._speed_acc = None
+            if flags.fused_lora:
+                from kwanzaa.fused import apply_fused_lora
+                self.fused_lora = apply_fused_lora(self.model)  # counts of the patched blocks and projections
             if flags.lm_head_chunk:
                 import trl.trainer.utils as tu
                 tu._CHUNKED_LOGPROB_CHUNK_SIZE = int(flags.lm_head_chunk)  # read at each call; process-wide
