@@ -630,6 +630,7 @@ def _parser() -> argparse.ArgumentParser:
     cp.add_argument("--json", default="outputs/bench/cpu_recipe.json")
     cp.add_argument("--profile", action="store_true", help="also profile one step per dtype (operators' self time)")
     cp.add_argument("-p", "--param", action="append", default=[], help="dotted override of the cpu preset (key=value)")
+    cp.add_argument("--levers", default="", help="comma-separated speed overrides (key=value): each dtype also runs with them")
     return ap
 
 # %% ../nbs/08_bench.ipynb #6c0d3a11
@@ -641,27 +642,30 @@ def _cpu_isa() -> list[str]:
 
 def run_cpu_recipe(dtypes:Sequence[str]=("auto", "float32"), # model.dtype values to compare
                    steps:int=6, warmup:int=2, threads:int=2, out_dir=None,
-                   profile:bool=False, # one more run per dtype, profiled over one step (where the time goes)
-                   overrides:dict|None=None, # more dotted overrides of the cpu preset (e.g. speed levers)
+                   profile:bool=False, # one more run per row, profiled over one step (where the time goes)
+                   overrides:dict|None=None, # more dotted overrides of the cpu preset for every row
+                   levers:dict|None=None, # speed levers (dotted overrides): each dtype also runs with them, same run
                   ) -> dict:
-    "Seconds per training sequence of the `cpu` preset on the embedded SmolLM2, per dtype, measured in one run."
+    "Seconds per training sequence of the `cpu` preset on the embedded SmolLM2, per dtype (and with `levers`), measured in one run."
     rows, load0 = [], os.getloadavg()
     for dt in dtypes:
-        over = {"model.dtype": dt, "training.torch_threads": threads, "data.validation": None, **(overrides or {})}
-        cfg = load_config("cpu", overrides=over)
-        per_step = cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
-        msgs = package_messages(cfg, (steps + 1) * per_step)
-        r = run_trainer("smollm2-135m", steps=steps, warmup=warmup, preset="cpu", overrides=over, messages=msgs,
-                        base=loader.embedded_model_path("smollm2"),
-                        out_dir=Path(out_dir or tempfile.mkdtemp(prefix="cpu-recipe-")) / dt)
-        rows.append(dict(dtype=dt, seconds_per_sequence=round(r["median_step_s"] / per_step, 3),
-                         tokens_per_s=round(r["tokens_per_s"], 1), step_s=r["step_s"], train_loss=r["train_loss"],
-                         peak_memory=r["trainer_peak_memory"], sequences_per_step=per_step))
-        if profile:
-            p = run_trainer("smollm2-135m", steps=warmup + 1, warmup=warmup, preset="cpu", overrides=over,
-                            messages=msgs, base=loader.embedded_model_path("smollm2"), profile_steps=1,
-                            out_dir=Path(out_dir or tempfile.mkdtemp(prefix="cpu-recipe-")) / f"{dt}-profile")
-            rows[-1]["profile"] = p["profile"]
+        for label, extra in [(dt, {})] + ([(f"{dt}+levers", levers)] if levers else []):
+            over = {"model.dtype": dt, "training.torch_threads": threads, "data.validation": None, **(overrides or {}), **extra}
+            cfg = load_config("cpu", overrides=over)
+            per_step = cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
+            msgs = package_messages(cfg, (steps + 1) * per_step)
+            out = Path(out_dir or tempfile.mkdtemp(prefix="cpu-recipe-"))
+            r = run_trainer("smollm2-135m", steps=steps, warmup=warmup, preset="cpu", overrides=over, messages=msgs,
+                            base=loader.embedded_model_path("smollm2"), out_dir=out / label)
+            rows.append(dict(dtype=dt, row=label, levers=extra or None,
+                             seconds_per_sequence=round(r["median_step_s"] / per_step, 3),
+                             tokens_per_s=round(r["tokens_per_s"], 1), step_s=r["step_s"], train_loss=r["train_loss"],
+                             peak_memory=r["trainer_peak_memory"], sequences_per_step=per_step))
+            if profile:
+                p = run_trainer("smollm2-135m", steps=warmup + 1, warmup=warmup, preset="cpu", overrides=over,
+                                messages=msgs, base=loader.embedded_model_path("smollm2"), profile_steps=1,
+                                out_dir=out / f"{label}-profile")
+                rows[-1]["profile"] = p["profile"]
     return dict(what="the cpu preset's training step (embedded SmolLM2-135M-Instruct, LoRA r 16, batch 1 x 4)",
                 goal_seconds_per_sequence=1.5, steps=steps, warmup=warmup, torch_threads=threads, cpu_isa=_cpu_isa(),
                 rows=rows, load_avg_at_start=load0, load_avg_at_end=os.getloadavg())
@@ -673,9 +677,10 @@ def main(argv=None):
     if a.cmd == "cpu":
         import yaml
         over = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in a.param)}
-        rec = run_cpu_recipe(a.dtypes.split(","), a.steps, a.warmup, a.threads, profile=a.profile, overrides=over)
+        lev = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in a.levers.split(",") if p)} or None
+        rec = run_cpu_recipe(a.dtypes.split(","), a.steps, a.warmup, a.threads, profile=a.profile, overrides=over, levers=lev)
         atomic_write_json(a.json, dict(rec, provenance=provenance(command=" ".join(["python -m kwanzaa.bench", *sys.argv[1:]]))))
-        for r in rec["rows"]: print(r["dtype"], r["seconds_per_sequence"], "s per sequence", r["tokens_per_s"], "tokens/s")
+        for r in rec["rows"]: print(r["row"], r["seconds_per_sequence"], "s per sequence", r["tokens_per_s"], "tokens/s")
         return
     if a.cmd == "shard-check":
         torch.set_num_threads(1)

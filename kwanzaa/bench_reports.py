@@ -152,7 +152,7 @@ PROFILE_CATEGORIES = (  # (part of the step, regular expression over the kernel 
     ("matmul", r"gemm|cutlass|xmma|nvjet|cublas|wgmma|sm90_|sm80_|ampere_|aten::mm$|aten::addmm|aten::bmm|aten::baddbmm"),
     ("loss (log-softmax, entropy)", r"log_softmax|logsumexp|cross_entropy|nll_loss|softmax"),
     ("host copies (offload)", r"Memcpy|memcpy|Memset|DtoH|HtoD|Pinned"),
-    ("Triton kernels (Liger)", r"liger|triton|_kernel$"),
+    ("Triton kernels", r"liger|triton|_kernel$"),
     ("elementwise (norms, activations, dropout, casts, LoRA scale/add)", r"."),
 )
 
@@ -176,10 +176,21 @@ def profile_breakdown(profile:dict, # the `profile` of a profiled bench record (
                 profiled_names=profile.get("n_names"), kept_names=len(profile["kernels"]))
 
 def profile_report(records:list[dict]) -> list[dict]:
-    "The breakdown of every profiled record, with its run, shape, sequence length, variant and batch."
-    return [dict(run=r["run"], shape=r["shape"], seq=r["seq"], variant=r["variant"],
-                 batch=f"{r['per_device_batch']}x{r['accumulation']}", tokens_per_step=r["step_tokens"][-1],
-                 **profile_breakdown(r["profile"])) for r in records if r.get("profiled") and r.get("profile")]
+    """The breakdown of every profiled record, with its run, shape, sequence length, variant and batch, and beside it
+    the timed (unprofiled) record of the same run and setting: its median step, and that step less the profiled GPU
+    busy time, the time the GPU waits for the host in a normal step."""
+    out = []
+    for r in records:
+        if not (r.get("profiled") and r.get("profile")): continue
+        b = profile_breakdown(r["profile"])
+        timed = next((x for x in records if not x.get("profiled") and x["run"] == r["run"] and x["shape"] == r["shape"]
+                      and str(x["seq"]) == str(r["seq"]) and x["variant"] == r["variant"]), None)
+        t_ms = round(timed["median_step_s"] * 1e3, 1) if timed else None
+        gap = round(t_ms - b["busy_ms_per_step"], 1) if t_ms is not None and b["busy_ms_per_step"] is not None else None
+        out.append(dict(run=r["run"], shape=r["shape"], seq=r["seq"], variant=r["variant"],
+                        batch=f"{r['per_device_batch']}x{r['accumulation']}", tokens_per_step=r["step_tokens"][-1],
+                        timed_step_ms=t_ms, gpu_idle_ms_per_timed_step=gap, **b))
+    return out
 
 # %% ../nbs/08c_bench_reports.ipynb #4175d2b0
 SUMMARY_NOTES = dict(
@@ -197,15 +208,23 @@ def _not_run(mg:list[dict], launches:list[dict]) -> list[str]:
     return out + [f"trainer launch {r['shape']} {r['strategy']}: {r['error']}" for r in launches if "error" in r]
 
 def trainer_report(bench_dir, recs:list[dict], baseline_run:int) -> dict|None:
-    "The project's trainer on CUDA (trainer_raw.json) beside the plain recipe's 1B records of `baseline_run`."
+    "The project's trainer on CUDA (trainer_raw.json), each path against the first (the qlora preset), beside the plain recipe's 1B records of `baseline_run`."
     tr = Path(bench_dir) / "trainer_raw.json"
     if not tr.exists(): return None
     raw = json.loads(tr.read_text())
     plain = [c for c in recs if c["run"] == baseline_run and c["shape"] == "llama-3.2-1b" and c["variant"] == "plain"]
+    first = raw["records"][0]
+    paths = [dict(path=r.get("spec", r.get("path")), preset=r["preset"], speed={k: v for k, v in (r.get("speed") or {}).items()
+                                                                              if v not in (False, None)},
+                  tokens_per_s=round(r["tokens_per_s"]), speedup=round(r["tokens_per_s"] / first["tokens_per_s"], 3),
+                  median_step_s=round(r["median_step_s"], 3), peak_alloc_gib=round(r["peak_alloc_gib"], 3),
+                  train_loss=r["train_loss"]) for r in raw["records"]]
     return dict(
-        what="kwanzaa.trainer.train, preset qlora (4-bit NF4, bf16 compute, paged 8-bit AdamW, batch 1 x 16), "
-             "random-initialised Llama-3.2-1B shape, the 400 rendered Kwanzaa training conversations, on one H200",
-        trainer=raw["records"][0], trainer_with_speed_levers=raw["records"][1] if len(raw["records"]) > 1 else None,
+        what="kwanzaa.trainer.train (the code path of python -m kwanzaa.trainer) on a random-initialised Llama-3.2-1B "
+             "shape and the 400 rendered Kwanzaa training conversations, on one H200: the qlora preset (4-bit NF4, bf16 "
+             "compute, paged 8-bit AdamW, batch 1 x 16) first, then the other paths; speedup = tokens/s over the first path's",
+        run=raw.get("run"), paths=paths, goal_speedup=3.0,
+        trainer=first, trainer_with_speed_levers=raw["records"][1] if len(raw["records"]) > 1 else None,
         plain_recipe_baselines={str(p["seq"]): {k: p[k] for k in ("tokens_per_s", "peak_alloc_gib", "run")} for p in plain},
         command=raw.get("command"), provenance=raw.get("provenance"))
 

@@ -99,7 +99,8 @@ def _padded_variable(r) -> bool:
 def calibrate(records:list[dict]) -> dict:
     "Fit K_WORK, and ALPHA/BETA per path, on measured single-GPU records without Liger kernels."
     import numpy as np
-    rs = [r for r in records if r.get("world_size", 1) == 1 and not r["flags"].get("liger") and r.get("peak_alloc_gib")]
+    rs = [r for r in records if r.get("world_size", 1) == 1 and not r["flags"].get("liger") and r.get("peak_alloc_gib")
+          and not r.get("profiled")]   # a profiled run is not a timing
     cal = {}
     for path in ("plain", "lean"):
         ks = []
@@ -161,7 +162,7 @@ def estimate_errors(records:list[dict], calibration:dict|None=None) -> list[dict
     "Relative error of `estimate` on each measured single-GPU record (peak memory and tokens/s)."
     out = []
     for r in records:
-        if r.get("world_size", 1) != 1 or r["flags"].get("liger") or not r.get("peak_alloc_gib"): continue
+        if r.get("world_size", 1) != 1 or r["flags"].get("liger") or not r.get("peak_alloc_gib") or r.get("profiled"): continue
         x = _record_inputs(r)
         f = flags_of(r).with_(micro_batch=None)
         e = estimate(x["cfg"], "H200", seq=r["max_length"], batch=r["per_device_batch"], accumulation=r["accumulation"],
@@ -171,7 +172,7 @@ def estimate_errors(records:list[dict], calibration:dict|None=None) -> list[dict
                         peak_error=round(e["peak_gib"] / r["peak_alloc_gib"] - 1, 3),
                         tokens_per_s=round(r["tokens_per_s"]), predicted_tokens_per_s=round(e["tokens_per_s"]),
                         speed_error=round(e["tokens_per_s"] / r["tokens_per_s"] - 1, 3),
-                        speed_modelled=not _padded_variable(r)))
+                        speed_modelled=not _padded_variable(r) and not f.fused_lora))  # the fit knows no fused path
     return out
 
 # %% ../nbs/08b_estimate.ipynb #8f3916d4
@@ -261,7 +262,11 @@ def write_estimates(bench_dir=None, # where the run records are (default outputs
                                       speed=f"{sum(abs(e['speed_error']) <= 0.1 for e in sp)}/{len(sp)}"),
                median_abs_error=dict(peak=statistics.median(abs(e["peak_error"]) for e in errs),
                                      speed=statistics.median(abs(e["speed_error"]) for e in sp)),
-               held_out=dict(runs=sorted({e["run"] for e in held}), errors=held),
+               held_out=dict(runs=sorted({e["run"] for e in held}), errors=held,
+                             within_10_percent=dict(
+                                 peak=f"{sum(abs(e['peak_error']) <= 0.1 for e in held)}/{len(held)}",
+                                 speed=f"{sum(abs(e['speed_error']) <= 0.1 for e in held if e['speed_modelled'])}/"
+                                       f"{sum(e['speed_modelled'] for e in held)}")),
                trainer_check=_trainer_check(bench_dir, cal),
                kwanzaa=kwanzaa_estimates(load_train_lengths(Path(bench_dir) / "train_lengths.json"), calibration=cal),
                seed_estimates=SEED_ESTIMATES,

@@ -14,7 +14,8 @@ from .records import atomic_write_text
 # %% auto #0
 __all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table',
            'bench_table', 'estimate_table', 'multigpu_table', 'decision_table', 'pilot_table', 'retrieval_table',
-           'sweep_table', 'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table', 'update_readme']
+           'sweep_table', 'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table', 'speed_runs_table',
+           'profile_table', 'trainer_speed_table', 'cpu_speed_table', 'update_readme']
 
 # %% ../nbs/10_readme.ipynb #55f73252
 GOLDEN_KEYS = tuple(k for k in HEADLINE if k != "citation_recall")
@@ -288,6 +289,84 @@ def gpu_decision_table(lora:str|Path="outputs/examples/qlora-vs-lora-gpu/lora-r1
     lines.append(f"\nSources: `{fs[0].as_posix()}`, `{fs[1].as_posix()}` (golden set), `{fs[2].as_posix()}` (training).")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #fc3f2d85
+def speed_runs_table(summary:str|Path="outputs/bench/summary.json") -> str:
+    "Markdown: every comparison of the summary run (shape@seq, variant, batch, tokens/s, speed-up, peak, memory ratio, parity)."
+    p = Path(summary)
+    if not p.exists(): return f"_No benchmark results in {p} yet._\n"
+    s = json.loads(p.read_text())
+    lines = ["| shape @ seq | variant | batch | tokens/s (plain) | speed-up | peak GiB (plain) | memory | loss parity |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in s["comparisons"]:
+        lines.append(f"| {c['shape']} @ {c['seq']} | {c['variant']} | {c['batch']} | {c['tokens_per_s']:,} ({c['baseline_tokens_per_s']:,}) | "
+                     f"{c['speedup']:.2f}x | {c['peak_gib']:.2f} ({c['baseline_peak_gib']:.2f}) | {c['memory_ratio']:.2f}x | "
+                     f"{'ok' if c['parity_ok'] else 'NO'} ({c['loss_rel_diff']:.0e}) |")
+    lines.append(f"\nRun {s.get('run')}, one job at a time on one H200, 7 steps of 4 x 4 x seq tokens (first 2 left out). "
+                 f"Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+def profile_table(profile:str|Path="outputs/bench/profile.json") -> str:
+    "Markdown: milliseconds of GPU kernel time per optimizer step by part of the step, per profiled variant."
+    p = Path(profile)
+    if not p.exists(): return f"_No profile in {p} yet._\n"
+    d = json.loads(p.read_text())
+    profs = d["profiles"]
+    head = " | ".join(f"{x['shape']} @ {x['seq']} {x['variant']} ({x['batch']})" for x in profs)
+    lines = [f"| part of the step (ms per optimizer step) | {head} |", "|---|" + "---|" * len(profs)]
+    for c in d["categories"]:
+        cells = []
+        for x in profs:
+            m = next((r for r in x["parts"] if r["category"] == c), None)
+            cells.append(f"{m['ms_per_step']:,.0f} ({100 * m['share']:.0f}%)" if m else "-")
+        if any(v != "-" for v in cells): lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    lines.append("| **all kernels** | " + " | ".join(f"**{x['kernel_ms_per_step']:,.0f}**" for x in profs) + " |")
+    lines.append("| timed step (unprofiled run) | " + " | ".join(f"{x['timed_step_ms']:,.0f}" if x.get("timed_step_ms") else "-"
+                                                         for x in profs) + " |")
+    lines.append("| GPU idle, waiting for the host (timed step - busy) | " +
+                 " | ".join(f"{x['gpu_idle_ms_per_timed_step']:,.0f}" if x.get("gpu_idle_ms_per_timed_step") is not None
+                            else "-" for x in profs) + " |")
+    lines.append(f"\nOne profiled optimizer step each (`torch.profiler`, CUDA kernel times summed by name). The profiler slows "
+                 f"the host, so the GPU's idle time is the unprofiled run's median step less the profiled busy time "
+                 f"(the union of kernel intervals). Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+def trainer_speed_table(trainer:str|Path="outputs/bench/trainer_qlora_llama1b_cuda.json",
+                        small:str|Path="outputs/bench/trainer_135m_cuda.json") -> str:
+    "Markdown: the project's trainer per path (tokens/s, speed-up over the first path, peak, loss), the 1B shape and the embedded 135M."
+    rows = ["| model | path | tokens/s | speed-up | s per step | peak GiB | train loss |", "|---|---|---|---|---|---|---|"]
+    srcs = []
+    for f, label in ((trainer, "Llama-3.2-1B shape (random), 400 Kwanzaa conversations"), (small, "SmolLM2-135M-Instruct (real weights)")):
+        p = Path(f)
+        if not p.exists(): continue
+        d = json.loads(p.read_text()); srcs.append(p.as_posix())
+        recs = d.get("paths") or [dict(path=r.get("spec"), tokens_per_s=r["tokens_per_s"], median_step_s=r["median_step_s"],
+                                       peak_alloc_gib=r["peak_alloc_gib"], train_loss=r["train_loss"]) for r in d["records"]]
+        first = recs[0]["tokens_per_s"]
+        for r in recs:
+            rows.append(f"| {label} | `{r['path']}` | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / first:.2f}x | "
+                        f"{r['median_step_s']:.3f} | {r['peak_alloc_gib']:.2f} | {r['train_loss']:.4f} |")
+    if not srcs: return "_No trainer speed results yet._\n"
+    rows.append("\n`kwanzaa.trainer.train` (what `python -m kwanzaa.trainer` runs) on one H200, same run; median of the "
+                "steps after the warm-up. Sources: " + ", ".join(f"`{s}`" for s in srcs) + ".")
+    return "\n".join(rows) + "\n"
+
+def cpu_speed_table(cpu:str|Path="outputs/bench/cpu_recipe.json") -> str:
+    "Markdown: seconds per training sequence of the cpu preset per row, and where a profiled step's time went."
+    p = Path(cpu)
+    if not p.exists(): return f"_No CPU results in {p} yet._\n"
+    d = json.loads(p.read_text())
+    from kwanzaa.bench_reports import profile_breakdown
+    lines = ["| row | s per sequence | tokens/s | top parts of a profiled step (share of operator time) |", "|---|---|---|---|"]
+    for r in d["rows"]:
+        parts = ", ".join(f"{x['category'].split(' (')[0]} {100 * x['share']:.0f}%"
+                          for x in profile_breakdown(r["profile"])["parts"][:3]) if r.get("profile") else "-"
+        lines.append(f"| {r.get('row', r['dtype'])} | {r['seconds_per_sequence']:.2f} | {r['tokens_per_s']:.0f} | {parts} |")
+    lev = next((r["levers"] for r in d["rows"] if r.get("levers")), None)
+    lines.append(f"\n{d['torch_threads']} threads, median of {d['steps'] - d['warmup']} steps after {d['warmup']} warm-up steps, "
+                 f"goal {d['goal_seconds_per_sequence']} s per sequence" + (f"; levers: `{lev}`" if lev else "") +
+                 f". Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
 # %% ../nbs/10_readme.ipynb #4f307219
 from functools import partial
 RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retrieval_table, "bench": bench_table,
@@ -295,7 +374,9 @@ RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retr
                  "golden_cpu": partial(golden_table, "outputs/examples/golden-smollm2-cpu/eval"),
                  "golden_gemma3": partial(golden_table, "outputs/examples/golden-gemma3-gpu/eval"),
                  "sweep_smollm2": sweep_table, "sweep_gemma3": partial(sweep_table, "outputs/sweeps/gpu-gemma3/comparison.json"),
-                 "decisions": decisions_table, "review": review_table, "plan": plan_table, "decision_gpu": gpu_decision_table}
+                 "decisions": decisions_table, "review": review_table, "plan": plan_table, "decision_gpu": gpu_decision_table,
+                 "speed_runs": speed_runs_table, "speed_profile": profile_table, "speed_trainer": trainer_speed_table,
+                 "speed_cpu": cpu_speed_table}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to

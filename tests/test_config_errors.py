@@ -150,10 +150,11 @@ def test_one_key_per_fact():
     assert "load_in_4bit" not in load_config("qlora").to_yaml() and "enabled" not in load_config("qlora").to_yaml()
     plain = SpeedSection.plain()
     assert (plain.lean, plain.no_sync, plain.lm_head_chunk, plain.liger, plain.checkpoint_every, plain.offload,
-            plain.packing, plain.micro_batch) == (False, False, None, False, 1, False, "none", None)
+            plain.packing, plain.micro_batch, plain.fused_lora) == (False, False, None, False, 1, False, "none", None, False)
     for p in ("qlora", "lora", "cpu", "pilot"): assert load_config(p).speed.is_plain, p
     fast = load_config("qlora-fast").speed
-    assert fast == plain.with_(lean=True, no_sync=True, lm_head_chunk=8192, packing="rows", offload=True, micro_batch=4)
+    assert fast == plain.with_(lean=True, no_sync=True, lm_head_chunk=8192, packing="rows", offload=True, micro_batch=4,
+                               fused_lora=True)
     assert not fast.is_plain and plain.with_(packing="flat").packing == "flat"
     with pytest.raises(ValueError): plain.with_(packing="packed")
     with pytest.raises(ValueError): plain.with_(enabled=True)

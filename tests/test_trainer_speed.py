@@ -12,7 +12,7 @@ os.environ["KWANZAA_PROGRESS"] = "lines"
 
 
 LEVERS = {"speed.lean": True, "speed.no_sync": True, "speed.lm_head_chunk": 8192, "speed.packing": "rows",
-          "speed.micro_batch": 2}   # the levers `speed.enabled` used to switch on, with rows packing and micro-batch 2
+          "speed.micro_batch": 2, "speed.fused_lora": True}   # the qlora-fast levers (offload needs a GPU), micro-batch 2
 
 
 def _first_loss(out):
