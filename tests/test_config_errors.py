@@ -151,7 +151,9 @@ def test_one_key_per_fact():
     plain = SpeedSection.plain()
     assert (plain.lean, plain.no_sync, plain.lm_head_chunk, plain.liger, plain.checkpoint_every, plain.offload,
             plain.packing, plain.micro_batch, plain.fused_lora) == (False, False, None, False, 1, False, "none", None, False)
-    for p in ("qlora", "lora", "cpu", "pilot"): assert load_config(p).speed.is_plain, p
+    for p in ("qlora", "lora", "small-gpu"): assert load_config(p).speed.is_plain, p
+    for p in ("cpu", "pilot"):   # the CPU levers (outputs/bench/cpu_recipe.json); pilot inherits cpu
+        assert load_config(p).speed == plain.with_(no_sync=True, lm_head_chunk=8192, fused_lora=True), p
     fast = load_config("qlora-fast").speed
     assert fast == plain.with_(lean=True, no_sync=True, lm_head_chunk=8192, packing="rows", offload=True, micro_batch=4,
                                fused_lora=True)
