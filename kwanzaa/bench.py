@@ -381,6 +381,7 @@ def package_messages(cfg, n:int|None=None) -> list:
 def trainer_path(spec:str, # plain | fast | PRESET[+key=value...]
                  shape:str="llama-3.2-1b", steps:int=8, warmup:int=2,
                  model:str|None=None, # real weights (embedded:smollm2, a path) and the package's conversations
+                 profile_steps:int=0, # profile this many steps after the warm-up (see run_trainer)
                 ) -> dict:
     "One `run_trainer` record for a --paths entry, tagged with the entry."
     import yaml
@@ -397,7 +398,7 @@ def trainer_path(spec:str, # plain | fast | PRESET[+key=value...]
         msgs = package_messages(load_config(preset, overrides=over),
                                 (steps + 1) * per_step.per_device_train_batch_size * per_step.gradient_accumulation_steps)
     r = run_trainer(shape if not model else str(model), fast=fast, steps=steps, warmup=warmup, preset=preset,
-                    overrides=over, base=base, messages=msgs)
+                    overrides=over, base=base, messages=msgs, profile_steps=profile_steps)
     return dict(r, spec=spec, overrides=over, model=model)
 
 # %% ../nbs/08_bench.ipynb #c045
@@ -609,6 +610,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--paths", default="plain,fast",
                     help="comma-separated: plain | fast | PRESET[+key=value...] (a preset with dotted overrides)")
     tr.add_argument("--steps", type=int, default=8); tr.add_argument("--warmup", type=int, default=2)
+    tr.add_argument("--profile", type=int, default=0, help="profile this many steps after the warm-up (kernel_totals)")
     tr.add_argument("--model", default=None, help="real weights (e.g. embedded:smollm2) and the package's conversations, "
                                                   "instead of a random model of --shape and the bundle")
     la = sub.add_parser("launch", help="python -m kwanzaa.trainer (single / accelerate ddp / fsdp) on a random model")
@@ -688,7 +690,7 @@ def main(argv=None):
     if a.cmd == "trainer":
         recs = []
         for p in a.paths.split(","):
-            recs.append(trainer_path(p, a.shape, a.steps, a.warmup, a.model))
+            recs.append(trainer_path(p, a.shape, a.steps, a.warmup, a.model, profile_steps=a.profile))
             atomic_write_json(a.json, dict(records=recs, provenance=provenance(command=" ".join(sys.argv))))
             r = recs[-1]
             print(r["spec"], round(r["tokens_per_s"]), f"{r['median_step_s']:.3f} s/step", round(r["peak_alloc_gib"] or 0, 2),
