@@ -82,7 +82,8 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tiny_model_dir, tmp_p
 def test_ctrl_c_marks_the_run_interrupted_and_the_same_command_resumes(tiny_model_dir, tmp_path):
     "Ctrl-C (SIGINT) mid-run: one line on stderr (no traceback), exit 2, the manifest says 'interrupted' with the last "
     "checkpoint, and running the same command again resumes from it."
-    over = {**OVERRIDES, "model.base": str(tiny_model_dir)}
+    # 30 epochs (120 steps): the real command has no pause hook, so the run must still be going when SIGINT lands
+    over = {**OVERRIDES, "model.base": str(tiny_model_dir), "training.epochs": 30}
     data = tmp_path / "messages.jsonl"
     data.write_text("".join(json.dumps({"messages": m}) + "\n" for m in MESSAGES))
     out = tmp_path / "run"
@@ -100,8 +101,8 @@ def test_ctrl_c_marks_the_run_interrupted_and_the_same_command_resumes(tiny_mode
     lines = [l for l in err.splitlines() if l.startswith("kwanzaa.trainer: error:")]
     assert len(lines) == 1 and "training interrupted; resume from" in lines[0] and "Traceback" not in err, err[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "interrupted" and manifest["last_checkpoint"].endswith(tuple(f"checkpoint-{n}" for n in (3, 6, 9)))
+    assert manifest["status"] == "interrupted" and manifest["last_checkpoint"].endswith(tuple(f"checkpoint-{n}" for n in range(3, 120, 3)))
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["resumed_from"] and manifest["metrics"]["global_step"] == 12
+    assert manifest["status"] == "complete" and manifest["resumed_from"] and manifest["metrics"]["global_step"] == 120
