@@ -20,7 +20,7 @@ from .speed import FAST, SpeedFlags
 # %% auto #0
 __all__ = ['VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'LAUNCH_CONFIGS', 'make_tokenizer', 'build_random_model',
            'random_token_dataset', 'bench_config', 'kernel_totals', 'run_variant', 'bench_bundle',
-           'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'package_messages', 'trainer_path',
+           'load_bundle_messages', 'chat_model_dir', 'run_trainer', 'dotted_pairs', 'package_messages', 'trainer_path',
            'run_generation', 'parse_job', 'suite', 'run_launch', 'shard_check', 'run_cpu_recipe', 'main']
 
 # %% ../nbs/08_bench.ipynb #43fcc5d6
@@ -372,6 +372,16 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
                 **(dict(profiled=True, profile=prof.result) if prof else {}))
 
 # %% ../nbs/08_bench.ipynb #cb0b6cd5
+def dotted_pairs(pairs) -> dict:
+    "{dotted key: YAML value} from KEY=VALUE strings (the overrides syntax of `kwanzaa.config`); a clear error otherwise."
+    import yaml
+    out = {}
+    for p in pairs:
+        k, eq, v = str(p).partition("=")
+        if not eq or not k.strip(): raise ValueError(f"{p!r} is not KEY=VALUE (e.g. speed.fused_lora=true)")
+        out[k.strip()] = yaml.safe_load(v)
+    return out
+
 def package_messages(cfg, n:int|None=None) -> list:
     "The first `n` rendered training conversations of the package's data for `cfg` (corpus joined)."
     from kwanzaa.data import example_messages, training_examples
@@ -384,19 +394,16 @@ def trainer_path(spec:str, # plain | fast | PRESET[+key=value...]
                  profile_steps:int=0, # profile this many steps after the warm-up (see run_trainer)
                 ) -> dict:
     "One `run_trainer` record for a --paths entry, tagged with the entry."
-    import yaml
     if spec in ("plain", "fast"): preset, over, fast = "qlora", {}, spec == "fast"
     else:
         preset, *kv = spec.split("+")
-        bad = [k for k in kv if "=" not in k]
-        if bad: raise ValueError(f"trainer path {spec!r}: {bad} is not key=value (PRESET+key=value+...)")
-        over, fast = {k: yaml.safe_load(v) for k, v in (x.split("=", 1) for x in kv)}, False
+        over, fast = dotted_pairs(kv), False
     base = msgs = None
     if model:
         base = loader.resolve_model_path(model)
-        per_step = load_config(preset, overrides=over).training
-        msgs = package_messages(load_config(preset, overrides=over),
-                                (steps + 1) * per_step.per_device_train_batch_size * per_step.gradient_accumulation_steps)
+        cfg = load_config(preset, overrides=over)
+        t = cfg.training
+        msgs = package_messages(cfg, (steps + 1) * t.per_device_train_batch_size * t.gradient_accumulation_steps)
     r = run_trainer(shape if not model else str(model), fast=fast, steps=steps, warmup=warmup, preset=preset,
                     overrides=over, base=base, messages=msgs, profile_steps=profile_steps)
     return dict(r, spec=spec, overrides=over, model=model)
@@ -677,9 +684,7 @@ def main(argv=None):
     "Command-line entry: one | suite | trainer | launch | gen | shard-check."
     a = _parser().parse_args(argv)
     if a.cmd == "cpu":
-        import yaml
-        over = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in a.param)}
-        lev = {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in a.levers.split(",") if p)} or None
+        over, lev = dotted_pairs(a.param), dotted_pairs(p for p in a.levers.split(",") if p) or None
         rec = run_cpu_recipe(a.dtypes.split(","), a.steps, a.warmup, a.threads, profile=a.profile, overrides=over, levers=lev)
         atomic_write_json(a.json, dict(rec, provenance=provenance(command=" ".join(["python -m kwanzaa.bench", *sys.argv[1:]]))))
         for r in rec["rows"]: print(r["row"], r["seconds_per_sequence"], "s per sequence", r["tokens_per_s"], "tokens/s")
