@@ -1,5 +1,6 @@
 """Bad run configurations give one ConfigError naming the file:line or override, the key and what is allowed."""
 import pytest
+import torch
 from kwanzaa.config import ConfigError, RunConfig, apply_overrides, check_device, load_config, resolve_compute_dtype
 
 TRAINING_KEYS = ("epochs, learning_rate, per_device_train_batch_size, gradient_accumulation_steps, optim, "
@@ -243,16 +244,22 @@ DEVICE_CASES = {
     "cuda without CUDA": (["model.device=cuda"], "cpu", None,
                           "'model.device' is 'cuda' but this machine has no CUDA device; "
                           "set model.device=auto or model.device=cpu"),
-    "fp16 weights on CPU": (["model.dtype=float16"], "cpu", None,
-                            "'model.dtype' is 'float16', which needs a GPU; on a CPU use auto or bfloat16 "
-                            "(the fastest there)"),
-    "fp16 4-bit compute on CPU": (["quantization.bnb_4bit_compute_dtype=float16"], "cpu", None,
+    "a GPU preset on a CPU-only machine": ([], "cpu", None,
+                                           "qlora trains 'Qwen/Qwen2.5-1.5B-Instruct' (a model from the Hub, sized for a "
+                                           "GPU) but this machine has no CUDA device: use --preset pilot (a few minutes) "
+                                           "or --preset cpu (the full training set) with the embedded SmolLM2; in Colab "
+                                           "pick a GPU runtime (Runtime > Change runtime type > T4 GPU); or set "
+                                           "model.device=cpu to train it on the CPU anyway"),
+    "fp16 weights on CPU": (["model.device=cpu", "model.dtype=float16"], "cpu", None,
+                            "'model.dtype' is 'float16', which needs a GPU; on a CPU use auto (bf16 where the CPU has "
+                            "native bf16, else float32) or float32"),
+    "fp16 4-bit compute on CPU": (["model.device=cpu", "quantization.bnb_4bit_compute_dtype=float16"], "cpu", None,
                                   "'quantization.bnb_4bit_compute_dtype' is 'float16', which needs a GPU; "
-                                  "on a CPU use auto or bfloat16 (the fastest there)"),
+                                  "on a CPU use auto (bf16 where the CPU has native bf16, else float32) or float32"),
     "bf16 on a T4": (["quantization.bnb_4bit_compute_dtype=bfloat16"], "cuda", (7, 5),
                      "'quantization.bnb_4bit_compute_dtype' is 'bfloat16' but this GPU (compute capability 7.5) "
                      "has no bf16 support; use auto or float16"),
-    "flash attention on CPU": (["model.attn_implementation=flash_attention_2"], "cpu", None,
+    "flash attention on CPU": (["model.device=cpu", "model.attn_implementation=flash_attention_2"], "cpu", None,
                                "'model.attn_implementation' is 'flash_attention_2', which needs a GPU; "
                                "use sdpa on a CPU"),
 }
@@ -267,10 +274,28 @@ def test_device_mismatch(case):
 
 
 def test_device_settings_that_are_fine():
-    "QLoRA with the paged 8-bit optimizer runs on a CPU (bitsandbytes falls back), so it is not an error."
-    assert check_device(load_config("qlora"), device="cpu") == "cpu"
+    "QLoRA with the paged 8-bit optimizer runs on a CPU (bitsandbytes falls back), so it is not an error when asked for."
+    assert check_device(load_config("qlora", overrides=["model.device=cpu"]), device="cpu") == "cpu"
     assert check_device(load_config("qlora"), device="cuda", capability=(7, 5)) == "cuda"
     assert check_device(load_config("cpu"), device="cuda", capability=(8, 9)) == "cpu"
+
+
+@pytest.mark.parametrize("isa,want", [({"avx", "avx2", "fma"}, "float32"), ({"avx2", "avx512_bf16"}, "bfloat16"),
+                                      ({"avx2", "amx_bf16", "amx_tile"}, "bfloat16"), (set(), "float32")])
+def test_auto_dtype_on_a_cpu_follows_its_bf16_instructions(isa, want, monkeypatch):
+    "Both branches, whatever CPU runs the test: bf16 only where the CPU computes it natively."
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert resolve_compute_dtype("auto", "cpu", isa=isa) == getattr(torch, want)
+
+
+def test_onednn_cap_below_bf16_means_float32(monkeypatch):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert resolve_compute_dtype("auto", "cpu", isa={"amx_bf16"}) == torch.float32
+
+
+def test_bf16_by_name_on_a_cpu_without_it_warns():
+    cfg = load_config("pilot", overrides=["model.dtype=bfloat16"])
+    with pytest.warns(UserWarning, match="no native bf16"): check_device(cfg, device="cpu", isa={"avx2"})
 
 
 def test_unknown_compute_dtype():
