@@ -11,13 +11,8 @@ expected = cfg_keys + "lib_name user branch license status min_python audience l
 for o in expected: assert o in cfg, "missing expected setting: {}".format(o)
 setup_cfg = {o:cfg[o] for o in cfg_keys}
 
-licenses = {
-    'apache2': ('Apache Software License 2.0','OSI Approved :: Apache Software License'),
-    'mit': ('MIT License', 'OSI Approved :: MIT License'),
-    'gpl2': ('GNU General Public License v2', 'OSI Approved :: GNU General Public License v2 (GPLv2)'),
-    'gpl3': ('GNU General Public License v3', 'OSI Approved :: GNU General Public License v3 (GPLv3)'),
-    'bsd3': ('BSD License', 'OSI Approved :: BSD License'),
-}
+# SPDX license expressions (setuptools deprecates the `License ::` classifiers in favour of these)
+licenses = {'apache2': 'Apache-2.0', 'mit': 'MIT', 'gpl2': 'GPL-2.0-only', 'gpl3': 'GPL-3.0-only', 'bsd3': 'BSD-3-Clause'}
 statuses = [ '1 - Planning', '2 - Pre-Alpha', '3 - Alpha',
     '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive' ]
 py_versions = '3.11 3.12 3.13'.split()
@@ -25,7 +20,6 @@ py_versions = '3.11 3.12 3.13'.split()
 requirements = shlex.split(cfg.get('requirements', ''))
 if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_requirements', ''))
 min_python = cfg['min_python']
-lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 # extras: every `<name>_requirements` key of settings.ini other than `requirements` and `pip_requirements`
 # (batch_requirements -> pip install "kwanzaa[batch]", dev_requirements -> "kwanzaa[dev]")
 extras = {k[:-len('_requirements')]: shlex.split(cfg[k] or '') for k in cfg
@@ -33,18 +27,19 @@ extras = {k[:-len('_requirements')]: shlex.split(cfg[k] or '') for k in cfg
 
 setuptools.setup(
     name = cfg['lib_name'],
-    license = lic[0],
+    license = licenses.get(cfg['license'].lower(), cfg['license']),
     classifiers = [
         'Development Status :: ' + statuses[int(cfg['status'])],
         'Intended Audience :: ' + cfg['audience'].title(),
         'Natural Language :: ' + cfg['language'].title(),
-    ] + ['Programming Language :: Python :: '+o for o in py_versions[py_versions.index(min_python):]] + (['License :: ' + lic[1] ] if lic[1] else []),
+    ] + ['Programming Language :: Python :: '+o for o in py_versions[py_versions.index(min_python):]],
     url = cfg['git_url'],
-    packages = setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
+    # the data folders (presets, schemas, corpus_data, datasets, templates, accelerate) hold no __init__.py: listing
+    # them as (namespace) packages ships their files without setuptools' "would be ignored" warnings
+    packages = setuptools.find_namespace_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*'], exclude=['*.__pycache__']),
     include_package_data = True,
-    # package data (presets, schemas, notes, datasets) lives beside the code so pip users get it
     package_data = {cfg['lib_name']: ['presets/*.yaml', 'schemas/*.json', 'corpus_data/*', 'corpus_data/**/*',
-                                      'datasets/*', 'templates/*', 'accelerate/*']},
+                                      'datasets/*', 'datasets/specs/*', 'templates/*', 'accelerate/*']},
     install_requires = requirements,
     extras_require = extras,
     dependency_links = cfg.get('dep_links','').split(),
