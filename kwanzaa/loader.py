@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from .config import check_device, file_sha256, resolve_compute_dtype
+from .records import chmod_default
 
 # %% auto #0
 __all__ = ['FAMILIES', 'EMBEDDED', 'HUB_LOGIN_HELP', 'MODEL_MENU', 'ChatFamily', 'LoaderError', 'chat_template', 'detect_family',
@@ -145,16 +146,17 @@ def stop_token_ids(tok) -> list[int]:
         if i is not None and i not in ids and i != tok.pad_token_id: ids.append(i)
     return ids
 
+# %% ../nbs/04_loader.ipynb #d91c2a40
+def cache_dir(environ=None, # the environment to read (default: os.environ)
+             ) -> Path:
+    "The project's cache root: `$KWANZAA_CACHE`, else `$XDG_CACHE_HOME/kwanzaa`, else `~/.cache/kwanzaa`."
+    env = os.environ if environ is None else environ
+    if env.get("KWANZAA_CACHE"): return Path(env["KWANZAA_CACHE"]).expanduser()
+    xdg = Path(env.get("XDG_CACHE_HOME") or "").expanduser()
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return (xdg if xdg.is_absolute() else home / ".cache") / "kwanzaa"   # a relative XDG path is invalid: ignored
+
 # %% ../nbs/04_loader.ipynb #c028
-def cache_dir() -> Path:
-    "The project's cache root: `$KWANZAA_CACHE`, else `~/.cache/kwanzaa`."
-    return Path(os.environ.get("KWANZAA_CACHE") or Path.home() / ".cache" / "kwanzaa")
-
-def _chmod_default(root):
-    "Give a mkdtemp-made tree the permissions a plain mkdir/open would have (mkdtemp uses 0700)."
-    um = os.umask(0); os.umask(um)
-    for p in [Path(root), *Path(root).rglob("*")]: os.chmod(p, (0o777 if p.is_dir() else 0o666) & ~um)
-
 def cached_build(dest, # final directory; returned at once if it exists
                  build, # `build(tmp_dir)` writes the directory's contents into `tmp_dir`
                 ) -> Path:
@@ -171,7 +173,7 @@ def cached_build(dest, # final directory; returned at once if it exists
             tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
             try:
                 build(tmp)
-                _chmod_default(tmp)
+                chmod_default(tmp)
                 os.replace(tmp, dest)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True); raise

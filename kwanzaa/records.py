@@ -10,10 +10,10 @@ from importlib import metadata, resources
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ADAPTER_RECORD', 'file_sha256', 'data_hash', 'atomic_write_text', 'json_text',
-           'atomic_write_json', 'redact', 'redact_file', 'redact_tree', 'versions', 'device_record', 'git_commit',
-           'command_line', 'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname',
-           'read_json', 'adapter_files', 'peak_gib']
+__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ADAPTER_RECORD', 'file_sha256', 'data_hash', 'umask_mode', 'atomic_write_text',
+           'json_text', 'atomic_write_json', 'chmod_default', 'redact', 'redact_file', 'redact_tree', 'versions',
+           'device_record', 'git_commit', 'command_line', 'provenance', 'fingerprint', 'changed_parts',
+           'RunLockedError', 'RunLock', 'arm_dirname', 'read_json', 'adapter_files', 'peak_gib']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -34,11 +34,14 @@ def data_hash(paths) -> str|None:
     return h.hexdigest()
 
 # %% ../nbs/01a_records.ipynb #9347b43a
+def umask_mode(is_dir:bool=False) -> int:
+    "The mode a plain `open` (0666) or `mkdir` (0777) gives a new file or folder under this process's umask."
+    umask = os.umask(0o022); os.umask(umask)
+    return (0o777 if is_dir else 0o666) & ~umask
+
 def _file_mode(path:Path) -> int:
     "The mode for a new file at `path`: the old file's, else what the umask allows."
-    if path.exists(): return path.stat().st_mode & 0o777
-    umask = os.umask(0); os.umask(umask)
-    return 0o666 & ~umask
+    return path.stat().st_mode & 0o777 if path.exists() else umask_mode()
 
 def atomic_write_text(path, # the file to write; parent directories are created
                       text:str, encoding:str="utf-8") -> Path:
@@ -68,6 +71,14 @@ def json_text(obj, indent:int|None=2) -> str:
 def atomic_write_json(path, obj, indent:int=2) -> Path:
     "Write `obj` as JSON to `path` atomically (Paths and pydantic models are converted)."
     return atomic_write_text(path, json_text(obj, indent) + "\n")
+
+# %% ../nbs/01a_records.ipynb #b2d4f6a8
+def chmod_default(root) -> Path:
+    "Give a tree built in a `tempfile.mkdtemp` folder the modes a plain mkdir/open would give (links left alone)."
+    root = Path(root)
+    for p in [root, *root.rglob("*")]:
+        if not p.is_symlink(): os.chmod(p, umask_mode(p.is_dir()))
+    return root
 
 # %% ../nbs/01a_records.ipynb #16194d21
 _SECRET_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|CREDENTIALS?)(_|$)", re.I)

@@ -13,7 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from .config import is_qlora, resolve_compute_dtype
-from .records import ADAPTER_RECORD, atomic_write_json, atomic_write_text, file_sha256, provenance, redact
+from .records import ADAPTER_RECORD, atomic_write_json, atomic_write_text, chmod_default, file_sha256, provenance, redact
 from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_param_count, model_device,
                             resolve_model_path, trainable_report)
 from . import speed
@@ -24,8 +24,8 @@ from .data import load_conversations, training_examples  # re-exported: the trai
 __all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'save_adapter_tensors', 'JsonlLog',
            'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint',
            'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths', 'check_lengths', 'TrainResult',
-           'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer', 'make_adapter_record', 'train', 'memory_report',
-           'describe_adapter', 'main']
+           'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer', 'make_adapter_record', 'interrupted_message',
+           'train', 'memory_report', 'describe_adapter', 'main']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -124,22 +124,26 @@ def _record(line:str) -> dict|None:
     except ValueError: return None
 
 class JsonlLog(TrainerCallback):
-    "Append every trainer log to a JSONL file with throughput and memory."
-    def __init__(self, path): self.path, self.last = Path(path), None
+    "Append every trainer log to a JSONL file with throughput, memory, the total steps and the time left."
+    def __init__(self, path): self.path, self.last, self.start = Path(path), None, None
     def on_train_begin(self, args, state, control, **kw):
         if not state.is_world_process_zero: return   # one log per run, written by rank 0
         if self.path.exists():   # a resumed run: keep only what happened up to the checkpoint
             keep = [l for l in self.path.read_text().splitlines() if (r := _record(l)) and r["step"] <= state.global_step]
             atomic_write_text(self.path, "".join(l + "\n" for l in keep))
         self.last = (time.perf_counter(), state.num_input_tokens_seen)
+        self.start = (self.last[0], state.global_step)   # the ETA counts this process's steps (a resumed run too)
     def on_log(self, args, state, control, logs=None, **kw):
         if not state.is_world_process_zero: return
         now, seen = time.perf_counter(), state.num_input_tokens_seen
-        rec = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
+        rec = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0.0, 4),
                **{k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}}
         if "loss" in rec and self.last and now > self.last[0]:
             rec["tokens_per_s"] = round((seen - self.last[1]) / (now - self.last[0]), 1)
             self.last = (now, seen)
+        if self.start and state.global_step > self.start[1]:
+            per = (now - self.start[0]) / (state.global_step - self.start[1])
+            rec["eta_s"] = round(per * max(state.max_steps - state.global_step, 0), 1)
         rec.update(tokens_seen=seen, rss_mb=round(_rss_mb(), 1), **peak_memory(),
                    time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         with open(self.path, "a") as f: f.write(json.dumps(rec) + "\n")
@@ -435,6 +439,14 @@ def _gpu_memory(dev) -> dict:
     return {"gpu_allocated_after_load_mb": round(torch.cuda.memory_allocated(dev) / 2**20, 1),
             "gpu_total_mb": round(torch.cuda.get_device_properties(dev).total_memory / 2**20, 1)}
 
+# %% ../nbs/05_trainer.ipynb #f1a2b3c4
+def interrupted_message(last_checkpoint=None, # the newest checkpoint when training stopped; None: none was saved yet
+                       ) -> str:
+    "What Ctrl-C during training tells the user: where the same command resumes from, or that it starts over."
+    again = "run the same command again (or train(...) with resume=True)"
+    if last_checkpoint: return f"training interrupted; resume from {last_checkpoint}: {again}"
+    return f"training interrupted before the first checkpoint was saved; {again} to start over"
+
 # %% ../nbs/05_trainer.ipynb #9ceb97b5
 def train(cfg, # RunConfig
           out_dir, # run directory (see the layout at the top)
@@ -473,8 +485,7 @@ def train(cfg, # RunConfig
         last = list_checkpoints(ckpt_dir)
         if main: _manifest(out, base_manifest, status="interrupted", resumed_from=resumed,
                            last_checkpoint=str(last[-1]) if last else None)
-        raise TrainError(f"training interrupted; {'resume from ' + str(last[-1]) if last else 'no checkpoint yet'} "
-                         "by running the same command again (or train(...) with resume=True)") from None
+        raise TrainError(interrupted_message(last[-1] if last else None)) from None
     t_train = time.perf_counter() - t1
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     result = {"global_step": trainer.state.global_step, "train_loss": out_train.metrics.get("train_loss"),
@@ -497,6 +508,7 @@ def train(cfg, # RunConfig
     (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
     atomic_write_text(tmp / "README.md", redact(model_card(cfg, data, result, detect_family(tok))))
     atomic_write_json(tmp / ADAPTER_RECORD, make_adapter_record(cfg, tok))
+    chmod_default(tmp)   # mkdtemp made it 0700: the adapter gets the modes a plain mkdir/open would give
     shutil.rmtree(adapter_dir, ignore_errors=True); os.replace(tmp, adapter_dir)
     plot = plot_loss(log_path, out / "loss.png")
     manifest = {**base_manifest, "kind": "train", "status": "complete", "resumed_from": resumed,
