@@ -566,7 +566,9 @@ def resolve_compute_dtype(name:str, # one of DTYPES: auto, bfloat16, float16, fl
     return torch.float32
 
 # %% ../nbs/01_config.ipynb #c045
-def _is_hub_id(base:str) -> bool: return not base.startswith("embedded:") and not Path(base).expanduser().exists()
+def _is_hub_id(base:str) -> bool:
+    "True for a Hub model id ('org/name'), False for an embedded model or a local path (existing or not)."
+    return bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", base)) and not base.startswith(".") and not Path(base).exists()
 
 def _check_cpu_dtype(key:str, name:str, isa=None):
     if name == "float16":
@@ -581,13 +583,14 @@ def check_device(cfg:RunConfig, # the run configuration
                  device=None, # the device this machine offers ("cpu", "cuda"); None: detect it
                  capability:tuple|None=None, # (major, minor) of the GPU; None: ask torch
                  isa:set|None=None, # the CPU's instruction-set flags; None: this CPU's
+                 training:bool=True, # False: loading for inference, where a Hub model on a CPU is the user's choice
                 ) -> str:
     "The device type the run will use; raises ConfigError for settings this machine cannot honour."
     found, want = _device_type(device), cfg.model.device
     if want == "cuda" and found != "cuda":
         raise ConfigError("'model.device' is 'cuda' but this machine has no CUDA device; "
                           "set model.device=auto or model.device=cpu")
-    if want == "auto" and found == "cpu" and _is_hub_id(cfg.model.base):
+    if training and want == "auto" and found == "cpu" and _is_hub_id(cfg.model.base):
         raise ConfigError(f"{cfg.name or 'this configuration'} trains {cfg.model.base!r} (a model from the Hub, sized for "
                           "a GPU) but this machine has no CUDA device: use --preset pilot (a few minutes) or --preset cpu "
                           "(the full training set) with the embedded SmolLM2; in Colab pick a GPU runtime (Runtime > "

@@ -12,14 +12,15 @@ from typing import Optional, Sequence
 import torch
 
 from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSONAS, core_json_schema, core_to_text,
-                              parse, assemble)
+                              check_consistency, parse, assemble)
 from .prompt import render_messages
+from .config import check_device
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
 
 # %% auto #0
 __all__ = ['FALLBACK_CORE', 'MAX_QUESTION_CHARS', 'InferenceError', 'adapter_record', 'load_for_inference', 'prompt_text',
-           'Generation', 'core_grammar_text', 'compiled_core_grammar', 'generate', 'refusal_core', 'ask',
-           'compare_batching']
+           'Generation', 'core_grammar_text', 'compiled_core_grammar', 'GrammarProcessor', 'generate', 'refusal_core',
+           'Asker', 'ask', 'compare_batching']
 
 # %% ../nbs/06_inference.ipynb #c007
 class InferenceError(ValueError):
@@ -125,6 +126,7 @@ def load_for_inference(cfg_or_base, # a RunConfig, or a model name/dir ("embedde
     cfg = _config_for(cfg_or_base)
     rec = adapter_record(adapter) if adapter is not None and check_base else None
     if rec: _check_base(adapter, rec, cfg)   # names only: before anything is loaded
+    if device is None: device = check_device(cfg, training=False)   # the dtype checks, not the training-only ones
     try: model, tok = load_model_and_tokenizer(cfg, device=device, quantize=quantize, padding_side="left")
     except (OSError, LoaderError) as e: raise InferenceError(f"cannot load base model {cfg.model.base!r}: {e}") from e
     if adapter is not None:
@@ -183,14 +185,35 @@ def compiled_core_grammar(tok, # the generation tokenizer
     if n_passages not in cache: cache[n_passages] = compiler.compile_grammar(core_grammar_text(n_passages))
     return cache[n_passages]
 
+# %% ../nbs/06_inference.ipynb #gp02
+class GrammarProcessor:
+    "A logits processor that masks each row to its compiled grammar, the row's matcher first advanced past its prefix."
+    def __init__(self, grammars:list, # compiled grammars, one per row
+                 prefixes:Sequence[str]|None=None): # text each row's answer already starts with
+        import xgrammar as xgr
+        self.matchers = [xgr.GrammarMatcher(g) for g in grammars]
+        for m, p in zip(self.matchers, prefixes or []):
+            if p and not m.accept_string(p): raise InferenceError(f"{_clip(p)} is not the start of an answer core")
+        self.mask = xgr.allocate_token_bitmask(len(grammars), grammars[0].tokenizer_info.vocab_size)
+        self.started = False
+
+    def __call__(self, input_ids:torch.LongTensor, scores:torch.FloatTensor) -> torch.FloatTensor:
+        import xgrammar as xgr
+        for i, m in enumerate(self.matchers):
+            if self.started and not m.is_terminated(): m.accept_token(int(input_ids[i, -1]))
+            if not m.is_terminated(): m.fill_next_token_bitmask(self.mask, i)
+        self.started = True
+        xgr.apply_token_bitmask_inplace(scores, self.mask.to(scores.device))
+        return scores
+
 # %% ../nbs/06_inference.ipynb #c019
 def _stop_position(ids:list[int], stops:set[int]) -> int|None:
     return next((i for i, t in enumerate(ids) if t in stops), None)
 
-def _finish(tok, ids:list[int], stops:set[int], constrained:bool, n_passages) -> Generation:
+def _finish(tok, ids:list[int], stops:set[int], constrained:bool, n_passages, prefix:str="") -> Generation:
     pos = _stop_position(ids, stops)
     kept = ids if pos is None else ids[:pos]
-    raw = tok.decode(kept, skip_special_tokens=True)
+    raw = prefix + tok.decode(kept, skip_special_tokens=True)
     g = Generation(text=raw, raw=raw, n_new_tokens=len(ids) if pos is None else pos + 1, stopped=pos is not None)
     if constrained:
         if not g.stopped: g.fallback = "budget"
@@ -206,7 +229,8 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
              batch_size:int=8, # rows per generate() call
              constrained:bool=False, # constrain to the answer-core JSON Schema (needs n_passages)
              n_passages:int|Sequence[int]|None=None, # passages in each prompt (one int for all, or one per row)
-             prefixes:Sequence[str]|None=None, # text the answer must start with, per row (unconstrained rows only)
+             prefixes:Sequence[str]|None=None, # text the answer must start with, per row (held to the grammar if constrained)
+             cache=None, # the KV cache of the one prompt's leading tokens (Asker's status pass); one prompt only
             ) -> list[Generation]:
     "Greedy, batched generation that stops at the end-of-turn token; results in input order."
     from transformers import GenerationConfig, LogitsProcessorList
@@ -219,8 +243,8 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
     _int_arg("batch_size", batch_size, 1); _int_arg("max_new_tokens", max_new_tokens, 1)
     if tok.padding_side != "left": raise InferenceError("generation needs a left-padding tokenizer "
                                                         "(load_for_inference sets it; or tok.padding_side = 'left')")
-    if prefixes is not None and (constrained or len(prefixes) != n):
-        raise InferenceError("prefixes need one string per prompt and constrained=False (the grammar starts at '{')")
+    if prefixes is not None and len(prefixes) != n: raise InferenceError(f"prefixes has {len(prefixes)} values for {n} prompts")
+    if cache is not None and n != 1: raise InferenceError("a prompt cache is for one prompt")
     pre = list(prefixes) if prefixes is not None else [""] * n
     prompts = [prompt_text(tok, m) + p for m, p in zip(message_lists, pre)]
     lengths = [len(tok(p, add_special_tokens=False).input_ids) for p in prompts]
@@ -235,15 +259,14 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
         enc = enc.to(model.device)
         procs = None
         if constrained:
-            import xgrammar as xgr
             grammars = [compiled_core_grammar(tok, ns[i], model.config.vocab_size) for i in rows]
-            procs = LogitsProcessorList([xgr.contrib.hf.LogitsProcessor(grammars)])  # new per call: it is stateful
+            procs = LogitsProcessorList([GrammarProcessor(grammars, [pre[i] for i in rows])])  # new per call: stateful
         with torch.inference_mode():
-            seqs = model.generate(**enc, generation_config=gc, logits_processor=procs)
+            seqs = model.generate(**enc, generation_config=gc, logits_processor=procs,
+                                  **({"cache": cache} if cache is not None else {}))
         new = seqs[:, enc["input_ids"].shape[1]:].tolist()
         for i, ids in zip(rows, new):
-            out[i] = _finish(tok, ids, set(stops), constrained, ns[i])
-            if pre[i]: out[i].text = out[i].raw = pre[i] + out[i].raw
+            out[i] = _finish(tok, ids, set(stops), constrained, ns[i], pre[i])
     return out
 
 # %% ../nbs/06_inference.ipynb #c029
@@ -262,14 +285,6 @@ def _unsupported(core:AnswerCore, toggles:Toggles) -> str|None:
     return None
 
 # %% ../nbs/06_inference.ipynb #ed870531
-_DEFAULTS = {}  # cached default model/tokenizer/retriever for ask() without explicit ones
-
-def _default_retriever(cfg):
-    if "retriever" not in _DEFAULTS:
-        from kwanzaa.corpus import Retriever, build_corpus
-        _DEFAULTS["retriever"] = Retriever(build_corpus(cfg.data.sources_dir))
-    return _DEFAULTS["retriever"]
-
 MAX_QUESTION_CHARS = 2000  # a question longer than this is refused (a pasted document, not a question)
 
 def _check_question(question) -> str:
@@ -291,54 +306,133 @@ def _config_for_adapter(adapter_dir):
     if rec.get("method") in ("qlora", "lora"): over["adapter.method"] = rec["method"]   # load the base as it was trained
     return load_config("qlora", overrides=over)
 
+# %% ../nbs/06_inference.ipynb #ask01
+def _merged(model):
+    "A PeftModel with its LoRA folded into an unquantized base (one matmul per projection); other models as they are."
+    base = getattr(getattr(model, "base_model", None), "model", None)
+    if base is None or not hasattr(model, "merge_and_unload"): return model
+    if getattr(base, "hf_quantizer", None) is not None or getattr(base, "is_loaded_in_4bit", False): return model
+    return model.merge_and_unload().eval()
+
+def _status_pass(model, tok, prompt:str):
+    "P(status) after `prompt + STATUS_PREFIX`, the KV cache of that text, and its token ids."
+    from kwanzaa.calibrate import STATUS_PREFIX, status_token_ids
+    ids, full = status_token_ids(tok), tok(prompt + STATUS_PREFIX, add_special_tokens=False).input_ids
+    with torch.inference_mode():
+        out = model(input_ids=torch.tensor([full], device=model.device), use_cache=True, logits_to_keep=1)
+    p = torch.softmax(out.logits[0, -1].float(), -1)[list(ids.values())]
+    return dict(zip(ids, (p / p.sum()).tolist())), out.cache, full
+
+def _reuse(cache, cached:list[int], ids:list[int]):
+    "`cache` cut to the tokens it shares with `ids`, less ids' last (generation reads that one); None if unusable."
+    if cache is None or not hasattr(cache, "crop"): return None
+    keep = next((i for i, (a, b) in enumerate(zip(cached, ids)) if a != b), min(len(cached), len(ids)))
+    keep = min(keep, len(ids) - 1)
+    if keep < 1: return None
+    cache.crop(keep - len(cached))
+    return cache
+
+# %% ../nbs/06_inference.ipynb #ask03
+class Asker:
+    "Loads a base (+ adapter), retriever and calibration once; `asker(question)` answers like `ask()`, timed per step."
+    def __init__(self, adapter_dir=None, # a trained adapter; None: the base model alone
+                 cfg=None, # a RunConfig; default: the qlora preset on the adapter's recorded base and method
+                 model=None, tok=None, # already loaded (load_for_inference); default: loaded here
+                 retriever=None, # a kwanzaa.corpus.Retriever; default: BM25 over the configured corpus
+                 calibrated:bool|None=None, # the adapter's refusal threshold: True requires it, None uses it if present
+                 merge:bool=True): # fold the LoRA into an unquantized base the Asker loads itself (faster answers)
+        from kwanzaa.config import load_config
+        self.adapter_dir = adapter_dir
+        self.cfg = cfg or (_config_for_adapter(adapter_dir) if adapter_dir is not None else load_config("qlora"))
+        if model is None or tok is None:
+            model, tok = load_for_inference(self.cfg, adapter_dir)
+            if merge: model = _merged(model)
+        self.model, self.tok = model, tok
+        if retriever is None:
+            from kwanzaa.corpus import Retriever, build_corpus
+            retriever = Retriever(build_corpus(self.cfg.data.sources_dir))
+        self.retriever, self.calibration, self.timings = retriever, None, {}
+        if adapter_dir is not None and calibrated is not False:
+            from kwanzaa.calibrate import load_calibration
+            self.calibration = load_calibration(adapter_dir, self.cfg.model.base, required=bool(calibrated))
+
+    def __call__(self, question:str, persona:str="educator", k:int|None=None, toggles:Toggles|None=None,
+                 constrained:bool=True, max_new_tokens:int|None=None, namespaces=None) -> AnswerDocument:
+        "Answer `question` (arguments as in `ask`); `self.timings` holds the seconds of each step."
+        question, toggles = _check_question(question), _check_toggles(persona, toggles)
+        cfg, t0 = self.cfg, time.perf_counter()
+        k = _int_arg("k", cfg.eval.top_k if k is None else k, 0, MAX_PASSAGES)
+        max_new_tokens = _int_arg("max_new_tokens", cfg.eval.max_new_tokens if max_new_tokens is None else max_new_tokens, 1)
+        if namespaces is None and toggles.primary_sources_only: namespaces = "primary_sources"
+        hits = [(c, s) for c, s in self.retriever.search(question, k=k, namespaces=namespaces) if s > 0] if k else []
+        chunks, scores = [c for c, _ in hits], [float(s) for _, s in hits]
+        doc = lambda core: assemble(core, chunks, question, persona=persona, toggles=toggles, scores=scores, top_k=k)
+        self.timings = {"retrieve_s": time.perf_counter() - t0}
+        if not chunks: return doc(refusal_core("no passage in the corpus matches the question"))
+        core = _answer_core(self, [render_messages(question, chunks, persona, toggles)], len(chunks), constrained, max_new_tokens)
+        return doc(_checked_core(core, toggles))
+
+# %% ../nbs/06_inference.ipynb #ask04
+def _check_toggles(persona, toggles) -> Toggles:
+    if persona not in PERSONAS: raise InferenceError(f"persona must be one of {', '.join(PERSONAS)}; got {_clip(persona)}")
+    if toggles is not None and not isinstance(toggles, Toggles):
+        raise InferenceError(f"toggles must be a kwanzaa.contract.Toggles; got {type(toggles).__name__}")
+    return toggles or Toggles()
+
+def _checked_core(core, toggles:Toggles) -> AnswerCore:
+    "The core to show: a refusal instead of an unparsed, unsupported or inconsistent (markers vs citations) answer."
+    if isinstance(core, str): return refusal_core(f"the model output was not a valid answer ({core})")
+    if (why := _unsupported(core, toggles)): return refusal_core(why)
+    if core.status in ("answered", "partial") and (bad := [p for p in check_consistency(core, toggles) if "marker" in p]):
+        return refusal_core(f"the model's answer and citations disagree: {bad[0]}")
+    return core
+
+def _answer_core(asker, msgs:list, # one chat, in a list (render_messages)
+                 n:int, constrained:bool, max_new_tokens:int):
+    "The parsed core for one prompt of `n` passages (an error kind string if it does not parse); times each step."
+    from kwanzaa.calibrate import STATUS_PREFIX, decide
+    t, cache, prefix = time.perf_counter(), None, ""
+    if asker.calibration is not None:
+        prompt = prompt_text(asker.tok, msgs[0])
+        probs, cache, cached = _status_pass(asker.model, asker.tok, prompt)
+        status = decide(probs, asker.calibration.threshold)
+        asker.timings["decide_s"] = time.perf_counter() - t
+        if status == "refused": return refusal_core("the calibrated decision refused")
+        prefix = f'{STATUS_PREFIX}{status}"'   # the answer starts from the decided status, the grammar holds the rest
+        cache = _reuse(cache, cached, asker.tok(prompt + prefix, add_special_tokens=False).input_ids)
+    t = time.perf_counter()
+    g = generate(asker.model, asker.tok, msgs, batch_size=1, max_new_tokens=max_new_tokens, constrained=constrained,
+                 n_passages=n, prefixes=[prefix], cache=cache)[0]
+    asker.timings.update(generate_s=time.perf_counter() - t, new_tokens=g.n_new_tokens)
+    r = parse(g.text, n_passages=n)
+    return r.core if r.ok else r.error_kind
+
 # %% ../nbs/06_inference.ipynb #78075f7a
+_ASKERS = {}  # (base, adapter, calibrated) -> the Asker ask() keeps for this process
+
 def ask(question:str, # the user's question
         persona:str="educator", # one of kwanzaa.contract.PERSONAS
         k:int|None=None, # passages to retrieve (at most MAX_PASSAGES); default cfg.eval.top_k
         toggles:Toggles|None=None, # require_citations, primary_sources_only, creative_mode
-        model=None, tok=None, # from load_for_inference; default: cfg's base model (+ adapter_dir)
+        model=None, tok=None, # from load_for_inference; default: cfg's base model (+ adapter_dir), loaded once
         retriever=None, # a kwanzaa.corpus.Retriever; default: BM25 over the built corpus
         cfg=None, # a RunConfig; default: the qlora preset on the adapter's recorded base (or the preset's own base)
-        adapter_dir=None, # adapter for the default model
+        adapter_dir=None, # adapter for the default model (and its calibration.json)
         constrained:bool=True, # schema-constrained decoding
         max_new_tokens:int|None=None, # >= 1; default cfg.eval.max_new_tokens
         namespaces=None, # corpus namespaces to search (default: the retriever's; primary_sources_only narrows it)
         calibrated:bool|None=None, # use the adapter's refusal threshold (calibration.json); None: when it has one
        ) -> AnswerDocument:
     "Answer `question` from retrieved passages as a validated kwanzaa.answer.v1 document (a refusal if unanswerable)."
-    question = _check_question(question)
-    if persona not in PERSONAS: raise InferenceError(f"persona must be one of {', '.join(PERSONAS)}; got {_clip(persona)}")
-    if toggles is not None and not isinstance(toggles, Toggles):
-        raise InferenceError(f"toggles must be a kwanzaa.contract.Toggles; got {type(toggles).__name__}")
-    toggles = toggles or Toggles()
-    if cfg is None:
-        from kwanzaa.config import load_config
-        cfg = _config_for_adapter(adapter_dir) if adapter_dir is not None else load_config("qlora")
-    k = _int_arg("k", cfg.eval.top_k if k is None else k, 0, MAX_PASSAGES)
-    max_new_tokens = _int_arg("max_new_tokens", cfg.eval.max_new_tokens if max_new_tokens is None else max_new_tokens, 1)
-    if retriever is None: retriever = _default_retriever(cfg)
-    if namespaces is None and toggles.primary_sources_only: namespaces = "primary_sources"
-    hits = [(c, s) for c, s in retriever.search(question, k=k, namespaces=namespaces) if s > 0] if k else []
-    chunks, scores = [c for c, _ in hits], [float(s) for _, s in hits]
-    doc = lambda core: assemble(core, chunks, question, persona=persona, toggles=toggles, scores=scores, top_k=k)
-    if not chunks: return doc(refusal_core("no passage in the corpus matches the question"))
-    if model is None or tok is None:
-        key = ("model", str(cfg.model.base), str(adapter_dir))
-        if key not in _DEFAULTS: _DEFAULTS[key] = load_for_inference(cfg, adapter_dir)
-        model, tok = _DEFAULTS[key]
-    msgs = [render_messages(question, chunks, persona, toggles)]
-    g = generate(model, tok, msgs, batch_size=1, max_new_tokens=max_new_tokens, constrained=constrained,
-                 n_passages=len(chunks))[0]
-    if adapter_dir is not None and calibrated is not False:
-        from kwanzaa.calibrate import apply_decision, decide, load_calibration, status_probabilities
-        cal = load_calibration(adapter_dir, cfg.model.base, required=bool(calibrated))
-        if cal is not None:
-            g = apply_decision(model, tok, msgs, [g], [decide(status_probabilities(model, tok, msgs)[0], cal.threshold)],
-                               max_new_tokens, n_passages=[len(chunks)])[0]
-    r = parse(g.text, n_passages=len(chunks))
-    if not r.ok: return doc(refusal_core(f"the model output was not a valid answer ({r.error_kind})"))
-    if (why := _unsupported(r.core, toggles)): return doc(refusal_core(why))
-    return doc(r.core)
+    _check_question(question); _check_toggles(persona, toggles)
+    if model is not None and tok is not None:
+        asker = Asker(adapter_dir, cfg, model, tok, retriever, calibrated)
+    else:
+        key = (str(cfg.model.base) if cfg is not None else None, str(adapter_dir), calibrated)
+        if key not in _ASKERS: _ASKERS[key] = Asker(adapter_dir, cfg, retriever=retriever, calibrated=calibrated)
+        asker = _ASKERS[key]
+        if retriever is not None: asker.retriever = retriever
+    return asker(question, persona, k, toggles, constrained, max_new_tokens, namespaces)
 
 # %% ../nbs/06_inference.ipynb #c036
 def compare_batching(model, tok, # from load_for_inference
