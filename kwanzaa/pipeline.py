@@ -4,7 +4,8 @@
 
 # %% ../nbs/09_pipeline.ipynb #c003
 from __future__ import annotations
-import argparse, difflib, itertools, json, os, shlex, shutil, sys, tempfile, time
+import argparse, contextlib, difflib, itertools, json, logging, os, re, shlex, shutil, sys, tempfile, threading, time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -17,9 +18,10 @@ from .records import (RunLock, RunLockedError, adapter_files, atomic_write_json,
 # %% auto #0
 __all__ = ['STEPS', 'SHORTCUTS', 'SWEEP_KEYS', 'SELECT', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters',
            'as_overrides', 'shortcut_overrides', 'notebook_config', 'split_params', 'check_params', 'check_inputs',
-           'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'run_step', 'smoke_overrides', 'run', 'read_run',
-           'sweep_runs', 'compare_runs', 'select_best', 'comparison_markdown', 'plot_comparison', 'sweep', 'gate',
-           'plan', 'decision_markdown', 'main']
+           'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration', 'progress_line', 'LogTail',
+           'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides', 'run', 'read_run', 'sweep_runs',
+           'compare_runs', 'select_best', 'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan',
+           'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message', 'main']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -118,16 +120,22 @@ def check_params(steps:Sequence[str], preset:str, overrides:list[str], params:di
 def check_inputs(cfg, # the resolved RunConfig
                  steps:Sequence[str]=STEPS, # the steps that will run: training reads data.train/validation, evaluation data.golden
                 ):
-    "Raise RunError if a dataset the run will read does not exist."
-    from kwanzaa.data import DataError, dataset_path
+    "Raise RunError if a dataset the run will read is missing or holds a bad record (`file:line: field ...: message`)."
+    from kwanzaa.corpus import CorpusError, build_corpus
+    from kwanzaa.data import DataError, dataset_path, load_dataset
     keys = (("train", "validation") if "train" in steps else ()) + (("golden",) if "evaluate" in steps else ())
-    for k in keys:
-        ref = getattr(cfg.data, k)
-        if ref is None: continue
-        try: p = dataset_path(str(ref))
+    refs = {k: str(getattr(cfg.data, k)) for k in keys if getattr(cfg.data, k) is not None}
+    for k, ref in refs.items():
+        try: p = dataset_path(ref)
         except DataError as e: raise RunError(f"data.{k}: {e}") from None
         if not p.is_file(): raise RunError(f"data.{k}: dataset file {_short(str(p))} does not exist; pass an existing JSONL "
                                            "file or a packaged split (train, validation, golden, pilot)")
+    if not refs: return
+    try: corpus = build_corpus(cfg.data.sources_dir)   # what the notebooks check chunk ids against
+    except CorpusError as e: raise RunError(f"data.sources_dir: {e}") from None
+    for k, ref in refs.items():
+        try: load_dataset(ref, corpus)   # the notebooks' own loader and validator
+        except DataError as e: raise RunError(f"data.{k}: {e}") from None
 
 # %% ../nbs/09_pipeline.ipynb #c017
 _RUN_FILES = (".kwanzaa.lock", "train.config.yaml", "evaluate.config.yaml", "train.done.json", "evaluate.done.json",
@@ -202,53 +210,182 @@ def _clear_eval(out:Path, eval_dir:str):
     for pred in e.glob("*/predictions.jsonl"): shutil.rmtree(pred.parent, ignore_errors=True)
     for f in ("comparison.json", "report.md", "metrics.png", "by_persona.png", "human_review.csv"): (e / f).unlink(missing_ok=True)
 
+# %% ../nbs/09_pipeline.ipynb #a23t0002
+def duration(seconds:float) -> str:
+    "Seconds as a person reads them: 42s, 3m05s, 1h02m."
+    s = int(round(seconds))
+    if s < 60: return f"{s}s"
+    return f"{s // 60}m{s % 60:02d}s" if s < 3600 else f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+def progress_line(rec:dict, # one record of a run's train_log.jsonl
+                 ) -> str|None:
+    "One terminal line for a training-log record: step/total, loss, tokens/s, ETA; None for the run's closing record."
+    num = lambda k: isinstance(rec.get(k), (int, float)) and not isinstance(rec.get(k), bool)
+    total = rec.get("max_steps") if num("max_steps") and rec["max_steps"] > 0 else None
+    at = f"step {rec.get('step')}" + (f"/{total}" if total else "")
+    if num("loss"):
+        parts = [at, f"loss {rec['loss']:.4f}"] + ([f"{rec['tokens_per_s']:,.0f} tokens/s"] if num("tokens_per_s") else [])
+        return "[train] " + " | ".join(parts + ([f"ETA {duration(rec['eta_s'])}"] if num("eta_s") else []))
+    if num("eval_loss"): return f"[train] {at} | validation loss {rec['eval_loss']:.4f}"
+    return None
+
+# %% ../nbs/09_pipeline.ipynb #a23t0005
+def _log_record(line:str) -> dict|None:
+    try: r = json.loads(line) if line.strip() else None
+    except ValueError: return None
+    return r if isinstance(r, dict) else None
+
+def _written_since(rec:dict, t0:float) -> bool:
+    "Whether a log record was written at or after `t0` (a record without a readable time counts as new)."
+    try: return datetime.fromisoformat(rec["time"]).timestamp() >= int(t0)
+    except (KeyError, TypeError, ValueError): return True
+
+class LogTail:
+    "Print a train_log.jsonl's new records as progress lines while a step runs: `with LogTail(path): ...`."
+    def __init__(self, path, since:float|None=None, # records written before this time.time() are an earlier run's
+                 interval:float=1.0, out=None): # seconds between reads; where lines go (default: sys.stdout)
+        self.path, self.since, self.interval, self.out = Path(path), time.time() if since is None else since, interval, out
+        self.seen, self._stop, self._thread = 0, threading.Event(), None
+    def poll(self) -> list[str]:
+        "Print (and return) the lines of the records written since the last call."
+        try: text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError): return []
+        recs = [r for r in map(_log_record, text.split("\n")[:-1]) if r and _written_since(r, self.since)]  # whole lines
+        lines = [l for l in map(progress_line, recs[self.seen:]) if l]
+        self.seen = len(recs)
+        for l in lines: print(l, file=self.out or sys.stdout, flush=True)
+        return lines
+    def _loop(self):
+        while not self._stop.wait(self.interval): self.poll()
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._loop, name="kwanzaa-log-tail", daemon=True)
+        self._thread.start(); return self
+    def __exit__(self, *exc):
+        self._stop.set(); self._thread.join(); self.poll()
+        return False
+
+# %% ../nbs/09_pipeline.ipynb #a23t0008
+def _pct(v) -> str: return "n/a" if v is None else f"{v:.0%}"
+def _loss(v) -> str: return "n/a" if v is None else f"{v:.4f}"
+
+def step_summary(step:str, # 'train' or 'evaluate'
+                 out, # the run directory
+                 done:dict, # what run_step returned (its done marker)
+                 eval_dir:str="eval", # the evaluation's folder under `out`
+                ) -> str:
+    "The one line a step leaves in the terminal: skipped, or its time and results (losses and adapter; metrics per arm)."
+    out = Path(out)
+    if done.get("skipped"): return f"[kwanzaa] {step}: finished before with the same inputs, skipped -> {done.get('notebook')}"
+    parts = [f"[kwanzaa] {step}: done in {duration(done.get('seconds') or 0)}"]
+    if step == "train":
+        m = read_json(out/"manifest.json", {}); r = m.get("metrics") or {}
+        parts += [f"step {r.get('global_step')}", f"train loss {_loss(r.get('train_loss'))}",
+                  f"validation loss {_loss(r.get('eval_loss'))}", f"adapter {(m.get('outputs') or {}).get('adapter') or out/'adapter'}"]
+    elif step == "evaluate":
+        for arm, m in read_json(out/eval_dir/"comparison.json", {}).items():
+            parts.append(f"{arm}: JSON-valid {_pct(m.get('json_parse_rate'))}, citation coverage {_pct(m.get('citation_coverage'))}, "
+                         f"refusal precision {_pct(m.get('refusal_precision'))}")
+        parts.append(f"report {out/eval_dir/'report.md'}")
+    return " | ".join(parts)
+
+# %% ../nbs/09_pipeline.ipynb #a23t0011
+def failed_cell(nb_path, # the executed notebook papermill saved
+                cell_index:int, # PapermillExecutionError.cell_index: the failed cell's index among the cells that ran
+               ) -> str:
+    "Where a cell is, as a person finds it: 'code cell N of M, under HEADING (FIRST LINE)'."
+    tags = lambda c: c.get("metadata", {}).get("tags", [])
+    cells = [c for c in json.loads(Path(nb_path).read_text(encoding="utf-8"))["cells"] if "papermill-error-cell-tag" not in tags(c)]
+    if "injected-parameters" in tags(cells[cell_index]): return "the parameters papermill injected"
+    code = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and "injected-parameters" not in tags(c)]
+    src = lambda c: "".join(c["source"]).splitlines()
+    heads = [l.lstrip("#").strip() for c in cells[:cell_index] if c["cell_type"] == "markdown" for l in src(c) if l.startswith("#")]
+    first = next((l.strip() for l in src(cells[cell_index]) if l.strip() and not l.lstrip().startswith("#")), None)
+    return (f"code cell {code.index(cell_index) + 1} of {len(code)}" + (f", under '{heads[-1]}'" if heads else "")
+            + (f" ({_short(first, 80)})" if first else ""))
+
+# %% ../nbs/09_pipeline.ipynb #a23t0013
+class _Plain(logging.Formatter):
+    "The message alone, without the newline a cell's output ends with (the handler adds one)."
+    def format(self, record): return record.getMessage().rstrip("\n")
+
+@contextlib.contextmanager
+def cell_output(on:bool=True, # False: do nothing
+                stream=None, # default: sys.stdout
+               ):
+    "While on, papermill's logger (cell output at INFO, stderr at WARNING) prints to the terminal, nothing else added."
+    if not on: yield; return
+    log, h = logging.getLogger("papermill"), logging.StreamHandler(stream or sys.stdout)
+    h.setFormatter(_Plain()); h.setLevel(logging.INFO)
+    old = (log.level, log.propagate)
+    log.addHandler(h); log.setLevel(logging.INFO); log.propagate = False
+    try: yield
+    finally: log.removeHandler(h); log.setLevel(old[0]); log.propagate = old[1]
+
 # %% ../nbs/09_pipeline.ipynb #f5b39456
+def _begin(step, out:Path, cfg, params:dict, fp:str, parts:dict, done, begun, force:bool) -> dict:
+    "Mark a step started (its fingerprint, what changed), write its config; return the notebook parameters."
+    fresh = force or done is not None or (begun is not None and begun.get("fingerprint") != fp)
+    if fresh and step == "evaluate": _clear_eval(out, str(params.get("eval_dir", "eval")))
+    (out/f"{step}.done.json").unlink(missing_ok=True)
+    why = changed_parts((done or begun or {}).get("parts", {}), parts) if (done or begun) else []
+    atomic_write_json(out/f"{step}.started.json", redact(dict(step=step, fingerprint=fp, parts=parts, fresh=fresh, changed=why,
+                                                              started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))))
+    cfg_path = atomic_write_text(out/f"{step}.config.yaml", _redacted_yaml(cfg))
+    nb = dict(params, config=str(cfg_path), out_dir=str(out))
+    if step == "train": nb["resume"] = not fresh
+    return nb
+
+def _execute(step:str, src:Path, dst:Path, nb:dict, out:Path, kernel:str, log_output:bool, quiet:bool) -> str:
+    "papermill runs one notebook, with progress lines meanwhile; a failure is a RunError naming the cell. Returns the command."
+    import papermill as pm
+    env = {"KWANZAA_PROGRESS": os.environ.get("KWANZAA_PROGRESS", "lines"),   # log lines, not bars, in the kernel
+           "KWANZAA_COMMAND": os.environ.get("KWANZAA_COMMAND") or f"kwanzaa.pipeline.run_step({step!r}, {str(out)!r})"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    tail = LogTail(out/"train_log.jsonl") if step == "train" and not (quiet or log_output) else contextlib.nullcontext()
+    try:
+        with cell_output(log_output), tail:
+            pm.execute_notebook(str(src), str(dst), parameters=nb, kernel_name=kernel, progress_bar=False,
+                                log_output=log_output, cwd=str(Path.cwd()))
+    except pm.PapermillExecutionError as e:
+        try: where = failed_cell(dst, e.cell_index)
+        except (OSError, ValueError, KeyError, IndexError): where = f"the cell of execution count {e.exec_count}"
+        why = e.evalue if len(e.evalue) <= 400 else e.evalue[:400] + f"... ({len(e.evalue)} characters)"
+        raise RunError(f"the {step} notebook failed in {where}: {e.ename}: {why}\n"
+                       f"  the executed notebook with the error is at {dst}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+        redact_tree(out)
+    return env["KWANZAA_COMMAND"]
+
+# %% ../nbs/09_pipeline.ipynb #f5b39457
 def run_step(step:str, # 'train' or 'evaluate'
              out:str|Path, # the run directory
              cfg:RunConfig, # the resolved configuration (saved as <step>.config.yaml, the notebook's only config)
              params:dict|None=None, # plain notebook parameters
              force:bool=False, # start from scratch even if the step finished with the same fingerprint
-             notebooks=None, kernel:str="python3", log_output:bool=False) -> dict:
+             notebooks=None, kernel:str="python3",
+             log_output:bool=False, # stream the notebook's cell output to this terminal (instead of progress lines)
+             quiet:bool=False, # print no progress lines and no result line
+            ) -> dict:
     "Execute one pipeline notebook into the run directory, unless it finished with the same fingerprint."
-    import papermill as pm
     out, params = prepare_run_dir(out), dict(params or {})
     with RunLock(out, step):
         adapter = Path(params.get("adapter_dir") or out/"adapter") if step == "evaluate" else None
         fp, parts = step_fingerprint(step, cfg, params, adapter)
-        marker, started = out/f"{step}.done.json", out/f"{step}.started.json"
-        done, begun = read_json(marker), read_json(started)
-        if done and done.get("fingerprint") == fp and not force: return {**done, "skipped": True}
-        fresh = force or done is not None or (begun is not None and begun.get("fingerprint") != fp)
-        if fresh and step == "evaluate": _clear_eval(out, str(params.get("eval_dir", "eval")))
-        marker.unlink(missing_ok=True)
-        why = changed_parts((done or begun or {}).get("parts", {}), parts) if (done or begun) else []
-        atomic_write_json(started, redact(dict(step=step, fingerprint=fp, parts=parts, fresh=fresh, changed=why,
-                                               started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))))
-        cfg_path = atomic_write_text(out/f"{step}.config.yaml", _redacted_yaml(cfg))
-        nb = dict(params, config=str(cfg_path), out_dir=str(out))
-        if step == "train": nb["resume"] = not fresh
-        src, dst = pipeline_dir(notebooks)/f"{step}.ipynb", out/f"{step}.ipynb"
-        t0 = time.time()
-        env = {"KWANZAA_PROGRESS": os.environ.get("KWANZAA_PROGRESS", "lines"),   # log lines, not bars, in the kernel
-               "KWANZAA_COMMAND": os.environ.get("KWANZAA_COMMAND") or f"kwanzaa.pipeline.run_step({step!r}, {str(out)!r})"}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            pm.execute_notebook(str(src), str(dst), parameters=nb, kernel_name=kernel, progress_bar=False,
-                                log_output=log_output, cwd=str(Path.cwd()))
-        except pm.PapermillExecutionError as e:
-            raise RunError(f"the {step} notebook failed in cell {e.exec_count}: {e.ename}: {_short(e.evalue, 400)}\n"
-                           f"  the executed notebook with the error is at {dst}") from None
-        finally:
-            for k, v in saved.items():
-                if v is None: os.environ.pop(k, None)
-                else: os.environ[k] = v
-            redact_tree(out)
-        done = redact(dict(step=step, fingerprint=fp, parts=parts, parameters=nb, seconds=round(time.time() - t0, 1),
-                           notebook=str(dst), command=env["KWANZAA_COMMAND"],
-                           finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
-        atomic_write_json(marker, done)
-        started.unlink(missing_ok=True)
+        done, begun = read_json(out/f"{step}.done.json"), read_json(out/f"{step}.started.json")
+        if done and done.get("fingerprint") == fp and not force: done = {**done, "skipped": True}
+        else:
+            nb = _begin(step, out, cfg, params, fp, parts, done, begun, force)
+            dst, t0 = out/f"{step}.ipynb", time.time()
+            command = _execute(step, pipeline_dir(notebooks)/f"{step}.ipynb", dst, nb, out, kernel, log_output, quiet)
+            done = redact(dict(step=step, fingerprint=fp, parts=parts, parameters=nb, seconds=round(time.time() - t0, 1),
+                               notebook=str(dst), command=command, finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
+            atomic_write_json(out/f"{step}.done.json", done)
+            (out/f"{step}.started.json").unlink(missing_ok=True)
+    if not quiet: print(step_summary(step, out, done, str(params.get("eval_dir", "eval"))), flush=True)
     return done
 
 # %% ../nbs/09_pipeline.ipynb #c021
@@ -265,7 +402,8 @@ def smoke_overrides(tiny_dir:str|Path) -> list[str]:
 
 # %% ../nbs/09_pipeline.ipynb #c023
 def _smoke_dir() -> Path:
-    return Path(os.environ.get("KWANZAA_CACHE") or Path.home()/".cache"/"kwanzaa") / "smoke-model"
+    from kwanzaa.loader import cache_dir
+    return cache_dir() / "smoke-model"
 
 def run(kind:str="all", # 'train', 'evaluate' or 'all'
         preset:str="pilot", # a preset name (kwanzaa.config.list_presets()) or a YAML path
@@ -273,7 +411,10 @@ def run(kind:str="all", # 'train', 'evaluate' or 'all'
         out:str|Path|None=None, # the run directory (default outputs/runs/<preset>)
         force:bool=False, # redo finished steps from scratch
         smoke:bool=False, # tiny model, a few steps (CI)
-        notebooks=None, kernel:str="python3", log_output:bool=False) -> dict:
+        notebooks=None, kernel:str="python3",
+        log_output:bool=False, # stream the notebooks' cell output to this terminal
+        quiet:bool=False, # no progress or result lines
+       ) -> dict:
     "Execute the pipeline notebooks for `kind` into one run directory; return what each step did."
     if kind not in _KINDS: raise RunError(f"unknown run kind {kind!r}; choose one of: {', '.join(list(_KINDS) + ['plan'])}")
     steps = _KINDS[kind]
@@ -286,13 +427,14 @@ def run(kind:str="all", # 'train', 'evaluate' or 'all'
     if steps == ("evaluate",) and any(a.startswith("adapter") for a in cfg.eval.arms):
         adapter = Path(plain.get("adapter_dir") or out/"adapter")
         if not (adapter/"adapter_config.json").is_file():
-            raise RunError(f"no adapter to evaluate in {adapter}: train one first (kwanzaa run train --out {out}, or run all), "
+            raise RunError(f"no adapter to evaluate in {adapter}: train one first (kwanzaa run train --preset {preset} --out {out}, "
+                           "or run all), "
                            f"pass -p adapter_dir=DIR, or evaluate the base model alone with -p arms=[base]")
     results = {}
     for step in steps:
         known = notebook_parameters(step, notebooks)
         results[step] = run_step(step, out, cfg, {k: v for k, v in plain.items() if k in known}, force=force,
-                                 notebooks=notebooks, kernel=kernel, log_output=log_output)
+                                 notebooks=notebooks, kernel=kernel, log_output=log_output, quiet=quiet)
     return results
 
 # %% ../nbs/09_pipeline.ipynb #c025
@@ -537,6 +679,40 @@ def decision_markdown(report:dict) -> str:
                  f"(seed budget: < {b['hours']:.0f} h, < ${b['usd']:.0f}).\n")
     return "\n".join(lines)
 
+# %% ../nbs/09_pipeline.ipynb #a23p0001
+def _preset_note(name:str) -> str:
+    "The first comment line of a shipped preset's YAML without its 'name:' label: what the preset is for."
+    from importlib import resources
+    lines = (resources.files("kwanzaa")/"presets"/f"{name}.yaml").read_text(encoding="utf-8").splitlines()
+    first = lines[0] if lines and lines[0].startswith("#") else ""
+    return first.lstrip("#").strip().removeprefix(f"{name}:").strip()
+
+def preset_line(name:str, # a shipped preset (kwanzaa.config.list_presets())
+               ) -> str:
+    "One line on a preset: what it is for, then the method, base model, device and length of its resolved config."
+    c = load_config(name)
+    length = f"{c.training.max_steps} steps" if c.training.max_steps > 0 else f"{c.training.epochs:g} epochs"
+    limit = f" on {c.data.limit} examples" if c.data.limit else ""
+    return f"{name:<10}  {_preset_note(name)} [{c.adapter.method}, {c.model.base}, device {c.model.device}, {length}{limit}]"
+
+def preset_settings(name:str) -> str:
+    "A preset's resolved settings as YAML, under its one-line description."
+    return f"# {preset_line(name)}\n" + load_config(name).to_yaml()
+
+# %% ../nbs/09_pipeline.ipynb #a23p0004
+def interrupted_message(kind:str|None=None, # 'train', 'evaluate' or 'all'; None: a sweep or a plan
+                        out=None, # the run directory
+                       ) -> str:
+    "What Ctrl-C tells the user: what running the same command again will do with what the run left."
+    again = "kwanzaa: interrupted; run the same command again"
+    if kind is None or out is None: return f"{again}: the runs and steps that finished are skipped, the others continue"
+    out = Path(out)
+    if kind == "evaluate" or (kind == "all" and (out/"train.done.json").is_file()):
+        return f"{again}: the evaluation continues from the predictions saved so far"
+    ckpts = sorted((int(m[1]), p) for p in (out/"checkpoints").glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    if ckpts: return f"{again}: training resumes from {ckpts[-1][1]}"
+    return f"{again}: no checkpoint was saved yet, so training starts over"
+
 # %% ../nbs/09_pipeline.ipynb #c038
 def _parser():
     p = argparse.ArgumentParser(prog="kwanzaa", description="Train and evaluate the Kwanzaa adapter through papermill notebooks.",
@@ -555,7 +731,8 @@ def _parser():
     r.add_argument("--force", action="store_true", help="redo steps that already finished, from scratch")
     r.add_argument("--smoke", action="store_true", help="tiny offline model and a few steps (for CI)")
     r.add_argument("--notebooks", default=None, help="folder of train.ipynb/evaluate.ipynb (default: the repo's nbs/pipelines)")
-    r.add_argument("--log-output", action="store_true", help="stream the notebooks' output to this terminal")
+    r.add_argument("--log-output", action="store_true", help="stream the notebooks' cell output to this terminal")
+    r.add_argument("-q", "--quiet", action="store_true", help="print no progress or result lines (errors only)")
     r.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
     s = sub.add_parser("sweep", help="run a grid of configurations and compare them")
     s.add_argument("spec", help="sweep YAML: preset, params, grid of dotted keys -> lists")
@@ -565,7 +742,9 @@ def _parser():
     s.add_argument("--notebooks", default=None)
     s.add_argument("--jobs", type=int, default=None, help="runs at a time, each in its own process (default: the spec's jobs, else 1)")
     s.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
-    sub.add_parser("presets", help="list the shipped presets")
+    pr = sub.add_parser("presets", help="list the shipped presets: what each is for, method, base model, device")
+    pr.add_argument("names", nargs="*", help="only these presets")
+    pr.add_argument("-v", "--verbose", action="store_true", help="the full resolved settings of each")
     return p
 
 # %% ../nbs/09_pipeline.ipynb #5fb5cc59
@@ -578,7 +757,10 @@ def main(argv:Sequence[str]|None=None) -> int:
     try:
         if a.cmd == "presets":
             from kwanzaa.config import list_presets
-            print("\n".join(list_presets())); return 0
+            unknown = [n for n in a.names if n not in list_presets()]
+            if unknown: raise RunError(f"unknown preset(s) {', '.join(unknown)}; presets: {', '.join(list_presets())}")
+            blocks = [(preset_settings if a.verbose else preset_line)(n) for n in a.names or list_presets()]
+            print(("\n\n" if a.verbose else "\n").join(b.rstrip("\n") for b in blocks)); return 0
         if a.cmd == "sweep":
             if a.jobs is not None and a.jobs < 1: raise RunError(f"--jobs {a.jobs}: give a whole number >= 1")
             rows = sweep(a.spec, a.out, force=a.force, smoke=a.smoke, notebooks=a.notebooks, params=a.param, jobs=a.jobs)
@@ -587,16 +769,15 @@ def main(argv:Sequence[str]|None=None) -> int:
             rep = plan(a.preset if a.preset is not None else "qlora", a.out or "outputs/plan", a.param, force=a.force,
                        smoke=a.smoke, notebooks=a.notebooks)
             print(decision_markdown(rep)); return 0
-        res = run(a.kind, a.preset if a.preset is not None else "pilot", a.param, a.out, force=a.force, smoke=a.smoke,
-                  notebooks=a.notebooks, log_output=a.log_output)
-        for step, d in res.items():
-            print(f"[kwanzaa] {step}: " + ("finished before with the same inputs, skipped" if d.get("skipped") else
-                                           f"done in {d['seconds']} s") + f" -> {d['notebook']}")
+        run(a.kind, a.preset if a.preset is not None else "pilot", a.param, a.out, force=a.force, smoke=a.smoke,
+            notebooks=a.notebooks, log_output=a.log_output, quiet=a.quiet)   # each step prints its own lines
         return 0
     except (RunError, RunLockedError) as e:
         print(f"kwanzaa: error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:
-        print("kwanzaa: interrupted; run the same command again to resume from the last checkpoint", file=sys.stderr)
+        one_run = a.cmd == "run" and a.kind != "plan"
+        out = (a.out or Path("outputs")/"runs"/Path(str(a.preset or "pilot")).stem) if one_run else None
+        print(interrupted_message(a.kind if one_run else None, out), file=sys.stderr)
         return 130
 
 if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.pipeline":

@@ -1,11 +1,12 @@
 """The papermill pipeline end to end, in smoke mode (tiny offline model): the notebooks users run, run by CI."""
-import json, os, stat, subprocess, sys
+import json, os, re, signal, stat, subprocess, sys, time
 from pathlib import Path
 
 import pytest
 
 from kwanzaa.pipeline import RunError, run, sweep, read_run
 
+REPO = Path(__file__).resolve().parents[1]
 KWANZAA = [str(Path(sys.executable).parent / "kwanzaa")]  # the console script declared in settings.ini
 
 
@@ -41,6 +42,21 @@ def test_smoke_run_leaves_a_complete_run_directory(smoke_run):
     assert set(r["arms"]) == {"base", "adapter"} and r["train"]
 
 
+def test_smoke_run_prints_progress_and_a_result_line_per_step(smoke_run):
+    "The terminal shows each logged training step (step/total, loss, tokens/s, ETA) and one result line per step."
+    out, p = smoke_run
+    steps = re.findall(r"^\[train\] step (\d+)/2 \| loss \d+\.\d{4} \| [\d,]+ tokens/s \| ETA \d+s$", p.stdout, re.M)
+    assert steps == ["1", "2"], p.stdout
+    assert re.search(rf"^\[kwanzaa\] train: done in \d+(m\d\ds)?s? \| step 2 \| train loss \d+\.\d{{4}} \| "
+                     rf"validation loss (n/a|\d+\.\d{{4}}) \| adapter {re.escape(str(out / 'adapter'))}$", p.stdout, re.M), p.stdout
+    arm = r"JSON-valid \d+%, citation coverage \d+%, refusal precision (n/a|\d+%)"
+    assert re.search(rf"^\[kwanzaa\] evaluate: done in \S+ \| base: {arm} \| adapter: {arm} \| "
+                     rf"report {re.escape(str(out / 'eval' / 'report.md'))}$", p.stdout, re.M), p.stdout
+    assert p.stdout.index("[train] step 2/2") < p.stdout.index("[kwanzaa] train:") < p.stdout.index("[kwanzaa] evaluate:")
+    m = json.loads((out / "eval/adapter/metrics.json").read_text())   # the line reports the files' numbers
+    assert f"adapter: JSON-valid {m['json_parse_rate']:.0%}, citation coverage {m['citation_coverage']:.0%}" in p.stdout
+
+
 def test_rerun_of_a_finished_run_is_a_no_op(smoke_run):
     out, _ = smoke_run
     before = (out / "train.ipynb").stat().st_mtime_ns
@@ -48,6 +64,8 @@ def test_rerun_of_a_finished_run_is_a_no_op(smoke_run):
     assert p.returncode == 0, p.stderr
     assert p.stdout.count("finished before with the same inputs, skipped") == 2
     assert (out / "train.ipynb").stat().st_mtime_ns == before
+    q = _cli("run", "all", "--preset", "pilot", "--smoke", "--out", str(out), "-q")
+    assert (q.returncode, q.stdout) == (0, "")   # quiet: no progress and no result lines
 
 
 def test_unknown_parameter_fails_before_anything_runs(tmp_path):
@@ -86,18 +104,104 @@ def test_output_directory_that_is_a_file(tmp_path):
     assert p.returncode == 2 and "cannot write to the output directory" in p.stderr
 
 
-def test_failing_notebook_keeps_the_executed_copy_and_exits_nonzero(smoke_run, tmp_path):
-    out, _ = smoke_run
-    bad = tmp_path / "golden.jsonl"
-    bad.write_text('{"id": "x"}\n')
-    run_dir = tmp_path / "fail"
-    p = _cli("run", "evaluate", "--preset", "pilot", "--smoke", "-p", f"golden_file={bad}",
-             "-p", f"adapter_dir={out / 'adapter'}", "--out", str(run_dir))
+def _failing_notebooks(d: Path) -> Path:
+    "A folder whose train.ipynb prints a line, then fails in its third code cell, under the heading 'Data'."
+    ids = iter(range(100))
+    md = lambda s: {"cell_type": "markdown", "id": f"m{next(ids)}", "metadata": {}, "source": s}
+    code = lambda s, tags=(): {"cell_type": "code", "execution_count": None, "id": f"c{next(ids)}", "metadata": {"tags": list(tags)},
+                               "outputs": [], "source": s}
+    cells = [md("# A train notebook that fails"), code("config = None\nout_dir = '.'\nresume = True", ["parameters"]),
+             code("print('hello from the notebook')"), md("## Data\nThe data is read here."),
+             code("# read the data\nraise ValueError('the data is bad')")]
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "train.ipynb").write_text(json.dumps({"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                   "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}))
+    return d
+
+
+def test_failing_notebook_names_the_cell_keeps_the_executed_copy_and_exits_nonzero(tmp_path):
+    nbs, run_dir = _failing_notebooks(tmp_path / "nbs"), tmp_path / "fail"
+    p = _cli("run", "train", "--preset", "pilot", "--smoke", "--notebooks", str(nbs), "--out", str(run_dir))
     assert p.returncode == 2, p.stdout + p.stderr
-    assert "the evaluate notebook failed in cell" in p.stderr and str(bad) in p.stderr
-    nb = json.loads((run_dir / "evaluate.ipynb").read_text())
+    assert ("kwanzaa: error: the train notebook failed in code cell 3 of 3, under 'Data' (\"raise ValueError('the data is bad')\"): "
+            "ValueError: the data is bad\n") in p.stderr, p.stderr   # where it is in the notebook, not an execution count
+    assert f"the executed notebook with the error is at {run_dir / 'train.ipynb'}" in p.stderr
+    nb = json.loads((run_dir / "train.ipynb").read_text())
     assert any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
-    assert not (run_dir / "evaluate.done.json").exists()
+    assert not (run_dir / "train.done.json").exists()
+    assert "hello from the notebook" not in p.stdout   # the cells' output stays in the notebook unless --log-output
+
+
+def test_log_output_streams_the_cells_output(tmp_path):
+    nbs = _failing_notebooks(tmp_path / "nbs")
+    p = _cli("run", "train", "--preset", "pilot", "--smoke", "--notebooks", str(nbs), "--out", str(tmp_path / "r"), "--log-output")
+    assert p.returncode == 2 and "failed in code cell 3 of 3" in p.stderr, p.stderr
+    assert "hello from the notebook\n" in p.stdout and "Executing Cell 3" in p.stdout, p.stdout
+
+
+def test_bad_training_line_is_refused_before_the_run_directory_exists(tmp_path):
+    "One bad line in the file given as data.train: refused with file:line: field, before any kernel or directory."
+    good = [json.loads(l) for l in (REPO / "kwanzaa/datasets/pilot.jsonl").read_text().splitlines()[:3]]
+    bad = tmp_path / "train.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in [good[0], {**good[1], "persona": "pirate"}, good[2]]))
+    out = tmp_path / "r"
+    p = _cli("run", "train", "--preset", "pilot", "-p", f"data.train={bad}", "--out", str(out))
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert p.stderr.startswith(f"kwanzaa: error: data.train: {bad}:2: field 'persona': expected one of "), p.stderr
+    assert p.stderr.count("\n") == 1 and not out.exists()
+    g = tmp_path / "golden.jsonl"
+    g.write_text(json.dumps({**good[0], "context": good[0]["context"][:-1] + ["no::such::chunk"]}) + "\n")   # not a supporting one
+    p = _cli("run", "all", "--preset", "pilot", "-p", f"golden_file={g}", "--out", str(out))   # evaluation's file too
+    assert p.returncode == 2 and p.stderr == (f"kwanzaa: error: data.golden: {g}:1: field 'context': unknown chunk id "
+                                              "'no::such::chunk'\n"), p.stderr
+    assert not out.exists()
+
+
+def _interrupt(tmp_path, *params) -> tuple[subprocess.CompletedProcess, Path]:
+    "`kwanzaa run train` for 300 smoke steps, Ctrl-C (SIGINT) once training has logged a step (and, given, a file exists)."
+    out = tmp_path / "r"
+    args = [*KWANZAA, "run", "train", "--preset", "pilot", "--smoke", "-p", "training.max_steps=300", *params, "--out", str(out)]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a background job ignores it
+    deadline = time.time() + 300
+    while not (out / "checkpoints" / "checkpoint-2").is_dir() if "training.save_steps=1" in params else \
+            not (out / "train_log.jsonl").is_file() or not (out / "train_log.jsonl").read_text().strip():
+        assert child.poll() is None and time.time() < deadline, child.communicate()
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=120)
+    return subprocess.CompletedProcess(args, child.returncode, stdout, stderr), out
+
+
+def test_ctrl_c_before_a_checkpoint_says_training_starts_over(tmp_path):
+    p, out = _interrupt(tmp_path, "-p", "training.save_steps=1000")
+    assert p.returncode == 130, p.stdout + p.stderr
+    assert p.stderr.splitlines()[-1] == "kwanzaa: interrupted; run the same command again: no checkpoint was saved yet, so training starts over"
+    assert not list((out / "checkpoints").glob("checkpoint-*"))
+
+
+def test_ctrl_c_after_a_checkpoint_names_where_training_resumes(tmp_path):
+    p, out = _interrupt(tmp_path, "-p", "training.save_steps=1")
+    assert p.returncode == 130, p.stdout + p.stderr
+    last = max((out / "checkpoints").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
+    assert p.stderr.splitlines()[-1] == f"kwanzaa: interrupted; run the same command again: training resumes from {last}", p.stderr
+
+
+def test_presets_lists_each_with_what_it_is_for_and_v_shows_the_settings():
+    from kwanzaa.config import list_presets, load_config
+    p = _cli("presets")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [l.split()[0] for l in lines] == list_presets()
+    for name, line in zip(list_presets(), lines):
+        c = load_config(name)
+        note = (REPO / "kwanzaa/presets" / f"{name}.yaml").read_text().splitlines()[0].removeprefix(f"# {name}:").strip()
+        assert note and note in line, (name, line)   # the preset file's first comment line says what it is for
+        assert f"[{c.adapter.method}, {c.model.base}, device {c.model.device}, " in line, line
+    v = _cli("presets", "-v", "pilot")
+    assert v.returncode == 0 and "name: pilot" in v.stdout and "learning_rate: 0.001" in v.stdout and "limit: 10" in v.stdout
+    bad = _cli("presets", "pilott")
+    assert bad.returncode == 2 and bad.stderr.startswith("kwanzaa: error: unknown preset(s) pilott; presets: cpu, "), bad.stderr
 
 
 def test_sweep_writes_a_comparison(tmp_path):

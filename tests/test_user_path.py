@@ -139,3 +139,37 @@ def test_messages_suggest_only_commands_that_exist(module):
     bad = [(line, cmd) for line, cmd in _suggested_commands(REPO / "kwanzaa" / module)
            if cmd.split()[1] not in subs or (cmd.split()[1] == "run" and len(cmd.split()) > 2 and cmd.split()[2] not in kinds)]
     assert bad == [], f"kwanzaa/{module}: {bad}; the commands are: {', '.join(subs)} (run {'/'.join(sorted(kinds))})"
+
+
+# --- progress lines from the training log ------------------------------------------------------------------------------
+def test_progress_lines_of_a_hand_written_train_log(tmp_path):
+    from kwanzaa.pipeline import progress_line
+    recs = [{"step": 1, "max_steps": 40, "epoch": 0.025, "loss": 2.71828, "grad_norm": 1.5, "learning_rate": 1e-3,
+             "tokens_per_s": 812.46, "eta_s": 3725.0, "time": "2026-01-01T00:00:00+00:00"},
+            {"step": 10, "max_steps": 40, "eval_loss": 1.5, "eval_runtime": 2.0},
+            {"step": 11, "loss": 1.0},                                                        # no total, no speed, no ETA
+            {"step": 40, "max_steps": 40, "train_loss": 1.2, "train_runtime": 61.0, "eta_s": 0.0},   # the closing record
+            {"step": 12, "max_steps": 0, "loss": True}]                                       # not numbers: no line
+    assert [progress_line(r) for r in recs] == [
+        "[train] step 1/40 | loss 2.7183 | 812 tokens/s | ETA 1h02m", "[train] step 10/40 | validation loss 1.5000",
+        "[train] step 11 | loss 1.0000", None, None]
+
+
+def test_log_tail_prints_only_this_runs_complete_records_and_stops_with_the_step(tmp_path):
+    import io, time
+    from kwanzaa.pipeline import LogTail
+    log, buf = tmp_path / "train_log.jsonl", io.StringIO()
+    log.write_text('{"step": 7, "max_steps": 9, "loss": 3.0, "time": "2020-01-01T00:00:00+00:00"}\n')   # a resumed run's past
+    with pytest.raises(RuntimeError, match="the notebook failed"):
+        with LogTail(log, interval=0.05, out=buf) as tail:
+            with open(log, "a") as f:
+                f.write('{"step": 8, "max_steps": 9, "loss": 2.0, "tokens_per_s": 100, "eta_s": 65, "time": "2099-01-01T00:00:00+00:00"}\n')
+                f.write('{"step": 9, "max_steps": 9, "lo')          # half written: not yet
+                f.flush(); time.sleep(0.4)
+                assert buf.getvalue() == "[train] step 8/9 | loss 2.0000 | 100 tokens/s | ETA 1m05s\n"
+                f.write('ss": 1.5, "eta_s": 0}\nnot json\n')
+            raise RuntimeError("the notebook failed")
+    assert not tail._thread.is_alive()                               # stopped with the step, and read the last lines
+    assert buf.getvalue().splitlines()[1:] == ["[train] step 9/9 | loss 1.5000 | ETA 0s"]
+    with LogTail(tmp_path / "missing.jsonl", interval=0.01, out=buf): pass   # no log (yet): nothing, no error
+    assert len(buf.getvalue().splitlines()) == 2
