@@ -105,7 +105,7 @@ def make_tiny_model(dest, # directory to write the model and tokenizer into (cre
                          max_position_embeddings=2048, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
                          eos_token_id=tok.convert_tokens_to_ids(FAMILIES[family].eot), pad_token_id=tok.pad_token_id)
     LlamaForCausalLM(config).save_pretrained(dest)
-    return dest
+    return chmod_default(dest)   # safetensors writes its file 0600
 
 # %% ../nbs/04_loader.ipynb #c018
 def prepare_tokenizer(tok, # a Hugging Face tokenizer

@@ -22,10 +22,10 @@ from .data import load_conversations, training_examples  # re-exported: the trai
 
 # %% auto #0
 __all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'save_adapter_tensors', 'JsonlLog',
-           'ProgressLines', 'TrainError', 'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint',
-           'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths', 'check_lengths', 'TrainResult',
-           'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer', 'make_adapter_record', 'interrupted_message',
-           'train', 'memory_report', 'describe_adapter', 'main']
+           'ProgressLines', 'CheckpointModes', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
+           'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths',
+           'check_lengths', 'TrainResult', 'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer',
+           'make_adapter_record', 'interrupted_message', 'train', 'memory_report', 'describe_adapter', 'main']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -160,6 +160,13 @@ class ProgressLines(TrainerCallback):
             print(f"step {step}/{total} | epoch {state.epoch:.2f} | loss {logs['loss']:.4f} | lr {logs.get('learning_rate', 0):.2e}"
                   f" | {per:.2f} s/step | eta {int(per * (total - step))} s", flush=True)
         elif "eval_loss" in logs: print(f"eval at step {step}: loss {logs['eval_loss']:.4f}", flush=True)
+
+# %% ../nbs/05_trainer.ipynb #b7c8d9e1
+class CheckpointModes(TrainerCallback):
+    "After each save: the checkpoint's files and folders get the modes a plain mkdir/open would give (`chmod_default`)."
+    def on_save(self, args, state, control, **kw):
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and ckpt.is_dir(): chmod_default(ckpt)
 
 # %% ../nbs/05_trainer.ipynb #c013
 class TrainError(RuntimeError):
@@ -471,7 +478,8 @@ def train(cfg, # RunConfig
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         if log_path.exists(): log_path.unlink()
     atomic_write_json(out / "run_config.json", redact(cfg.model_dump(mode="json")))
-    s = build_trainer(cfg, out, train_messages, eval_messages, device, [JsonlLog(log_path), *callbacks], trainer_class)
+    s = build_trainer(cfg, out, train_messages, eval_messages, device, [JsonlLog(log_path), CheckpointModes(), *callbacks],
+                      trainer_class)
     trainer, tok, dev = s.trainer, s.tokenizer, s.device
     mem_loaded = _gpu_memory(dev)
     base_manifest = provenance(cfg, data_paths, command)

@@ -78,15 +78,24 @@ def test_atomic_writes_get_umask_modes_and_keep_an_existing_files_mode(tmp_path,
     assert _mode(f) == 0o640 and json.loads(f.read_text()) == {"n": 2}
 
 
-def test_trained_adapter_has_plain_modes(tiny_model_dir, tmp_path, umask_022):
-    "The adapter is built in a mkdtemp folder and moved into place: it must not stay 0700 with 0600 weights."
-    res = train(tiny_cfg(tiny_model_dir, **{"training.max_steps": 1}), tmp_path / "run", MESSAGES)
+def test_a_training_run_writes_plain_modes(tiny_model_dir, tmp_path, umask_022):
+    """The adapter is built in a mkdtemp folder (0700) and safetensors writes weights 0600: the adapter, the checkpoints
+    and every other file of the run must have the modes a plain mkdir/open gives (0755/0644 under umask 022)."""
+    out = tmp_path / "run"
+    res = train(tiny_cfg(tiny_model_dir, **{"training.max_steps": 2, "training.save_steps": 1}), out, MESSAGES)
     assert _mode(res.adapter_dir) == 0o755
-    files = sorted(p for p in res.adapter_dir.rglob("*") if p.is_file())
-    assert res.adapter_dir / "adapter_model.safetensors" in files
-    assert {p.name: oct(_mode(p)) for p in files} == {p.name: "0o644" for p in files}
-    for p in (tmp_path / "run").iterdir():
-        assert _mode(p) in (0o644, 0o755), (p, oct(_mode(p)))
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    names = {str(p.relative_to(out)) for p in files}
+    assert {"adapter/adapter_model.safetensors", "checkpoints/checkpoint-2/adapter_model.safetensors", "manifest.json"} <= names
+    assert {str(p.relative_to(out)): oct(_mode(p)) for p in files} == {n: "0o644" for n in names}
+    assert {str(p.relative_to(out)): oct(_mode(p)) for p in out.rglob("*") if p.is_dir()} == \
+        {str(p.relative_to(out)): "0o755" for p in out.rglob("*") if p.is_dir()}
+
+
+def test_the_tiny_model_has_plain_modes(tmp_path, umask_022):
+    from kwanzaa.loader import make_tiny_model
+    d = make_tiny_model(tmp_path / "tiny")
+    assert {p.name: oct(_mode(p)) for p in d.iterdir()} == {p.name: "0o644" for p in d.iterdir()}
 
 
 # --- Ctrl-C during training -------------------------------------------------------------------------------------------
