@@ -628,6 +628,8 @@ def _parser() -> argparse.ArgumentParser:
     la.add_argument("--timeout", type=float, default=240, help="seconds one job may take")
     la.add_argument("-p", "--param", action="append", default=[], help="dotted override for every job (strategy:key=value for one)")
     gn = sub.add_parser("gen", help="batched vs one-at-a-time generation on the golden prompts")
+    sub.add_parser("ask", add_help=False, help="ask() on this CPU: a fresh process's first answer and each further one "
+                   "(outputs/bench/ask.json; arguments: python -m kwanzaa.bench ask --help)")
     gn.add_argument("--shape", default="llama-3.2-1b"); gn.add_argument("--json", required=True)
     gn.add_argument("--batch-size", type=int, default=8)
     sc = sub.add_parser("shard-check", help="tiny CPU training recording each process's examples (multi-process test)")
@@ -645,9 +647,8 @@ def _parser() -> argparse.ArgumentParser:
 # %% ../nbs/08_bench.ipynb #6c0d3a11
 def _cpu_isa() -> list[str]:
     "The bf16-relevant instruction sets this CPU reports (Linux /proc/cpuinfo; empty elsewhere)."
-    try: flags = set(next(l for l in open("/proc/cpuinfo") if l.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration): return []
-    return sorted(flags & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+    from kwanzaa.ask_bench import cpu_record
+    return cpu_record()["isa"]
 
 def run_cpu_recipe(dtypes:Sequence[str]=("auto", "float32"), # model.dtype values to compare
                    steps:int=6, warmup:int=2, threads:int=2, out_dir=None,
@@ -681,7 +682,11 @@ def run_cpu_recipe(dtypes:Sequence[str]=("auto", "float32"), # model.dtype value
 
 # %% ../nbs/08_bench.ipynb #2014a72c
 def main(argv=None):
-    "Command-line entry: one | suite | trainer | launch | gen | shard-check."
+    "Command-line entry: one | suite | trainer | launch | gen | shard-check | cpu | ask."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["ask"]:   # ask() on this CPU: kwanzaa.ask_bench has its own arguments
+        from kwanzaa.ask_bench import main as ask_main
+        return ask_main(argv[1:])
     a = _parser().parse_args(argv)
     if a.cmd == "cpu":
         over, lev = dotted_pairs(a.param), dotted_pairs(p for p in a.levers.split(",") if p) or None
