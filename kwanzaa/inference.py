@@ -60,7 +60,7 @@ def _check_adapter_dir(adapter_dir) -> Path:
     "The adapter directory as a Path, or an InferenceError saying what is wrong with it."
     p = Path(adapter_dir).expanduser()
     if not p.is_dir():
-        raise InferenceError(f"adapter directory {p} does not exist; train an adapter first (kwanzaa train) or pass "
+        raise InferenceError(f"adapter directory {p} does not exist; train one first (`kwanzaa run train --preset pilot --out DIR`, then DIR/adapter) or pass "
                              "adapter_dir=None to use the base model alone")
     conf = p / "adapter_config.json"
     if conf.is_dir(): raise InferenceError(f"{conf} is a directory, not the adapter's config file; pass the "

@@ -225,8 +225,8 @@ def _cfg(d, **over):
 def test_missing_and_foreign_adapter_directories(tiny_model_dir, tmp_path):
     from kwanzaa.inference import InferenceError, load_for_inference
     with pytest.raises(InferenceError) as e: load_for_inference(str(tiny_model_dir), adapter_dir=tmp_path / "nope")
-    assert str(e.value) == (f"adapter directory {tmp_path / 'nope'} does not exist; train an adapter first (kwanzaa "
-                            "train) or pass adapter_dir=None to use the base model alone")
+    assert str(e.value) == (f"adapter directory {tmp_path / 'nope'} does not exist; train one first (`kwanzaa run train "
+                            "--preset pilot --out DIR`, then DIR/adapter) or pass adapter_dir=None to use the base model alone")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InferenceError) as e: load_for_inference(str(tiny_model_dir), adapter_dir=tmp_path / "empty")
     assert str(e.value) == f"{tmp_path / 'empty'} is not a LoRA adapter directory: it has no adapter_config.json (found: nothing)"

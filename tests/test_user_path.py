@@ -138,9 +138,7 @@ def _suggested_commands(path: Path) -> list[tuple[int, str]]:
 MODULES = sorted(p.name for p in (REPO / "kwanzaa").glob("*.py") if p.name != "_modidx.py")
 
 
-@pytest.mark.parametrize("module", [pytest.param(m, marks=pytest.mark.xfail(
-    reason="nbs/06_inference.ipynb (another change) still suggests 'kwanzaa train'; the command is 'kwanzaa run train'",
-    strict=False)) if m == "inference.py" else m for m in MODULES])
+@pytest.mark.parametrize("module", MODULES)
 def test_messages_suggest_only_commands_that_exist(module):
     from kwanzaa.pipeline import _KINDS, _parser
     subs = next(a for a in _parser()._actions if a.dest == "cmd").choices
