@@ -7,24 +7,20 @@ from __future__ import annotations
 import json, os, platform, statistics, subprocess, sys, time
 from pathlib import Path
 
-from .config import cpu_flags, cpu_has_native_bf16
+from .config import cpu_has_native_bf16
 from .contract import inline_markers
-from .records import atomic_write_json, provenance
+from .records import ISA_FLAGS, atomic_write_json, cpu_flags, cpu_model, provenance
 
 # %% auto #0
-__all__ = ['ISA_FLAGS', 'GOALS', 'cpu_record', 'cpu_key', 'outcome', 'cold_start', 'warm_questions', 'summarize', 'run_ask_bench',
+__all__ = ['GOALS', 'cpu_record', 'cpu_key', 'outcome', 'cold_start', 'warm_questions', 'summarize', 'run_ask_bench',
            'asker_cfg_dump', 'main']
 
 # %% ../nbs/08d_ask_bench.ipynb #ab006
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-
 def cpu_record() -> dict:
     "This CPU: model name, architecture, cores, torch threads, its bf16-relevant instruction sets, native bf16 or not."
     import torch
-    flags, name = cpu_flags(), platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f: name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), name)
-    return dict(model=name, machine=platform.machine(), cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
+    flags = cpu_flags()
+    return dict(model=cpu_model(), machine=platform.machine(), cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
                 isa=sorted(flags & set(ISA_FLAGS)), native_bf16=cpu_has_native_bf16(flags),
                 onednn_max_cpu_isa=os.environ.get("ONEDNN_MAX_CPU_ISA"))
 

@@ -6,8 +6,8 @@
 __all__ = ['DTYPES', 'OPTIMIZERS', 'SCHEDULERS', 'LORA_TARGETS', 'ARM_PATTERN', 'MAX_YAML_DEPTH', 'MAX_ALIAS_NODES',
            'CPU_BF16_FLAGS', 'arm_flags', 'ModelSection', 'AdapterSection', 'LoraSection', 'QuantizationSection',
            'TrainingSection', 'DataSection', 'ThresholdsSection', 'EvalSection', 'SpeedSection', 'RunConfig',
-           'is_qlora', 'ConfigError', 'list_presets', 'apply_overrides', 'load_config', 'cpu_flags',
-           'cpu_has_native_bf16', 'resolve_compute_dtype', 'check_device']
+           'is_qlora', 'ConfigError', 'list_presets', 'apply_overrides', 'load_config', 'cpu_has_native_bf16',
+           'resolve_compute_dtype', 'check_device']
 
 # %% ../nbs/01_config.ipynb #c003
 import copy, difflib, json, os, re, tempfile
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from .records import atomic_write_text, atomic_write_json, file_sha256, provenance  # re-exported: callers import them from here
+from .records import cpu_flags
 
 # %% ../nbs/01_config.ipynb #c006
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -531,14 +532,6 @@ def _capability(device, capability):
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags of native bf16 arithmetic (Linux /proc/cpuinfo names)
 _ONEDNN_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_AMX", "AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16",
                      "ALL", "DEFAULT")  # ONEDNN_MAX_CPU_ISA values that still allow bf16 instructions
-
-def cpu_flags(cpuinfo="/proc/cpuinfo") -> frozenset:
-    "This CPU's instruction-set flags (x86 `flags`, Arm `Features`); empty where /proc/cpuinfo does not exist."
-    try:
-        with open(cpuinfo) as f:
-            line = next((l for l in f if l.split(":")[0].strip() in ("flags", "Features")), "")
-    except OSError: return frozenset()
-    return frozenset(line.split(":", 1)[1].split()) if ":" in line else frozenset()
 
 def cpu_has_native_bf16(flags=None, # instruction-set flags (cpu_flags()); None: this CPU's
                         max_isa:str|None=None, # an ONEDNN_MAX_CPU_ISA value; None: the environment's

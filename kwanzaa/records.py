@@ -10,10 +10,11 @@ from importlib import metadata, resources
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ADAPTER_RECORD', 'file_sha256', 'data_hash', 'umask_mode', 'atomic_write_text',
-           'json_text', 'atomic_write_json', 'chmod_default', 'redact', 'redact_file', 'redact_tree', 'versions',
-           'device_record', 'git_commit', 'command_line', 'provenance', 'fingerprint', 'changed_parts',
-           'RunLockedError', 'RunLock', 'arm_dirname', 'read_json', 'adapter_files', 'peak_gib']
+__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ISA_FLAGS', 'ADAPTER_RECORD', 'file_sha256', 'data_hash', 'umask_mode',
+           'atomic_write_text', 'json_text', 'atomic_write_json', 'chmod_default', 'redact', 'redact_file',
+           'redact_tree', 'versions', 'cpu_flags', 'cpu_model', 'device_record', 'git_commit', 'command_line',
+           'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname', 'read_json',
+           'adapter_files', 'peak_gib']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -135,8 +136,24 @@ def versions() -> dict:
     return out
 
 # %% ../nbs/01a_records.ipynb #b6e3d000
+ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "bf16")  # what decides a CPU's speed here
+
+def cpu_flags(cpuinfo="/proc/cpuinfo") -> frozenset:
+    "This CPU's instruction-set flags (x86 `flags`, Arm `Features`); empty where /proc/cpuinfo does not exist."
+    try:
+        with open(cpuinfo) as f: line = next((l for l in f if l.split(":")[0].strip() in ("flags", "Features")), "")
+    except OSError: return frozenset()
+    return frozenset(line.split(":", 1)[1].split()) if ":" in line else frozenset()
+
+def cpu_model(cpuinfo="/proc/cpuinfo") -> str:
+    "The CPU's model name (Linux), else what the platform module says."
+    try:
+        with open(cpuinfo) as f: name = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError: name = ""
+    return name or platform.processor() or platform.machine()
+
 def device_record() -> dict:
-    "The device a result was made on: GPU name, capability and count, or the CPU; cores and torch threads."
+    "The device a result was made on: GPU name, capability and count, or the CPU; the CPU's model and instruction sets."
     import torch
     rec = {"type": "cuda" if torch.cuda.is_available() else "cpu"}
     if rec["type"] == "cuda":
@@ -145,7 +162,9 @@ def device_record() -> dict:
         rec |= {"name": torch.cuda.get_device_name(i), "capability": f"{major}.{minor}",
                 "gpu_count": torch.cuda.device_count(), "cuda": torch.version.cuda}
     else: rec["name"] = platform.processor() or platform.machine()
-    return rec | {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+    return rec | {"cpu_model": cpu_model(), "cpu_isa": sorted(cpu_flags() & set(ISA_FLAGS)), "cpu_count": os.cpu_count(),
+                  "torch_threads": torch.get_num_threads(), "platform": platform.platform(),
+                  **({"onednn_max_cpu_isa": v} if (v := os.environ.get("ONEDNN_MAX_CPU_ISA")) else {})}
 
 # %% ../nbs/01a_records.ipynb #2fb05eb0
 def _git(cwd, *args) -> str|None:
