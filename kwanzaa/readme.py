@@ -13,9 +13,9 @@ from .records import atomic_write_text
 
 # %% auto #0
 __all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table',
-           'bench_table', 'estimate_table', 'multigpu_table', 'decision_table', 'pilot_table', 'retrieval_table',
-           'sweep_table', 'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table', 'speed_runs_table',
-           'profile_table', 'trainer_speed_table', 'cpu_speed_table', 'update_readme']
+           'bench_table', 'estimate_table', 'multigpu_table', 'decision_table', 'cpu_line', 'pilot_table',
+           'retrieval_table', 'sweep_table', 'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table',
+           'speed_runs_table', 'profile_table', 'trainer_speed_table', 'cpu_speed_table', 'ask_table', 'update_readme']
 
 # %% ../nbs/10_readme.ipynb #55f73252
 GOLDEN_KEYS = tuple(k for k in HEADLINE if k != "citation_recall")
@@ -155,6 +155,14 @@ def decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.j
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #c4c87313
+def cpu_line(dev:dict) -> str:
+    "The CPU of a device record: its model and bf16-relevant instruction sets ('not recorded' for older records)."
+    isa = dev.get("cpu_isa")
+    if isa is None: return f"{dev.get('name', '?')} (instruction sets not recorded)"
+    native = any(f in isa for f in ("avx512_bf16", "amx_bf16", "bf16")) and not dev.get("onednn_max_cpu_isa")
+    cap = f", oneDNN capped at {dev['onednn_max_cpu_isa']}" if dev.get("onednn_max_cpu_isa") else ""
+    return f"{dev.get('cpu_model', '?')} ({', '.join(isa) or 'no AVX2'}{cap}; {'native' if native else 'no native'} bf16)"
+
 def pilot_table(run_dir:str|Path="outputs/examples/pilot-cpu") -> str:
     "Markdown: the main job's measured step times, the adapter's JSON rate without the schema constraint, the device."
     d = Path(run_dir)
@@ -173,7 +181,7 @@ def pilot_table(run_dir:str|Path="outputs/examples/pilot-cpu") -> str:
     for arm, a in comp.items():
         c = a["counts"]["schema_compliance"]
         lines.append(f"| {arm}: schema-valid JSON answers{' (no schema constraint)' if 'constrained' not in arm else ''} | {c[0]}/{c[1]} |")
-    lines.append(f"| device | {dev.get('type', '?')} ({dev.get('name', '')}), {dev.get('cpu_count')} cores, {dev.get('torch_threads')} torch threads |")
+    lines.append(f"| device | {dev.get('type', '?')}: {cpu_line(dev)}, {dev.get('cpu_count')} cores, {dev.get('torch_threads')} torch threads |")
     lines.append(f"\nCommand: `{done['train'].get('command')}`. Source: `{(d / 'train.done.json').as_posix()}`, "
                  f"`{(d / 'evaluate.done.json').as_posix()}`, `{(d / 'manifest.json').as_posix()}`, `{(d / 'eval' / 'comparison.json').as_posix()}`.")
     return "\n".join(lines) + "\n"
@@ -362,9 +370,36 @@ def cpu_speed_table(cpu:str|Path="outputs/bench/cpu_recipe.json") -> str:
                           for x in profile_breakdown(r["profile"])["parts"][:3]) if r.get("profile") else "-"
         lines.append(f"| {r.get('row', r['dtype'])} | {r['seconds_per_sequence']:.2f} | {r['tokens_per_s']:.0f} | {parts} |")
     lev = next((r["levers"] for r in d["rows"] if r.get("levers")), None)
-    lines.append(f"\n{d['torch_threads']} threads, median of {d['steps'] - d['warmup']} steps after {d['warmup']} warm-up steps, "
+    dev = (d.get("provenance") or {}).get("device") or {}
+    cpu = cpu_line(dev) if dev.get("cpu_isa") is not None else f"instruction sets {', '.join(d.get('cpu_isa') or []) or 'not recorded'}"
+    lines.append(f"\nCPU: {cpu}; {d['torch_threads']} threads, median of {d['steps'] - d['warmup']} steps after {d['warmup']} warm-up steps, "
                  f"goal {d['goal_seconds_per_sequence']} s per sequence" + (f"; levers: `{lev}`" if lev else "") +
                  f". Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+# %% ../nbs/10_readme.ipynb #rdask1
+def ask_table(ask:str|Path="outputs/bench/ask.json") -> str:
+    "Markdown: ask() per CPU measured: a fresh process's first answer, each further answer, and what the answers were."
+    p = Path(ask)
+    if not p.exists(): return f"_No ask() measurements in {p} yet._\n"
+    cpus = json.loads(p.read_text())["cpus"]
+    lines = ["| CPU (2 threads) | dtype | first answer, fresh process | each further answer (median / p90) | answered | "
+             "refused: calibrated / markers disagree / other | documents with markers != sources | all key facts (answerable) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key, r in cpus.items():
+        ref, cpu = dict(r["refused"]), r["cpu"]
+        other = sum(v for k, v in ref.items() if k not in ("calibrated", "markers_disagree"))
+        dtype = "bf16" if cpu["native_bf16"] else "float32"
+        lines.append(f"| {cpu_line(dict(cpu_model=cpu['model'], cpu_isa=cpu['isa'], onednn_max_cpu_isa=cpu.get('onednn_max_cpu_isa')))}, "
+                     f"torch {r['provenance']['versions'].get('torch', '?')} | {dtype} | {r['cold_s']:.1f} s | "
+                     f"{r['warm_s']:.1f} / {r['warm_p90_s']:.1f} s | {r['answered']}/{r['n']} | "
+                     f"{ref.get('calibrated', 0)} / {ref.get('markers_disagree', 0)} / {other} | {r['inconsistent']} | "
+                     f"{r['key_facts'][0]}/{r['key_facts'][1]} |")
+    g = next(iter(cpus.values()))["goals"]
+    lines.append(f"\nGoals on a 2-core CPU without native bf16: first answer <= {g['cold_s']:.0f} s, each further one <= "
+                 f"{g['warm_s']:.0f} s, {g['inconsistent']} inconsistent documents. The {next(iter(cpus.values()))['n']} golden "
+                 f"questions with passages from the project's own BM25 retrieval; command `python -m kwanzaa.bench ask`. "
+                 f"Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #4f307219
@@ -376,7 +411,8 @@ RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retr
                  "sweep_smollm2": sweep_table, "sweep_gemma3": partial(sweep_table, "outputs/sweeps/gpu-gemma3/comparison.json"),
                  "decisions": decisions_table, "review": review_table, "plan": plan_table, "decision_gpu": gpu_decision_table,
                  "speed_runs": speed_runs_table, "speed_profile": profile_table, "speed_trainer": trainer_speed_table,
-                 "speed_cpu": cpu_speed_table}
+                 "speed_cpu": cpu_speed_table, "speed_cpu_avx2": partial(cpu_speed_table, "outputs/bench/cpu_recipe_avx2.json"),
+                 "ask": ask_table}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to
