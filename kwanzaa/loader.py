@@ -382,15 +382,17 @@ def _colab_secret(name:str) -> str|None:
 
 def hub_login(token_env:str="HF_TOKEN", # name of the Colab secret and of the environment variable
              ) -> bool:
-    "Log in to the Hugging Face hub from the Colab secret or environment variable `token_env`; True when a token was used."
-    from huggingface_hub import login, notebook_login
+    "Use the Colab secret or environment variable `token_env` (or one typed in a notebook) in this process only."
+    from huggingface_hub import whoami
     from huggingface_hub.utils import is_notebook
     token = _colab_secret(token_env) or os.environ.get(token_env) or None
-    if token:
-        login(token=token.strip(), add_to_git_credential=False)
-        return True
-    if is_notebook(): notebook_login()   # the user types the token into the widget; nothing is known yet
-    return False
+    if token is None and is_notebook():
+        import getpass
+        token = getpass.getpass("Hugging Face token (not shown, not saved): ") or None
+    if not token: return False
+    whoami(token=token.strip())               # a token the hub rejects is an error here, not at download time
+    os.environ["HF_TOKEN"] = token.strip()    # this process only: huggingface_hub reads it; no file is written
+    return True
 
 # %% ../nbs/04_loader.ipynb #c050
 def linear_module_names(model) -> list[str]:

@@ -280,7 +280,8 @@ def test_hub_login_uses_the_env_token_and_never_prints_it(loopback_hub, tmp_path
     assert "logged in: True" in r.stdout
     assert FAKE_TOKEN not in r.stdout + r.stderr
     assert ("/api/whoami-v2", f"Bearer {FAKE_TOKEN}") in seen        # validated against the hub with that token
-    assert (tmp_path / "hf" / "stored_tokens").exists()              # kept by huggingface_hub, in HF_HOME only
+    assert not [f for f in (tmp_path / "hf").rglob("*") if f.is_file() and FAKE_TOKEN in f.read_text(errors="ignore")]
+    assert not (tmp_path / "hf" / "token").exists() and not (tmp_path / "hf" / "stored_tokens").exists()   # never written
     # without a token, outside a notebook: nothing happens, no request
     n = len(seen)
     r = _against_hub(endpoint, tmp_path / "hf2", code)
