@@ -178,6 +178,7 @@ def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
                    statuses:Sequence[str], # the decided status per prompt (decide(...))
                    max_new_tokens:int=160,
                    n_passages:Sequence[int]|None=None, # passages per prompt, to check regenerated citations
+                   constrained:bool=False, # regenerate under the answer-core grammar (needs n_passages)
                   ) -> list:
     "The generations with the decided status enforced (refusal core, or a regeneration from the decided status)."
     from kwanzaa.contract import core_to_text, parse
@@ -191,12 +192,13 @@ def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
             g.text, g.fallback = core_to_text(refusal_core("the calibrated decision refused")), "calibrated:refused"
         else: redo.append(i)
     if redo:
-        pre = [f'{STATUS_PREFIX}{statuses[i]}", ' for i in redo]
-        again = generate(model, tok, [message_lists[i] for i in redo], max_new_tokens=max_new_tokens, prefixes=pre)
+        grammar = constrained and n_passages is not None   # the grammar holds the rest of the core after the prefix
+        pre = [f'{STATUS_PREFIX}{statuses[i]}"' + ("" if grammar else ", ") for i in redo]
+        again = generate(model, tok, [message_lists[i] for i in redo], max_new_tokens=max_new_tokens, prefixes=pre,
+                         constrained=grammar, n_passages=[n_passages[i] for i in redo] if grammar else None)
         for i, g in zip(redo, again):
-            # the regeneration starts from the decided status but is not schema-constrained (a prefix and the grammar
-            # do not combine yet): one that is not a valid core is dropped and the model's own answer stands
-            if parse(g.text, n_passages=n_passages[i] if n_passages else None).ok:
+            # a regeneration that is not a valid core (unconstrained, or out of budget) is dropped: the model's own answer stands
+            if g.fallback is None and parse(g.text, n_passages=n_passages[i] if n_passages else None).ok:
                 g.fallback = f"calibrated:{statuses[i]}"; out[i] = g
             else: out[i].fallback = f"calibrated:kept (regenerated {statuses[i]!r} was not a valid core)"
     return out
