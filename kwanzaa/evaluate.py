@@ -290,7 +290,7 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
                 probs = status_probabilities(model, tok, [chats[e.id] for e in batch], bs)
                 gens = apply_decision(model, tok, [chats[e.id] for e in batch], gens,
                                       [decide(p, calibration.threshold) for p in probs], cfg.eval.max_new_tokens,
-                                      n_passages=[len(e.context) for e in batch])
+                                      n_passages=[len(e.context) for e in batch], constrained=spec["constrained"])
             dt = (time.perf_counter() - t0) / len(batch)
             _append(pred_path, [_record(e, arm, prompt_text(tok, chats[e.id]), vars(g), dt, chunks_of[e.id],
                                         spec["citecheck"]) for e, g in zip(batch, gens)])
