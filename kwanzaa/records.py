@@ -14,7 +14,7 @@ __all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ISA_FLAGS', 'ADAPTER_RECORD', 'file_sha2
            'atomic_write_text', 'json_text', 'atomic_write_json', 'chmod_default', 'redact', 'redact_file',
            'redact_tree', 'versions', 'cpu_flags', 'cpu_model', 'device_record', 'git_commit', 'command_line',
            'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname', 'read_json',
-           'adapter_files', 'peak_gib']
+           'adapter_files', 'peak_gib', 'adapter_weights_problem']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -83,7 +83,8 @@ def chmod_default(root) -> Path:
 
 # %% ../nbs/01a_records.ipynb #16194d21
 _SECRET_NAME = re.compile(r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|CREDENTIALS?)(_|$)", re.I)
-TOKEN_SHAPE = re.compile(r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})\b")
+# token shapes anywhere in a string: no word boundary, so `r_2-revision_hf_...` and `${T}_v2` are caught too
+TOKEN_SHAPE = re.compile(r"hf_[A-Za-z0-9]{20,}|(?<![A-Za-z0-9])sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16}")
 
 def _env_secrets() -> list[str]:
     "Values of secret-looking environment variables, longest first."
@@ -216,10 +217,28 @@ def changed_parts(old:dict, new:dict, prefix:str="") -> list[str]:
 
 # %% ../nbs/01a_records.ipynb #2c726155
 class RunLockedError(RuntimeError):
-    "Another process holds the run directory."
+    "Another process holds the run directory (or its lock file cannot be used)."
 
+_LOCKS_ENV = "KWANZAA_RUN_LOCKS"  # {lock path: token} of the locks this process holds: the processes it starts share them
+
+def _inherited(key:str) -> str|None:
+    "The token of lock `key` that a parent process passed down, if any."
+    try: return json.loads(os.environ.get(_LOCKS_ENV) or "{}").get(key)
+    except (ValueError, AttributeError): return None
+
+def _share(key:str, token:str|None):
+    "Add (or with None remove) lock `key` in the environment the processes started from here inherit."
+    try: held = json.loads(os.environ.get(_LOCKS_ENV) or "{}")
+    except ValueError: held = {}
+    held = held if isinstance(held, dict) else {}
+    if token: held[key] = token
+    else: held.pop(key, None)
+    if held: os.environ[_LOCKS_ENV] = json.dumps(held)
+    else: os.environ.pop(_LOCKS_ENV, None)
+
+# %% ../nbs/01a_records.ipynb #b27a0001
 class RunLock:
-    "An exclusive lock on a run directory (`with RunLock(dir): ...`); re-entrant within one process."
+    "An exclusive lock on a run directory (`with RunLock(dir): ...`); re-entrant in one process and the processes it starts."
     _held: dict = {}
     def __init__(self, run_dir, what:str="a step"):
         self.dir, self.what = Path(run_dir), what
@@ -227,22 +246,27 @@ class RunLock:
     def __enter__(self):
         key = str(self.path.resolve())
         if key in RunLock._held: RunLock._held[key] += 1; return self
-        self.dir.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            f = open(self.path, "a+", encoding="utf-8", errors="replace")
+        except OSError as e: raise RunLockedError(f"cannot lock {self.dir}: {self.path}: {e.strerror or e}") from None
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0); holder = f.read().strip() or "another process"
-            f.close()
-            raise RunLockedError(f"{self.dir} is in use by {holder}; wait for it to finish, or choose another --out") from None
-        f.seek(0); f.truncate(); f.write(f"process {os.getpid()} ({redact(command_line())[:200]}), {self.what}"); f.flush()
+            f.seek(0); holder, _, token = f.read(4096).partition("\n"); f.close()
+            if token.strip() and token.strip() == _inherited(key): RunLock._held[key] = 1; return self  # our parent's
+            raise RunLockedError(f"{self.dir} is in use by {holder.strip()[:300] or 'another process'}; "
+                                 "wait for it to finish, or choose another --out") from None
+        token = os.urandom(16).hex()
+        f.seek(0); f.truncate(); f.write(f"process {os.getpid()} ({redact(command_line())[:200]}), {self.what}\n{token}\n"); f.flush()
         self._f, self._mine = f, True
-        RunLock._held[key] = 1
+        RunLock._held[key] = 1; _share(key, token)
         return self
     def __exit__(self, *exc):
         key = str(self.path.resolve())
         RunLock._held[key] -= 1
-        if RunLock._held[key] == 0 and self._mine:
-            del RunLock._held[key]
+        if RunLock._held[key] == 0: del RunLock._held[key]
+        if self._mine and key not in RunLock._held:
+            _share(key, None)
             self._f.seek(0); self._f.truncate(); fcntl.flock(self._f, fcntl.LOCK_UN); self._f.close()
         return False
 
@@ -256,7 +280,7 @@ def read_json(path, default=None):
     p = Path(path)
     return json.loads(p.read_text(encoding="utf-8")) if p.exists() else default
 
-ADAPTER_RECORD = "kwanzaa_adapter.json"  # written by the trainer next to an adapter: base, revision, tokenizer sha256, method
+ADAPTER_RECORD = "kwanzaa_adapter.json"  # written by the trainer next to an adapter: base, revision, tokenizer and weights sha256, method
 
 def adapter_files(adapter_dir) -> list[Path]:
     "The files that make an adapter what it is (weights and config), for hashing."
@@ -267,3 +291,14 @@ def peak_gib(manifest:dict) -> float|None:
     pm = manifest.get("peak_memory") or {}
     mb = pm.get("gpu_peak_allocated_mb") or pm.get("peak_rss_mb")
     return None if mb is None else round(mb / 1024, 2)
+
+# %% ../nbs/01a_records.ipynb #b27r0001
+def adapter_weights_problem(adapter_dir) -> str|None:
+    "Why an adapter's weights are not those its trainer saved (`weights_sha256` in kwanzaa_adapter.json); None when they are or nothing was recorded."
+    rec, w = Path(adapter_dir)/ADAPTER_RECORD, Path(adapter_dir)/"adapter_model.safetensors"
+    try: want = json.loads(rec.read_text(encoding="utf-8")).get("weights_sha256")
+    except (OSError, ValueError, AttributeError): return None   # no record: an adapter from elsewhere, nothing to compare
+    if not isinstance(want, str) or not w.is_file(): return None
+    got = file_sha256(w)
+    return None if got == want else (f"{w} is damaged: its sha256 is {got[:16]}..., not the {want[:16]}... its trainer saved "
+                                     f"({ADAPTER_RECORD}); it was truncated or changed on disk: train again or copy the adapter again")

@@ -13,7 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from .config import is_qlora, resolve_compute_dtype
-from .records import ADAPTER_RECORD, atomic_write_json, atomic_write_text, chmod_default, file_sha256, provenance, redact
+from .records import ADAPTER_RECORD, RunLock, atomic_write_json, atomic_write_text, chmod_default, file_sha256, provenance, redact
 from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_param_count, model_device,
                             resolve_model_path, trainable_report)
 from . import speed
@@ -270,7 +270,8 @@ def check_lengths(tok, conversations:list, max_length:int, what:str="training") 
     lengths = conversation_lengths(tok, conversations)
     long = [(i, n) for i, n in enumerate(lengths) if n > max_length]
     if long:
-        shown = ", ".join(f"#{i} ({n:,} tokens)" for i, n in long[:5]) + (f" and {len(long) - 5} more" if len(long) > 5 else "")
+        name = lambda i: getattr(conversations[i], "name", None) or f"#{i}"   # 'file:line (id)' when it came from a file
+        shown = ", ".join(f"{name(i)} ({n:,} tokens)" for i, n in long[:5]) + (f" and {len(long) - 5} more" if len(long) > 5 else "")
         raise TrainError(f"{len(long)} of {len(conversations)} {what} conversations are longer than "
                          f"training.max_seq_length={max_length} tokens: {shown}. Their answers would be cut and teach "
                          f"no stop: raise training.max_seq_length to at least {max(n for _, n in long)}, or shorten or "
@@ -455,7 +456,7 @@ def interrupted_message(last_checkpoint=None, # the newest checkpoint when train
     return f"training interrupted before the first checkpoint was saved; {again} to start over"
 
 # %% ../nbs/05_trainer.ipynb #9ceb97b5
-def train(cfg, # RunConfig
+def _train(cfg, # RunConfig
           out_dir, # run directory (see the layout at the top)
           train_messages:list, # chat conversations, each [system, user, assistant] (kwanzaa.prompt.render_messages)
           eval_messages:list|None=None, # validation conversations, evaluated each epoch
@@ -466,7 +467,7 @@ def train(cfg, # RunConfig
           command:str|None=None, # recorded in the manifest (default: the `kwanzaa ...` command line)
           trainer_class=None, # see build_trainer
          ) -> TrainResult:
-    "Fine-tune a LoRA adapter on `train_messages` with assistant-only loss; resumable; writes adapter + records."
+    "`train` once the run directory is locked."
     t0 = time.perf_counter()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     ckpt_dir, adapter_dir, log_path = out / "checkpoints", out / "adapter", out / "train_log.jsonl"
@@ -474,7 +475,7 @@ def train(cfg, # RunConfig
     if resume and list_checkpoints(ckpt_dir):
         _check_same_run(out, cfg)
         resume_from = last_good_checkpoint(ckpt_dir)
-    if not resume or resume_from is None:
+    if (not resume or resume_from is None) and _rank() == 0:   # the other ranks of a launch delete nothing
         shutil.rmtree(ckpt_dir, ignore_errors=True)
         if log_path.exists(): log_path.unlink()
     atomic_write_json(out / "run_config.json", redact(cfg.model_dump(mode="json")))
@@ -515,7 +516,8 @@ def train(cfg, # RunConfig
     if not _adapter_tensor_count(tmp): raise TrainError(f"the adapter written to {tmp} holds no tensors; the previous adapter is kept")
     (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
     atomic_write_text(tmp / "README.md", redact(model_card(cfg, data, result, detect_family(tok))))
-    atomic_write_json(tmp / ADAPTER_RECORD, make_adapter_record(cfg, tok))
+    atomic_write_json(tmp / ADAPTER_RECORD, make_adapter_record(cfg, tok)   # the weights' hash: damage is named at load
+                      | {"weights_sha256": file_sha256(tmp / "adapter_model.safetensors")})
     chmod_default(tmp)   # mkdtemp made it 0700: the adapter gets the modes a plain mkdir/open would give
     shutil.rmtree(adapter_dir, ignore_errors=True); os.replace(tmp, adapter_dir)
     plot = plot_loss(log_path, out / "loss.png")
@@ -529,6 +531,29 @@ def train(cfg, # RunConfig
     _manifest(out, manifest)
     return TrainResult(out, adapter_dir, out / "manifest.json", log_path, plot, result["global_step"],
                        result["train_loss"], result["eval_loss"], resumed, redact(manifest))
+
+# %% ../nbs/05_trainer.ipynb #b27t0001
+def _rank() -> int:
+    "This process's rank in a distributed launch (accelerate, torchrun); 0 when alone."
+    try: return int(os.environ.get("RANK") or 0)
+    except ValueError: return 0
+
+def train(cfg, # RunConfig
+          out_dir, # run directory (see the layout at the top)
+          train_messages:list, # chat conversations, each [system, user, assistant] (kwanzaa.prompt.render_messages)
+          eval_messages:list|None=None, # validation conversations, evaluated each epoch
+          resume:bool=True, # continue from the newest intact checkpoint in out_dir; False starts over
+          data_paths=(), # data files the conversations came from (hashed into the manifest)
+          device=None, # torch device; from cfg.model.device when None
+          callbacks=(), # extra transformers TrainerCallbacks
+          command:str|None=None, # recorded in the manifest (default: the `kwanzaa ...` command line)
+          trainer_class=None, # see build_trainer
+         ) -> TrainResult:
+    "Fine-tune a LoRA adapter on `train_messages` with assistant-only loss; resumable; writes adapter + records."
+    # every door that trains (kwanzaa run, python -m kwanzaa.trainer, a notebook by hand) holds the run directory's lock;
+    # under `kwanzaa run` the kernel shares the lock its runner holds; rank 0 holds it for a distributed launch
+    with RunLock(out_dir, "training") if _rank() == 0 else contextlib.nullcontext():
+        return _train(cfg, out_dir, train_messages, eval_messages, resume, data_paths, device, callbacks, command, trainer_class)
 
 # %% ../nbs/05_trainer.ipynb #6d4cd6b3
 def memory_report(manifest:dict) -> str:
@@ -560,6 +585,7 @@ def main(argv=None) -> int:
     import argparse
     from kwanzaa.config import ConfigError, load_config
     from kwanzaa.loader import LoaderError
+    from kwanzaa.records import RunLockedError
     ap = argparse.ArgumentParser(prog="python -m kwanzaa.trainer", description=main.__doc__,
                                  epilog="several GPUs: accelerate launch --config_file kwanzaa/accelerate/ddp.yaml "
                                         "--num_processes 2 -m kwanzaa.trainer --preset qlora --out DIR")
@@ -583,7 +609,7 @@ def main(argv=None) -> int:
             val_msgs = [example_messages(e, corpus) for e in val_ex] or None
         res = train(cfg, a.out, train_msgs, val_msgs, resume=not a.restart, data_paths=files,
                     command="python -m kwanzaa.trainer " + " ".join(argv if argv is not None else sys.argv[1:]))
-    except (ConfigError, LoaderError, TrainError, ValueError, FileNotFoundError) as e:   # DataError is a ValueError
+    except (ConfigError, LoaderError, TrainError, RunLockedError, ValueError, FileNotFoundError) as e:   # DataError is a ValueError
         print(f"kwanzaa.trainer: error: {e}", file=sys.stderr); return 2
     if res.manifest: print(f"adapter: {res.adapter_dir} | step {res.global_step} | train loss {res.train_loss} | "
                            f"validation loss {res.eval_loss} | manifest: {res.manifest_path}")
