@@ -6,8 +6,8 @@
 __all__ = ['DTYPES', 'OPTIMIZERS', 'SCHEDULERS', 'LORA_TARGETS', 'ARM_PATTERN', 'MAX_YAML_DEPTH', 'MAX_ALIAS_NODES',
            'CPU_BF16_FLAGS', 'arm_flags', 'ModelSection', 'AdapterSection', 'LoraSection', 'QuantizationSection',
            'TrainingSection', 'DataSection', 'ThresholdsSection', 'EvalSection', 'SpeedSection', 'RunConfig',
-           'is_qlora', 'ConfigError', 'list_presets', 'apply_overrides', 'load_config', 'cpu_has_native_bf16',
-           'resolve_compute_dtype', 'check_device']
+           'is_qlora', 'ConfigError', 'list_presets', 'load_yaml', 'apply_overrides', 'load_config',
+           'cpu_has_native_bf16', 'resolve_compute_dtype', 'check_device']
 
 # %% ../nbs/01_config.ipynb #c003
 import copy, difflib, json, os, re, tempfile
@@ -387,13 +387,24 @@ def _key_lines(node, label:str, path=()) -> dict:
             out |= _key_lines(v, label, p)
     return out
 
-def _read_yaml(text:str, label:str) -> tuple[dict, dict]:
-    "Parse YAML `text` (from `label`) into a mapping and the 'label:line' of each key."
-    try: data, node = _compose(text)
+def _parse(text:str, label:str) -> tuple:
+    "(data, node) of YAML `text` by the bounded loader; ConfigError 'label:line:column: invalid YAML: ...' otherwise."
+    try: return _compose(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         pos = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         raise ConfigError(f"{label}{pos}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+    except RecursionError: raise ConfigError(f"{label}: invalid YAML: nested deeper than {MAX_YAML_DEPTH} levels") from None
+
+def load_yaml(text:str, # one YAML document
+              label:str, # where it came from, for messages: a path, "parameter 'x'"
+             ):
+    "The value of a YAML document, parsed by the bounded loader: every YAML the project reads (config, preset, sweep spec) goes through it."
+    return _parse(text, label)[0]
+
+def _read_yaml(text:str, label:str) -> tuple[dict, dict]:
+    "Parse YAML `text` (from `label`) into a mapping and the 'label:line' of each key."
+    data, node = _parse(text, label)
     if data is None: return {}, {}
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: expected a mapping of sections ({', '.join(RunConfig.model_fields)}), "

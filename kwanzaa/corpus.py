@@ -460,10 +460,24 @@ def _tokenizer() -> bm25s.tokenization.Tokenizer:
     "The one tokenizer for chunks and queries: lower-case words, English stopwords, Snowball English stemmer."
     return bm25s.tokenization.Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
 
+_INDEX_SUMS = "files.sha256.json"  # {file name: sha256} of every file of a saved index, checked before it is used
+
+def _index_damage(path:Path) -> str|None:
+    "Why a saved index folder cannot be trusted (a file missing, added, or not matching its sha256); None when intact."
+    try: sums = json.loads((path / _INDEX_SUMS).read_text(encoding="utf-8"))
+    except (OSError, ValueError): return f"{_INDEX_SUMS} is missing or damaged"
+    files = {p.name for p in path.iterdir() if p.is_file() and p.name != _INDEX_SUMS}
+    if not isinstance(sums, dict) or set(sums) != files: return "its files are not the ones it was saved with"
+    bad = [n for n in sorted(files) if file_sha256(path / n) != sums[n]]
+    return f"{', '.join(bad)} does not match its sha256 (bit flips or an edit)" if bad else None
+
 def _load_index(path:Path, corpus:Corpus):
-    "A saved (tokenizer, BM25 index) pair, or None when it is absent, unreadable or was built from other chunks."
+    "A saved (tokenizer, BM25 index) pair, or None when it is absent, damaged (with a warning) or built from other chunks."
     try:
         if (path / "corpus.sha256").read_text(encoding="utf-8").strip() != corpus.content_sha256: return None
+        if not (path / _INDEX_SUMS).is_file(): return None   # saved by an older version: rebuilt quietly
+        if (why := _index_damage(path)):
+            warnings.warn(f"BM25 index cache {path}: {why}; rebuilding it", stacklevel=3); return None
         bm25 = bm25s.BM25.load(str(path), mmap=False)
         tok = _tokenizer(); tok.load_vocab(str(path))
         return (tok, bm25) if bm25.scores["num_docs"] == len(corpus) else None
@@ -476,6 +490,8 @@ def _save_index(path:Path, tok, bm25, content_sha256:str):
     try:
         bm25.save(str(tmp)); tok.save_vocab(str(tmp))
         (tmp / "corpus.sha256").write_text(content_sha256 + "\n", encoding="utf-8")
+        sums = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        (tmp / _INDEX_SUMS).write_text(json.dumps(sums, indent=1) + "\n", encoding="utf-8")
         os.rename(tmp, path)
     except OSError: shutil.rmtree(tmp, ignore_errors=True)  # a lost race is harmless: the winner's index is as good
 

@@ -20,11 +20,11 @@ from .prompt import system_prompt, defuse, format_context, render_messages  # re
 # %% auto #0
 __all__ = ['CATEGORIES', 'SPLITS', 'MAX_LINE_BYTES', 'ADVERSARIAL_NAMESPACE', 'PRIMARY_NAMESPACE', 'MAX_TOKENS', 'DATASETS',
            'dataset_hash', 'TARGETS', 'PERSONA_MIX', 'STATUS_MIX', 'DataError', 'Gold', 'Example', 'load_examples',
-           'write_examples', 'example_messages', 'Evidence', 'Contrastive', 'Spec', 'load_specs', 'normalise_text',
-           'build_examples', 'token_budget', 'embedded_budget', 'example_problems', 'question_similarity',
-           'near_duplicate', 'leaked_questions', 'datasets_dir', 'specs_dir', 'spec_paths', 'dataset_path',
-           'load_dataset', 'select_pilot', 'build_splits', 'build_dataset_files', 'dataset_stats', 'check_specs',
-           'main', 'load_conversations', 'training_examples']
+           'write_examples', 'Conversation', 'example_messages', 'Evidence', 'Contrastive', 'Spec', 'load_specs',
+           'normalise_text', 'build_examples', 'token_budget', 'embedded_budget', 'example_problems',
+           'question_similarity', 'near_duplicate', 'leaked_questions', 'datasets_dir', 'specs_dir', 'spec_paths',
+           'dataset_path', 'load_dataset', 'select_pilot', 'build_splits', 'build_dataset_files', 'dataset_stats',
+           'check_specs', 'main', 'load_conversations', 'training_examples', 'held_out_problems']
 
 # %% ../nbs/03_data.ipynb #c006
 CATEGORIES = ("single_source", "multi_source", "partial", "refusal_no_context", "refusal_irrelevant",
@@ -53,6 +53,7 @@ class Example(BaseModel):
     gold: Gold
     target: AnswerCore
     pair_id: Optional[str] = None  # shared by an example and its contrastive twin
+    _where: Optional[str] = PrivateAttr(default=None)  # 'file:line' it was read from (load_examples), for messages
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -137,7 +138,7 @@ def load_examples(path, # a JSONL file of examples
     for i, obj in _jsonl_records(path):
         ex = _validate(Example, obj, f"{path}:{i}")
         if ex.id in seen: raise DataError(f"{path}:{i}: field 'id': duplicated id {ex.id!r} (first at line {seen[ex.id]})")
-        seen[ex.id] = i
+        seen[ex.id] = i; ex._where = f"{path}:{i}"
         if corpus is not None:
             for cid in ex.context:
                 try: corpus.get(cid)
@@ -153,13 +154,18 @@ def write_examples(examples: Iterable[Example], # examples to write
     return atomic_write_text(path, text)  # LF line ends, and a umask mode: package data is readable by all
 
 # %% ../nbs/03_data.ipynb #c021
+class Conversation(list):
+    "A chat conversation (a list of messages) that knows the example it came from, so a message can name it."
+    def __init__(self, messages=(), name:str|None=None): super().__init__(messages); self.name = name
+
 def example_messages(ex:Example, # an example
                      corpus, # anything with .get(chunk_id) -> Chunk
                      with_target:bool=True, # include the assistant turn
                     ) -> list[dict]:
-    "render_messages for an Example, joining passage text from the corpus."
-    return render_messages(ex.question, [corpus.get(c) for c in ex.context], ex.persona, ex.toggles,
-                           ex.target if with_target else None)
+    "render_messages for an Example, joining passage text from the corpus; named 'file:line (id)' after the example."
+    return Conversation(render_messages(ex.question, [corpus.get(c) for c in ex.context], ex.persona, ex.toggles,
+                                        ex.target if with_target else None),
+                        f"{ex._where} ({ex.id})" if ex._where else f"example {ex.id!r}")
 
 # %% ../nbs/03_data.ipynb #c026
 class Evidence(BaseModel):
@@ -682,9 +688,44 @@ def training_examples(cfg): # RunConfig: reads cfg.data
     corpus = build_corpus(cfg.data.sources_dir)
     train_ex = load_dataset(cfg.data.train, corpus)
     val_ex = load_dataset(cfg.data.validation, corpus) if cfg.data.validation else []
+    if (problems := held_out_problems(cfg.data, train_ex, val_ex)): raise DataError("\n".join(problems))
     if cfg.data.limit: train_ex, val_ex = select_pilot(train_ex, cfg.data.limit), val_ex[: cfg.data.limit]
     files = [dataset_path(cfg.data.train)] + ([dataset_path(cfg.data.validation)] if cfg.data.validation else [])
     return corpus, train_ex, val_ex, files
+
+# %% ../nbs/03_data.ipynb #b27d0001
+def _qkey(q:str) -> str: return " ".join(_words(q))   # a question up to case, punctuation and spacing
+
+def _id_lines(path:Path) -> dict:
+    "example id -> line number in a JSONL file (for messages)."
+    out = {}
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        try: out.setdefault(json.loads(line).get("id"), i)
+        except (ValueError, AttributeError, TypeError): continue
+    return out
+
+def held_out_problems(data, # a RunConfig's data section
+                      train_ex:list[Example], val_ex:list[Example], # the examples loaded from data.train / data.validation
+                     ) -> list[str]:
+    "Where training or validation data holds the evaluated set: by content (a copy of the file) or by question, not by path."
+    held = {"train": ["package:golden", data.golden], "validation": ["package:golden"]}
+    if data.golden and dataset_path(data.golden).resolve() != dataset_path(data.validation or "").resolve():
+        held["validation"].append(data.golden)   # scoring a sweep on the validation split is selection, not leakage
+    problems = []
+    for key, exs in (("train", train_ex), ("validation", val_ex)):
+        ref = getattr(data, key)
+        if not ref: continue
+        p = dataset_path(ref)
+        for h in dict.fromkeys(r for r in held[key] if r):
+            hp = dataset_path(h)
+            if not hp.is_file() or not p.is_file(): continue   # a missing file is reported where it is read
+            if file_sha256(p) == file_sha256(hp):
+                problems.append(f"data.{key}: {p} has the same content as {h} ({hp}), which is held out for evaluation"); continue
+            gold = {_qkey(g.question): g.id for g in load_examples(hp)}
+            lines = _id_lines(p)
+            problems += [f"data.{key}: {p}:{lines.get(x.id, '?')}: example {x.id!r}: its question is {h}'s {gold[_qkey(x.question)]!r}, "
+                         "held out for evaluation; remove it from the training data" for x in exs if _qkey(x.question) in gold][:5]
+    return problems
 
 # %% ../nbs/03_data.ipynb #c067
 if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.data":
