@@ -11,9 +11,10 @@ from typing import Any, Sequence
 
 import yaml
 
-from .config import ConfigError, RunConfig, load_config
-from .records import (RunLock, RunLockedError, adapter_files, atomic_write_json, atomic_write_text, changed_parts, data_hash,
-                             fingerprint, peak_gib, provenance, read_json, redact, redact_tree)
+from .config import ConfigError, RunConfig, load_config, load_yaml
+from .records import (RunLock, RunLockedError, TOKEN_SHAPE, adapter_files, adapter_weights_problem, atomic_write_json,
+                             atomic_write_text, changed_parts, data_hash, fingerprint, peak_gib, provenance, read_json,
+                             redact, redact_file, redact_tree)
 
 # %% auto #0
 __all__ = ['STEPS', 'SHORTCUTS', 'SWEEP_KEYS', 'SELECT', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters',
@@ -93,9 +94,8 @@ def split_params(pairs:Sequence[str]|dict, # ["key=value", ...] or a dict
     for k, v in items:
         if "." in k: overrides.append(_override(k, v))
         elif isinstance(v, str):
-            try: params[k] = yaml.safe_load(v)
-            except yaml.YAMLError as e:
-                raise RunError(f"parameter {k!r}: value {_short(v)} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+            try: params[k] = load_yaml(v, f"parameter {_short(k)}")   # the bounded loader, as for every YAML read
+            except ConfigError as e: raise RunError(str(e)) from None
         else: params[k] = v
     return overrides, params
 
@@ -117,12 +117,22 @@ def check_params(steps:Sequence[str], preset:str, overrides:list[str], params:di
     except ConfigError as e: raise RunError(f"bad configuration: {e}") from None
 
 # %% ../nbs/09_pipeline.ipynb #c014
+def _check_model_base(base:str):
+    "A `model.base` that names a local folder must exist: a typo would otherwise reach the hub (and its login) in the kernel."
+    p = Path(base).expanduser()
+    if base.startswith("embedded:") or p.exists(): return
+    if base.startswith((".", "/", "~")) or base.count("/") > 1 or ("/" in base and p.parent.is_dir()):
+        near = difflib.get_close_matches(p.name, [c.name for c in p.parent.iterdir()] if p.parent.is_dir() else [], n=1)
+        raise RunError(f"model.base: the model folder {_short(base)} does not exist" + (f" (did you mean {str(p.parent/near[0])!r}?)" if near else "")
+                       + "; a Hub model is named org/name, an embedded one embedded:<name>")
+
 def check_inputs(cfg, # the resolved RunConfig
                  steps:Sequence[str]=STEPS, # the steps that will run: training reads data.train/validation, evaluation data.golden
                 ):
-    "Raise RunError if a dataset the run will read is missing or holds a bad record (`file:line: field ...: message`)."
+    "Raise RunError if the local model or a dataset the run reads is missing, or a dataset holds a bad or held-out record."
+    _check_model_base(str(cfg.model.base))
     from kwanzaa.corpus import CorpusError, build_corpus
-    from kwanzaa.data import DataError, dataset_path, load_dataset
+    from kwanzaa.data import DataError, dataset_path, held_out_problems, load_dataset
     keys = (("train", "validation") if "train" in steps else ()) + (("golden",) if "evaluate" in steps else ())
     refs = {k: str(getattr(cfg.data, k)) for k in keys if getattr(cfg.data, k) is not None}
     for k, ref in refs.items():
@@ -133,18 +143,29 @@ def check_inputs(cfg, # the resolved RunConfig
     if not refs: return
     try: corpus = build_corpus(cfg.data.sources_dir)   # what the notebooks check chunk ids against
     except CorpusError as e: raise RunError(f"data.sources_dir: {e}") from None
+    loaded = {}
     for k, ref in refs.items():
-        try: load_dataset(ref, corpus)   # the notebooks' own loader and validator
+        try: loaded[k] = load_dataset(ref, corpus)   # the notebooks' own loader and validator
         except DataError as e: raise RunError(f"data.{k}: {e}") from None
+    if "train" in steps and (problems := held_out_problems(cfg.data, loaded.get("train", []), loaded.get("validation", []))):
+        raise RunError("\n".join(problems))   # by content and question, as training_examples checks it
 
 # %% ../nbs/09_pipeline.ipynb #c017
 _RUN_FILES = (".kwanzaa.lock", "train.config.yaml", "evaluate.config.yaml", "train.done.json", "evaluate.done.json",
-              "train.started.json", "evaluate.started.json", "manifest.json", "adapter", "checkpoints", "eval")
+              "train.started.json", "evaluate.started.json", "manifest.json", "adapter", "checkpoints", "eval",
+              "comparison.json", "decision.json")   # a sweep's folder and a plan's resume too
 
 def check_out_dir(out:str|Path) -> Path:
-    "Refuse an output directory that is '/', the home directory, a file, or a folder of other files (nothing is created)."
-    p = Path(out).expanduser()
-    r = p.resolve()
+    "Refuse an output directory that is '/', home, a file, a folder of other files, unusable, or names a token (creates nothing)."
+    if TOKEN_SHAPE.search(str(out)) or redact(str(out)) != str(out):
+        raise RunError(f"--out {redact(str(out))!r} holds what looks like a token; folder names are never redacted, so choose another")
+    try: return _check_out_dir(Path(out).expanduser(), out)
+    except (OSError, RuntimeError) as e:   # a name too long, a symlink loop, no permission
+        raise RunError(f"cannot use the output directory {_short(str(out))}: {getattr(e, 'strerror', None) or e}; "
+                       "choose another --out") from None
+
+def _check_out_dir(p:Path, out) -> Path:
+    r = p.resolve(strict=False)
     if r == Path(r.anchor) or r == Path.home().resolve():
         raise RunError(f"--out {_short(str(out))} is {'the filesystem root' if r == Path(r.anchor) else 'your home directory'}; "
                        "give a folder of its own, e.g. outputs/runs/NAME")
@@ -185,13 +206,16 @@ def step_fingerprint(step:str, # 'train' or 'evaluate'
                      params:dict, # the notebook parameters (shortcuts already turned into config)
                      adapter_dir=None, # evaluation: the adapter it scores
                     ) -> tuple[str, dict]:
-    "(fingerprint, parts) of a step: the configuration, parameters, input-file hashes and package version it depends on."
+    "(fingerprint, parts) of a step: the configuration, parameters, hashes of every file it reads, the package version."
     from kwanzaa import __version__
     from kwanzaa.data import dataset_path
     keys = ("train", "validation") if step == "train" else ("golden",)
     inputs = {f"data.{k}": data_hash([dataset_path(str(getattr(cfg.data, k)))]) for k in keys if getattr(cfg.data, k)}
     inputs["corpus"] = data_hash(_corpus_files())
-    if step == "evaluate": inputs["adapter"] = data_hash(adapter_files(adapter_dir)) if adapter_dir else None
+    if step == "evaluate":   # the adapter's weights and config, and the threshold its +calibrated arms use
+        inputs["adapter"] = data_hash(adapter_files(adapter_dir)) if adapter_dir else None
+        cal = Path(adapter_dir)/"calibration.json" if adapter_dir else None
+        inputs["calibration"] = data_hash([cal]) if cal is not None and cal.is_file() else None
     parts = {"step": step, "config": _prune(cfg.model_dump(mode="json"), _VOLATILE + _NOT_FOR[step]),
              "params": {k: v for k, v in params.items() if k not in ("out_dir", "config", "resume")},
              "inputs": inputs, "kwanzaa": __version__}  # the package itself: also when it runs from a checkout on PYTHONPATH
@@ -360,6 +384,31 @@ def _execute(step:str, src:Path, dst:Path, nb:dict, out:Path, kernel:str, log_ou
         redact_tree(out)
     return env["KWANZAA_COMMAND"]
 
+# %% ../nbs/09_pipeline.ipynb #b27p0001
+def _marker(path:Path) -> dict|None:
+    "A step's done or started marker; None when absent or damaged (not JSON, not a mapping): the step then runs again."
+    try: m = read_json(path)
+    except (OSError, ValueError): return None
+    return m if isinstance(m, dict) else None
+
+def _eval_dir(out:Path, params:dict) -> str:
+    "The evaluation's folder (`eval_dir`), which must lie inside the run directory: an evaluation writes nowhere else."
+    eval_dir = str(params.get("eval_dir", "eval"))
+    root = out.resolve()
+    target = (root/eval_dir).resolve()
+    if target == root or not target.is_relative_to(root):
+        raise RunError(f"eval_dir {_short(eval_dir)} is not a folder inside the run directory {out}: an evaluation writes only "
+                       "into its own run directory; give a relative folder such as eval_validation, or another --out")
+    return eval_dir
+
+@contextlib.contextmanager
+def _disk_errors(out:Path):
+    "A write that fails (disk full, permissions) as one RunError naming the file, not a library's traceback."
+    try: yield
+    except OSError as e:
+        raise RunError(f"cannot write {e.filename or out}: {e.strerror or e}; free some space (or fix the permissions) and "
+                       "run the same command again") from None
+
 # %% ../nbs/09_pipeline.ipynb #f5b39457
 def run_step(step:str, # 'train' or 'evaluate'
              out:str|Path, # the run directory
@@ -372,15 +421,18 @@ def run_step(step:str, # 'train' or 'evaluate'
             ) -> dict:
     "Execute one pipeline notebook into the run directory, unless it finished with the same fingerprint."
     out, params = prepare_run_dir(out), dict(params or {})
-    with RunLock(out, step):
+    if step == "evaluate": _eval_dir(out, params)
+    with RunLock(out, step), _disk_errors(out):
         adapter = Path(params.get("adapter_dir") or out/"adapter") if step == "evaluate" else None
+        if adapter is not None and (why := adapter_weights_problem(adapter)): raise RunError(why)
         fp, parts = step_fingerprint(step, cfg, params, adapter)
-        done, begun = read_json(out/f"{step}.done.json"), read_json(out/f"{step}.started.json")
+        done, begun = _marker(out/f"{step}.done.json"), _marker(out/f"{step}.started.json")
         if done and done.get("fingerprint") == fp and not force: done = {**done, "skipped": True}
         else:
             nb = _begin(step, out, cfg, params, fp, parts, done, begun, force)
             dst, t0 = out/f"{step}.ipynb", time.time()
             command = _execute(step, pipeline_dir(notebooks)/f"{step}.ipynb", dst, nb, out, kernel, log_output, quiet)
+            if step == "evaluate": fp, parts = step_fingerprint(step, cfg, params, adapter)  # it may have calibrated
             done = redact(dict(step=step, fingerprint=fp, parts=parts, parameters=nb, seconds=round(time.time() - t0, 1),
                                notebook=str(dst), command=command, finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
             atomic_write_json(out/f"{step}.done.json", done)
@@ -399,6 +451,18 @@ def smoke_overrides(tiny_dir:str|Path) -> list[str]:
             "eval.max_new_tokens=24", "eval.batch_size=4", "eval.limit=4",
             "training.warmup_ratio=0",   # one or two steps: a warm-up would give them a learning rate of 0
             "data.validation=package:validation"]   # exercise the per-epoch validation pass too
+
+# %% ../nbs/09_pipeline.ipynb #b27p0002
+def _adapter_dir_problem(adapter:Path):
+    "Raise RunError when `adapter_dir` is a file or a symlink loop (not 'does not exist', which would mislead)."
+    try: adapter.resolve(strict=True)
+    except FileNotFoundError: return   # the caller says there is no adapter
+    except (OSError, RuntimeError) as e:
+        raise RunError(f"adapter_dir {_short(str(adapter))} cannot be read: {getattr(e, 'strerror', None) or e} "
+                       "(a symlink loop?); pass the folder train.ipynb wrote (<run>/adapter)") from None
+    if adapter.is_file():
+        raise RunError(f"adapter_dir {_short(str(adapter))} is a file; pass the adapter's folder (<run>/adapter), "
+                       "which holds adapter_config.json and adapter_model.safetensors")
 
 # %% ../nbs/09_pipeline.ipynb #c023
 def _smoke_dir() -> Path:
@@ -424,8 +488,10 @@ def run(kind:str="all", # 'train', 'evaluate' or 'all'
     cfg = check_params(steps, preset, overrides, nb_params, notebooks)
     check_inputs(cfg, steps)
     plain = {k: v for k, v in nb_params.items() if k not in SHORTCUTS}
+    if "evaluate" in steps: _eval_dir(out, plain)   # before training: `all` would train, then be refused
     if steps == ("evaluate",) and any(a.startswith("adapter") for a in cfg.eval.arms):
         adapter = Path(plain.get("adapter_dir") or out/"adapter")
+        _adapter_dir_problem(adapter)
         if not (adapter/"adapter_config.json").is_file():
             raise RunError(f"no adapter to evaluate in {adapter}: train one first (kwanzaa run train --preset {preset} --out {out}, "
                            "or run all), "
@@ -442,12 +508,14 @@ def read_run(out:str|Path) -> dict:
     "Summarise a finished run directory: config, per-arm metrics, training time and memory."
     out = Path(out)
     cfg_file = next((out/f for f in ("evaluate.config.yaml", "train.config.yaml", "config.yaml") if (out/f).exists()), None)
-    cfg = yaml.safe_load(cfg_file.read_text()) if cfg_file else {}
+    try: cfg = load_yaml(cfg_file.read_text(encoding="utf-8"), str(cfg_file)) if cfg_file else {}
+    except (OSError, UnicodeDecodeError, ConfigError) as e: raise RunError(f"cannot read the run's configuration: {e}") from None
     return dict(dir=str(out), config=cfg, arms=read_json(out/"eval"/"comparison.json", {}), train=read_json(out/"manifest.json", {}))
 
 # %% ../nbs/09_pipeline.ipynb #c028
 def _label(key:str, lab:str) -> str:
-    return f"{key.split('.')[-1]}_{Path(lab).name.replace(':', '_')}"
+    "A run-name part for a grid value; a token in it is redacted (a folder name is written everywhere the run goes)."
+    return redact(f"{key.split('.')[-1]}_{Path(lab).name.replace(':', '_')}").replace("***", "redacted")
 
 def _axis(k, vals) -> list[tuple[str, list[str]]]:
     "One grid entry as [(label, [key=value, ...]), ...], labels unique within the entry."
@@ -473,8 +541,11 @@ def sweep_runs(spec:dict) -> list[tuple[str, list[str]]]:
     if not isinstance(grid, dict) or not grid: raise RunError("a sweep needs a non-empty 'grid' mapping of dotted keys to lists")
     unknown = set(spec) - set(SWEEP_KEYS)
     if unknown: raise RunError(f"unknown sweep keys {sorted(unknown)}; allowed: {', '.join(SWEEP_KEYS)}")
+    params = spec.get("params") or []
+    if not isinstance(params, list) or not all(isinstance(p, str) and "=" in p for p in params):
+        raise RunError(f"sweep params {_short(redact(params))}: give a list of 'key=value' strings, e.g. [training.epochs=1]")
     axes = [_axis(k, vals) for k, vals in grid.items()]
-    runs = [("-".join(n for n, _ in combo), list(spec.get("params", [])) + [p for _, ps in combo for p in ps])
+    runs = [("-".join(n for n, _ in combo), list(params) + [p for _, ps in combo for p in ps])
             for combo in itertools.product(*axes)]
     dup = {n for n, _ in runs if [m for m, _ in runs].count(n) > 1}
     if dup: raise RunError(f"sweep runs {sorted(dup)} would share a directory; give the values distinct labels (named bundles)")
@@ -531,8 +602,9 @@ def plot_comparison(rows:list[dict], path:str|Path, keys=None):
 
 # %% ../nbs/09_pipeline.ipynb #c032
 def _sweep_spec(spec_path:Path) -> dict:
-    try: spec = yaml.safe_load(spec_path.read_text())
-    except (OSError, yaml.YAMLError) as e: raise RunError(f"cannot read sweep file {spec_path}: {e}") from None
+    try: spec = load_yaml(spec_path.read_text(encoding="utf-8"), str(spec_path))   # the bounded loader: no YAML bombs
+    except (OSError, UnicodeDecodeError) as e: raise RunError(f"cannot read sweep file {spec_path}: {e}") from None
+    except ConfigError as e: raise RunError(f"sweep file {e}") from None
     if not isinstance(spec, dict): raise RunError(f"{spec_path}: a sweep file is a mapping with preset, params, grid")
     kind, select = spec.get("kind", "all"), spec.get("select", list(SELECT))
     if kind not in _KINDS: raise RunError(f"{spec_path}: kind {kind!r}; choose one of {', '.join(_KINDS)}")
@@ -566,6 +638,10 @@ def sweep(spec_path:str|Path, # the sweep YAML
     spec = _sweep_spec(spec_path)
     kind, preset, jobs = spec.get("kind", "all"), spec.get("preset", "cpu"), jobs or spec.get("jobs", 1)
     out = check_out_dir(out or Path("outputs")/"sweeps"/spec_path.stem)
+    with RunLock(out, "sweep"):   # one sweep per folder; a finished or failed sweep's folder resumes
+        return _sweep(spec, kind, preset, jobs, out, force, smoke, notebooks, params)
+
+def _sweep(spec, kind, preset, jobs, out, force, smoke, notebooks, params) -> list[dict]:
     runs = [(n, list(params) + p) for n, p in sweep_runs(spec)]
     for name, ps in runs:  # validate every combination before the first one starts
         try: check_params(_KINDS[kind], preset, *split_params(ps), notebooks)
@@ -583,18 +659,19 @@ def sweep(spec_path:str|Path, # the sweep YAML
             print(f"[sweep] {name}: started (log {out/name}.log)", flush=True)
             rc = _run_in_process(_run_command(kind, preset, ps, out/name, force, smoke, notebooks), out/f"{name}.log")
             print(f"[sweep] {name}: " + ("done" if rc == 0 else f"failed (exit {rc}), see {out/name}.log"), flush=True)
+            with contextlib.suppress(OSError, UnicodeDecodeError): redact_file(out/f"{name}.log")
             if rc: failed[name] = rc
         with ThreadPoolExecutor(max_workers=jobs) as ex: list(ex.map(one, runs))
     rows = compare_runs([out/n for n, _ in runs], arm=spec.get("arm", "adapter"))
     select = list(spec.get("select", SELECT))
     best = select_best(rows, select)
     split = (read_run(out/best)["config"].get("data") or {}).get("golden") if best else None
-    atomic_write_json(out/"comparison.json", dict(rows=rows, spec=spec, jobs=jobs, failed=failed,
+    atomic_write_json(out/"comparison.json", redact(dict(rows=rows, spec=spec, jobs=jobs, failed=failed,
                                                   selection=dict(metrics=select, arm=spec.get("arm", "adapter"), split=split,
-                                                                 best=best), provenance=provenance()))
+                                                                 best=best), provenance=provenance())))
     note = (f"\nBest on {split} by the mean of {', '.join(select)} ({spec.get('arm', 'adapter')} arm): **{best}**.\n"
             if best else "\nNo run has metrics.\n")
-    atomic_write_text(out/"comparison.md", comparison_markdown(rows) + note)
+    atomic_write_text(out/"comparison.md", redact(comparison_markdown(rows) + note))
     plot_comparison(rows, out/"comparison.png")
     if failed: raise RunError(f"sweep runs failed: {', '.join(f'{n} (log {out/n}.log)' for n in failed)}; "
                               "the comparison holds the others; run the sweep again to resume the failed ones")
@@ -626,6 +703,9 @@ def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu 
          pilot_preset:str="pilot", force=False, smoke=False, notebooks=None, price:float|None=None) -> dict:
     "Run the seed's gated plan (pilot, full, rank 32, LoRA fallback) and write `decision.md` / `decision.json`."
     out = prepare_run_dir(out)
+    with RunLock(out, "plan"): return _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price)
+
+def _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price) -> dict:
     steps, decision = [], None
     def step(name, pre, extra):
         t0 = time.time()

@@ -351,6 +351,15 @@ def test_chunk_text_edge_cases():
     with pytest.raises(ValueError, match="min_words"): chunk_text("x", 0, 10)
 
 
+
+def test_a_short_tail_is_never_kept_alone():
+    "A document of 249 words in 10-word sentences: cutting at a bound would leave a tail under min_words; it is re-cut."
+    text = " ".join(f"w{i}." if i % 10 == 9 else f"w{i}" for i in range(249))
+    sizes = [len(c.split()) for c in chunk_text(text)]
+    assert sum(sizes) == 249 and len(sizes) == 2 and min(sizes) >= 100 and max(sizes) <= 200, sizes
+    sizes = [len(c.split()) for c in chunk_text(" ".join(["word"] * 299) + ".", 100, 200)]   # one long sentence too
+    assert sum(sizes) == 299 and min(sizes) >= 100 and max(sizes) <= 200, sizes
+
 def test_notes_and_injections(corpus):
     inj = load_injections()
     assert [d["doc_id"] for d in inj] == [f"inj-{i:02d}" for i in range(1, 11)]

@@ -95,6 +95,14 @@ def test_two_processes_into_one_run_directory(pilot_run):
     assert (pilot_run.out / ".kwanzaa.lock").read_text() == ""       # released
 
 
+
+def test_the_kernel_shares_the_runner_lock_and_the_adapter_records_its_weights(pilot_run):
+    "train() takes the run directory's lock: inside `kwanzaa run` the kernel shares it; the record holds the weights' hash."
+    adapter = pilot_run.out / "adapter"
+    rec = json.loads((adapter / "kwanzaa_adapter.json").read_text())
+    assert rec["weights_sha256"] == file_sha256(adapter / "adapter_model.safetensors")
+    assert (pilot_run.out / ".kwanzaa.lock").read_text() == ""   # released by its holder: no token left behind
+
 def test_the_recorded_command_is_the_kwanzaa_command(pilot_run):
     "Manifest, metrics and done markers record the `kwanzaa ...` line, not the kernel's ipykernel_launcher argv."
     want = "kwanzaa run all " + " ".join(pilot_run.args)
