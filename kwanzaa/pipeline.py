@@ -160,6 +160,7 @@ def check_out_dir(out:str|Path) -> Path:
     if TOKEN_SHAPE.search(str(out)) or redact(str(out)) != str(out):
         raise RunError(f"--out {redact(str(out))!r} holds what looks like a token; folder names are never redacted, so choose another")
     try: return _check_out_dir(Path(out).expanduser(), out)
+    except RunError: raise
     except (OSError, RuntimeError) as e:   # a name too long, a symlink loop, no permission
         raise RunError(f"cannot use the output directory {_short(str(out))}: {getattr(e, 'strerror', None) or e}; "
                        "choose another --out") from None
@@ -638,14 +639,14 @@ def sweep(spec_path:str|Path, # the sweep YAML
     spec = _sweep_spec(spec_path)
     kind, preset, jobs = spec.get("kind", "all"), spec.get("preset", "cpu"), jobs or spec.get("jobs", 1)
     out = check_out_dir(out or Path("outputs")/"sweeps"/spec_path.stem)
-    with RunLock(out, "sweep"):   # one sweep per folder; a finished or failed sweep's folder resumes
-        return _sweep(spec, kind, preset, jobs, out, force, smoke, notebooks, params)
-
-def _sweep(spec, kind, preset, jobs, out, force, smoke, notebooks, params) -> list[dict]:
     runs = [(n, list(params) + p) for n, p in sweep_runs(spec)]
-    for name, ps in runs:  # validate every combination before the first one starts
+    for name, ps in runs:  # validate every combination before the first one starts (or the folder exists)
         try: check_params(_KINDS[kind], preset, *split_params(ps), notebooks)
         except RunError as e: raise RunError(f"sweep run {name}: {e}") from None
+    with RunLock(out, "sweep"):   # one sweep per folder; a finished or failed sweep's folder resumes
+        return _sweep(spec, kind, preset, jobs, out, runs, force, smoke, notebooks)
+
+def _sweep(spec, kind, preset, jobs, out, runs, force, smoke, notebooks) -> list[dict]:
     failed = {}
     if jobs == 1:
         for name, ps in runs:
