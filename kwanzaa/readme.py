@@ -145,7 +145,7 @@ def decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.j
         for k in DECISION_FP32_KEYS:
             lines.append(f"| golden set: {k.replace('_', ' ')}, float32 inference | - | - | {pct(f32['qlora'].get(k))} | {pct(f32['lora'].get(k))} |")
     if q.get("train_seconds") and l.get("train_seconds"):
-        lines.append(f"| CPU training time / peak RSS (2 cores, 400 examples, 1 epoch) | - | - | {q['train_seconds']/60:.0f} min / "
+        lines.append(f"| CPU training time / peak RSS (2 cores of a CPU with native bf16, model not recorded; 400 examples, 1 epoch) | - | - | {q['train_seconds']/60:.0f} min / "
                      f"{q['peak_memory_gib']} GiB | {l['train_seconds']/60:.0f} min / {l['peak_memory_gib']} GiB |")
     src32 = ", ".join(f"`{Path(f).as_posix()}`" for f in fp32.values()) if len(f32) == 2 else None
     lines.append(f"\nSources: `{sw.as_posix()}` (quality; `kwanzaa sweep nbs/pipelines/sweeps/lora-vs-qlora-cpu.yaml`"
