@@ -95,7 +95,9 @@ def split_params(pairs:Sequence[str]|dict, # ["key=value", ...] or a dict
         if "." in k: overrides.append(_override(k, v))
         elif isinstance(v, str):
             try: params[k] = load_yaml(v, f"parameter {_short(k)}")   # the bounded loader, as for every YAML read
-            except ConfigError as e: raise RunError(str(e)) from None
+            except ConfigError as e:
+                why = str(e).split("invalid YAML: ", 1)[-1]
+                raise RunError(f"parameter {_short(k)}: value {_short(v)} is not valid YAML: {why}") from None
         else: params[k] = v
     return overrides, params
 
@@ -605,7 +607,7 @@ def plot_comparison(rows:list[dict], path:str|Path, keys=None):
 def _sweep_spec(spec_path:Path) -> dict:
     try: spec = load_yaml(spec_path.read_text(encoding="utf-8"), str(spec_path))   # the bounded loader: no YAML bombs
     except (OSError, UnicodeDecodeError) as e: raise RunError(f"cannot read sweep file {spec_path}: {e}") from None
-    except ConfigError as e: raise RunError(f"sweep file {e}") from None
+    except ConfigError as e: raise RunError(f"cannot read sweep file {e}") from None   # file:line:column: what
     if not isinstance(spec, dict): raise RunError(f"{spec_path}: a sweep file is a mapping with preset, params, grid")
     kind, select = spec.get("kind", "all"), spec.get("select", list(SELECT))
     if kind not in _KINDS: raise RunError(f"{spec_path}: kind {kind!r}; choose one of {', '.join(_KINDS)}")
