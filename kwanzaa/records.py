@@ -217,7 +217,7 @@ def changed_parts(old:dict, new:dict, prefix:str="") -> list[str]:
 
 # %% ../nbs/01a_records.ipynb #2c726155
 class RunLockedError(RuntimeError):
-    "Another process holds the run directory (or its lock file cannot be used)."
+    "Another process holds the run directory."
 
 _LOCKS_ENV = "KWANZAA_RUN_LOCKS"  # {lock path: token} of the locks this process holds: the processes it starts share them
 
@@ -246,10 +246,8 @@ class RunLock:
     def __enter__(self):
         key = str(self.path.resolve())
         if key in RunLock._held: RunLock._held[key] += 1; return self
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+", encoding="utf-8", errors="replace")
-        except OSError as e: raise RunLockedError(f"cannot lock {self.dir}: {self.path}: {e.strerror or e}") from None
+        self.dir.mkdir(parents=True, exist_ok=True)   # an OSError here names the path (a file in the way, no permission)
+        f = open(self.path, "a+", encoding="utf-8", errors="replace")
         try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0); holder, _, token = f.read(4096).partition("\n"); f.close()
