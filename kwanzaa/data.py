@@ -55,6 +55,9 @@ class Example(BaseModel):
     pair_id: Optional[str] = None  # shared by an example and its contrastive twin
     _where: Optional[str] = PrivateAttr(default=None)  # 'file:line' it was read from (load_examples), for messages
 
+    def __eq__(self, other):   # where an example was read from is not part of what it is
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
     @model_validator(mode="after")
     def _consistent(self):
         n = len(self.context)
