@@ -373,7 +373,8 @@ def _execute(step:str, src:Path, dst:Path, nb:dict, out:Path, kernel:str, log_ou
     try:
         with cell_output(log_output), tail:
             pm.execute_notebook(str(src), str(dst), parameters=nb, kernel_name=kernel, progress_bar=False,
-                                log_output=log_output, cwd=str(Path.cwd()))
+                                log_output=log_output, cwd=str(Path.cwd()),   # the kernel's own log (a Ctrl-C's socket
+                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"])   # traceback) stays off the terminal
     except pm.PapermillExecutionError as e:
         try: where = failed_cell(dst, e.cell_index)
         except (OSError, ValueError, KeyError, IndexError): where = f"the cell of execution count {e.exec_count}"

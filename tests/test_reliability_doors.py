@@ -299,3 +299,20 @@ def test_an_over_long_example_is_named_by_file_line_and_id(tmp_path, tiny_model_
     msgs = [example_messages(e, corpus) for e in load_examples(p, corpus)]
     with pytest.raises(TrainError, match=f"1 of 2 training conversations are longer than .*: {p}:2 \\(long-one\\) \\("):
         check_lengths(load_tokenizer(tiny_model_dir), msgs, 2048)
+
+
+def test_ctrl_c_prints_one_line_and_no_kernel_traceback(tmp_path):
+    import signal
+    out = tmp_path / "r"
+    args = [str(Path(sys.executable).parent / "kwanzaa"), "run", "train", "--preset", "pilot", "--smoke", "-p", "training.max_steps=300",
+            "-p", "training.save_steps=1000", "--out", str(out)]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # a background job ignores it
+    deadline = time.time() + 300
+    while not (out / "train_log.jsonl").is_file() or not (out / "train_log.jsonl").read_text().strip():
+        assert child.poll() is None and time.time() < deadline, child.communicate()
+        time.sleep(0.1)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130
+    assert err == "kwanzaa: interrupted; run the same command again: no checkpoint was saved yet, so training starts over\n", err
