@@ -353,10 +353,10 @@ def test_chunk_text_edge_cases():
 
 
 def test_a_short_tail_is_never_kept_alone():
-    "A document of 249 words in 10-word sentences: cutting at a bound would leave a tail under min_words; it is re-cut."
-    text = " ".join(f"w{i}." if i % 10 == 9 else f"w{i}" for i in range(249))
-    sizes = [len(c.split()) for c in chunk_text(text)]
-    assert sum(sizes) == 249 and len(sizes) == 2 and min(sizes) >= 100 and max(sizes) <= 200, sizes
+    "A 150-word paragraph closes a chunk and leaves a 99-word last paragraph, under min_words: the two are re-cut."
+    para = lambda n: " ".join(f"w{i}." if i % 10 == 9 else f"W{i}" if i % 10 == 0 else f"w{i}" for i in range(n))   # 10-word sentences
+    sizes = [len(c.split()) for c in chunk_text(para(150) + "\n\n" + para(99))]
+    assert sum(sizes) == 249 and min(sizes) >= 100 and max(sizes) <= 200, sizes
     sizes = [len(c.split()) for c in chunk_text(" ".join(["word"] * 299) + ".", 100, 200)]   # one long sentence too
     assert sum(sizes) == 299 and min(sizes) >= 100 and max(sizes) <= 200, sizes
 

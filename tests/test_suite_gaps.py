@@ -37,3 +37,19 @@ def test_the_end_of_turn_token_stops_generation_even_when_pad_equals_eos(tiny_mo
     assert stop_token_ids(tok)[0] == eot   # never dropped for being the pad token
     prepare_tokenizer(tok, "chatml")
     assert tok.pad_token_id != eot and stop_token_ids(tok)[0] == eot and tok.pad_token_id not in stop_token_ids(tok)
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_the_golden_leak_check_covers_train_and_validation(tmp_path, split):
+    "check_specs reports a golden question that a training or a validation spec repeats."
+    import io
+    from pathlib import Path
+    from kwanzaa.corpus import Retriever, build_corpus
+    from kwanzaa.data import check_specs
+    base = json.loads((Path(__file__).parent / "fixtures" / "specs_sample.jsonl").read_text().splitlines()[0])
+    base.pop("contrastive")
+    p = tmp_path / "s.jsonl"
+    p.write_text(json.dumps(base | {"id": "g-1", "split": "golden"}) + "\n" + json.dumps(base | {"id": "o-1", "split": split}) + "\n")
+    corpus = build_corpus()
+    problems = check_specs([p], corpus, Retriever(corpus), out=io.StringIO(), max_tokens=None)
+    assert f"{p}:1: g-1: golden question near-duplicates o-1 ({p}:2)" in problems, problems
