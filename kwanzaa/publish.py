@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .loader import EMBEDDED, load_model_and_tokenizer, stop_token_ids
-from .records import atomic_write_json, atomic_write_text
+from .records import TOKEN_SHAPE, atomic_write_json, atomic_write_text, redact, redact_tree
 
 class PublishError(RuntimeError):
     "A model card, merge or upload that cannot be done, with what to do."
@@ -113,7 +113,7 @@ def update_model_card(adapter_dir, # an adapter directory written by `train`
     table = (f"{title}\n\n" if title else "") + "| metric | value |\n|---|---|\n" + rows
     head, rest = text.split(_METRICS_START, 1)
     tail = rest.split(_METRICS_END, 1)[1]
-    atomic_write_text(card, f"{head}{_METRICS_START}\n{table}\n{_METRICS_END}{tail}")
+    atomic_write_text(card, redact(f"{head}{_METRICS_START}\n{table}\n{_METRICS_END}{tail}"))
     return card
 
 # %% ../nbs/05b_publish.ipynb #c041
@@ -144,7 +144,7 @@ def merge_adapter(cfg, # RunConfig of the run (its model.base is the base to mer
     merged_model.save_pretrained(tmp); tok.save_pretrained(tmp)
     report = {"base": cfg.model.base, "adapter": str(adapter_dir), "dtype": "bfloat16", "prompts": prompts,
               "unmerged": unmerged, "merged": merged, "identical": unmerged == merged}
-    atomic_write_json(tmp / "merge_report.json", report)
+    atomic_write_json(tmp / "merge_report.json", redact(report))
     shutil.rmtree(out, ignore_errors=True); os.replace(tmp, out)
     if not report["identical"]:
         warnings.warn(f"merged and unmerged greedy outputs differ on {sum(a != b for a, b in zip(unmerged, merged))} "
@@ -180,6 +180,9 @@ def push_adapter(adapter_dir, # adapter directory written by `train`
     if not token:
         raise PublishError(f"push_adapter needs a Hugging Face write token in ${token_env} (set it in the environment "
                          "for this process only; it is never written to disk or into a result file)")
+    if TOKEN_SHAPE.search(repo_id) or redact(repo_id) != repo_id:
+        raise PublishError(f"repo_id {redact(repo_id)!r} holds what looks like a token; a repository name is public: choose another")
+    redact_tree(adapter_dir)   # what was added since training (the card's metrics, notes) is checked again before it leaves
     from huggingface_hub import HfApi
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")

@@ -316,3 +316,19 @@ def test_ctrl_c_prints_one_line_and_no_kernel_traceback(tmp_path):
     _, err = child.communicate(timeout=120)
     assert child.returncode == 130
     assert err == "kwanzaa: interrupted; run the same command again: no checkpoint was saved yet, so training starts over\n", err
+
+
+def test_a_push_never_uploads_a_token(tmp_path, monkeypatch):
+    "push_adapter refuses a repo id holding a token, and redacts the adapter folder before anything leaves (offline here)."
+    from kwanzaa.publish import PublishError, push_adapter, update_model_card
+    a = tmp_path / "adapter"; a.mkdir()
+    (a / "notes.md").write_text(f"hub_repo = {TOKEN}_v2\n")   # written after training, by hand
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "Zz9" * 12); monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PublishError, match="holds what looks like a token") as e: push_adapter(a, f"me/{TOKEN}_v2")
+    assert TOKEN not in str(e.value)
+    with pytest.raises(Exception): push_adapter(a, "me/kwanzaa-adapter")   # offline: the hub call fails ...
+    assert (a / "notes.md").read_text() == "hub_repo = ***_v2\n"   # ... after the folder was checked
+    from kwanzaa.publish import _METRICS_START, _METRICS_END
+    (a / "README.md").write_text(f"# card\n{_METRICS_START}\n{_METRICS_END}\n")
+    update_model_card(a, {"m": 1.0}, title=f"run {TOKEN}_v2")
+    assert TOKEN not in (a / "README.md").read_text()
