@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 
 from . import loader, speed
-from .config import load_config
+from .config import load_config, load_yaml
 from .estimate import load_train_lengths
 from .hardware import SHAPES, flops_per_token, mean_keys, mfu, model_config
 from .records import atomic_write_json, provenance
@@ -374,12 +374,11 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
 # %% ../nbs/08_bench.ipynb #cb0b6cd5
 def dotted_pairs(pairs) -> dict:
     "{dotted key: YAML value} from KEY=VALUE strings (the overrides syntax of `kwanzaa.config`); a clear error otherwise."
-    import yaml
     out = {}
     for p in pairs:
         k, eq, v = str(p).partition("=")
         if not eq or not k.strip(): raise ValueError(f"{p!r} is not KEY=VALUE (e.g. speed.fused_lora=true)")
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = load_yaml(v, f"parameter {k.strip()!r}")
     return out
 
 def package_messages(cfg, n:int|None=None) -> list:

@@ -111,6 +111,18 @@ def save_calibration(cal:Calibration, adapter_dir) -> Path:
     "Write `cal` to <adapter_dir>/calibration.json (atomically)."
     return atomic_write_json(Path(adapter_dir) / "calibration.json", asdict(cal))
 
+def _read_calibration(p:Path) -> Calibration:
+    "The Calibration in file `p`, or a CalibrationError naming the file and the field that is wrong."
+    import math
+    try: d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e: raise CalibrationError(f"{p} is not readable JSON ({e}); calibrate again") from None
+    if not isinstance(d, dict): raise CalibrationError(f"{p} holds a {type(d).__name__}, not a calibration object; calibrate again")
+    t = d.get("threshold")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 <= t <= 1:
+        raise CalibrationError(f"{p}: field 'threshold' must be a probability in [0, 1]; got {t!r}; calibrate again")
+    try: return Calibration(**d)
+    except TypeError as e: raise CalibrationError(f"{p}: {e}; calibrate again") from None
+
 def load_calibration(adapter_dir, # the adapter the threshold must belong to
                      base:str|None=None, # the base in use (checked when given)
                      required:bool=False, # raise when there is no file (else None)
@@ -120,7 +132,7 @@ def load_calibration(adapter_dir, # the adapter the threshold must belong to
     if not p.exists():
         if required: raise CalibrationError(f"{adapter_dir} has no calibration.json: run kwanzaa.calibrate.calibrate first")
         return None
-    cal = Calibration(**json.loads(p.read_text()))
+    cal = _read_calibration(p)
     sha = _adapter_sha(adapter_dir)
     if cal.adapter_sha256 != sha:
         raise CalibrationError(f"{p} was made for adapter {cal.adapter_sha256[:12]}, not for the adapter in {adapter_dir} "

@@ -15,12 +15,13 @@ from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSON
                               check_consistency, parse, assemble)
 from .prompt import render_messages
 from .config import check_device
+from .records import adapter_weights_problem
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
 
 # %% auto #0
-__all__ = ['FALLBACK_CORE', 'MAX_QUESTION_CHARS', 'InferenceError', 'adapter_record', 'load_for_inference', 'prompt_text',
-           'Generation', 'core_grammar_text', 'compiled_core_grammar', 'GrammarProcessor', 'generate', 'refusal_core',
-           'Asker', 'ask', 'compare_batching']
+__all__ = ['FALLBACK_CORE', 'MAX_QUESTION_CHARS', 'MAX_QUESTION_TOKENS', 'InferenceError', 'adapter_record', 'load_for_inference',
+           'prompt_text', 'Generation', 'core_grammar_text', 'compiled_core_grammar', 'GrammarProcessor', 'generate',
+           'refusal_core', 'Asker', 'ask', 'compare_batching']
 
 # %% ../nbs/06_inference.ipynb #c007
 class InferenceError(ValueError):
@@ -124,6 +125,7 @@ def load_for_inference(cfg_or_base, # a RunConfig, or a model name/dir ("embedde
     "Load the base model (+ adapter) and a left-padding tokenizer, ready for `generate`."
     adapter = None if adapter_dir is None else _check_adapter_dir(adapter_dir)
     cfg = _config_for(cfg_or_base)
+    if adapter is not None and (why := adapter_weights_problem(adapter)): raise InferenceError(why)
     rec = adapter_record(adapter) if adapter is not None and check_base else None
     if rec: _check_base(adapter, rec, cfg)   # names only: before anything is loaded
     if device is None: device = check_device(cfg, training=False)   # the dtype checks, not the training-only ones
@@ -294,7 +296,17 @@ def _check_question(question) -> str:
     if len(question) > MAX_QUESTION_CHARS:
         raise InferenceError(f"question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS} "
                              f"(it starts {_clip(question[:60])})")
+    try: question.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InferenceError(f"question holds a character that is not text (a lone surrogate at position {e.start})") from None
     return question
+
+MAX_QUESTION_TOKENS = 256  # emoji and rare scripts take several tokens a character: the prompt cap counts tokens
+
+def _check_question_tokens(question:str, tok) -> None:
+    "An InferenceError when the question takes more than MAX_QUESTION_TOKENS tokens."
+    if (n := len(tok(question, add_special_tokens=False).input_ids)) > MAX_QUESTION_TOKENS:
+        raise InferenceError(f"question is {n} tokens; the limit is {MAX_QUESTION_TOKENS} (it starts {_clip(question[:60])})")
 
 # %% ../nbs/06_inference.ipynb #1af421ea
 def _config_for_adapter(adapter_dir):
@@ -360,6 +372,7 @@ class Asker:
                  constrained:bool=True, max_new_tokens:int|None=None, namespaces=None) -> AnswerDocument:
         "Answer `question` (arguments as in `ask`); `self.timings` holds the seconds of each step."
         question, toggles = _check_question(question), _check_toggles(persona, toggles)
+        _check_question_tokens(question, self.tok)
         cfg, t0 = self.cfg, time.perf_counter()
         k = _int_arg("k", cfg.eval.top_k if k is None else k, 0, MAX_PASSAGES)
         max_new_tokens = _int_arg("max_new_tokens", cfg.eval.max_new_tokens if max_new_tokens is None else max_new_tokens, 1)
