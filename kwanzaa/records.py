@@ -13,8 +13,8 @@ from pathlib import Path
 __all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ISA_FLAGS', 'ADAPTER_RECORD', 'file_sha256', 'data_hash', 'umask_mode',
            'atomic_write_text', 'json_text', 'atomic_write_json', 'chmod_default', 'redact', 'redact_file',
            'redact_tree', 'versions', 'cpu_flags', 'cpu_model', 'device_record', 'git_commit', 'command_line',
-           'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname', 'read_json',
-           'adapter_files', 'peak_gib', 'adapter_weights_problem']
+           'shown_path', 'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname',
+           'read_json', 'adapter_files', 'peak_gib', 'adapter_weights_problem']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -187,6 +187,15 @@ def command_line() -> str:
     return os.environ.get("KWANZAA_COMMAND") or shlex.join(sys.argv)
 
 # %% ../nbs/01a_records.ipynb #d2a29a03
+def shown_path(p) -> str:
+    "How a result file names a path: `kwanzaa/...` inside the package, relative inside the working directory, else as given."
+    p = Path(p)
+    for root, prefix in ((Path(str(resources.files("kwanzaa"))), "kwanzaa"), (Path.cwd(), None)):
+        try: rel = p.resolve().relative_to(root.resolve())
+        except (ValueError, OSError): continue
+        return (Path(prefix) / rel).as_posix() if prefix else rel.as_posix()
+    return str(p)
+
 def provenance(config=None, # a RunConfig (any pydantic model) or dict to record
                data_paths=(), # data files whose content the result depends on
                command:str|None=None, # the command that made the result (default: command_line())
@@ -195,7 +204,7 @@ def provenance(config=None, # a RunConfig (any pydantic model) or dict to record
     data_paths = [Path(p) for p in data_paths]
     rec = {"command": command if command is not None else command_line(),
            "config": config.model_dump(mode="json") if hasattr(config, "model_dump") else config,
-           "data_hash": data_hash(data_paths), "data_files": {str(p): file_sha256(p) for p in data_paths},
+           "data_hash": data_hash(data_paths), "data_files": {shown_path(p): file_sha256(p) for p in data_paths},
            "versions": versions(), "device": device_record(), "git_commit": git_commit(),
            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     return redact(rec)

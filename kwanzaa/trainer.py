@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_trainer.ipynb #c003
 from __future__ import annotations
-import contextlib, dataclasses, json, os, re, resource, shutil, sys, tempfile, time, warnings, zipfile
+import contextlib, dataclasses, functools, json, os, re, resource, shutil, sys, tempfile, time, warnings, zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from .config import is_qlora, resolve_compute_dtype
-from .records import ADAPTER_RECORD, RunLock, atomic_write_json, atomic_write_text, chmod_default, file_sha256, provenance, redact
+from .records import ADAPTER_RECORD, RunLock, atomic_write_json, atomic_write_text, chmod_default, file_sha256, provenance, redact, shown_path
 from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_param_count, model_device,
                             resolve_model_path, trainable_report)
 from . import speed
@@ -455,8 +455,25 @@ def interrupted_message(last_checkpoint=None, # the newest checkpoint when train
     if last_checkpoint: return f"training interrupted; resume from {last_checkpoint}: {again}"
     return f"training interrupted before the first checkpoint was saved; {again} to start over"
 
+# %% ../nbs/05_trainer.ipynb #b27t0001
+def _rank() -> int:
+    "This process's rank in a distributed launch (accelerate, torchrun); 0 when alone."
+    try: return int(os.environ.get("RANK") or 0)
+    except ValueError: return 0
+
+def _holding_run_lock(train_fn):
+    "`train_fn(cfg, out_dir, ...)` run while this process holds out_dir's run lock (rank 0 of a distributed launch)."
+    @functools.wraps(train_fn)
+    def locked(cfg, out_dir, *args, **kwargs):
+        # every door that trains (kwanzaa run, python -m kwanzaa.trainer, a notebook by hand) holds the run directory's
+        # lock; under `kwanzaa run` the kernel shares the lock its runner holds
+        with RunLock(out_dir, "training") if _rank() == 0 else contextlib.nullcontext():
+            return train_fn(cfg, out_dir, *args, **kwargs)
+    return locked
+
 # %% ../nbs/05_trainer.ipynb #9ceb97b5
-def _train(cfg, # RunConfig
+@_holding_run_lock
+def train(cfg, # RunConfig
           out_dir, # run directory (see the layout at the top)
           train_messages:list, # chat conversations, each [system, user, assistant] (kwanzaa.prompt.render_messages)
           eval_messages:list|None=None, # validation conversations, evaluated each epoch
@@ -467,7 +484,7 @@ def _train(cfg, # RunConfig
           command:str|None=None, # recorded in the manifest (default: the `kwanzaa ...` command line)
           trainer_class=None, # see build_trainer
          ) -> TrainResult:
-    "`train` once the run directory is locked."
+    "Fine-tune a LoRA adapter on `train_messages` with assistant-only loss; resumable; writes adapter + records."
     t0 = time.perf_counter()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     ckpt_dir, adapter_dir, log_path = out / "checkpoints", out / "adapter", out / "train_log.jsonl"
@@ -501,7 +518,7 @@ def _train(cfg, # RunConfig
               "eval_loss": evals[-1] if evals else None, "train_runtime_s": round(t_train, 2),
               "trainable": s.parameters["trainable"], "total": s.parameters["total"], "device": str(dev)}
     data = {"train_examples": len(train_messages), "eval_examples": len(eval_messages or []),
-            "data_hash": base_manifest.get("data_hash"), "files": [str(p) for p in data_paths]}
+            "data_hash": base_manifest.get("data_hash"), "files": [shown_path(p) for p in data_paths]}
     t2 = time.perf_counter()
     per_rank = peak_memory_per_rank()   # a collective: every rank takes part
     trainer.model.peft_config["default"].base_model_name_or_path = cfg.model.base
@@ -531,29 +548,6 @@ def _train(cfg, # RunConfig
     _manifest(out, manifest)
     return TrainResult(out, adapter_dir, out / "manifest.json", log_path, plot, result["global_step"],
                        result["train_loss"], result["eval_loss"], resumed, redact(manifest))
-
-# %% ../nbs/05_trainer.ipynb #b27t0001
-def _rank() -> int:
-    "This process's rank in a distributed launch (accelerate, torchrun); 0 when alone."
-    try: return int(os.environ.get("RANK") or 0)
-    except ValueError: return 0
-
-def train(cfg, # RunConfig
-          out_dir, # run directory (see the layout at the top)
-          train_messages:list, # chat conversations, each [system, user, assistant] (kwanzaa.prompt.render_messages)
-          eval_messages:list|None=None, # validation conversations, evaluated each epoch
-          resume:bool=True, # continue from the newest intact checkpoint in out_dir; False starts over
-          data_paths=(), # data files the conversations came from (hashed into the manifest)
-          device=None, # torch device; from cfg.model.device when None
-          callbacks=(), # extra transformers TrainerCallbacks
-          command:str|None=None, # recorded in the manifest (default: the `kwanzaa ...` command line)
-          trainer_class=None, # see build_trainer
-         ) -> TrainResult:
-    "Fine-tune a LoRA adapter on `train_messages` with assistant-only loss; resumable; writes adapter + records."
-    # every door that trains (kwanzaa run, python -m kwanzaa.trainer, a notebook by hand) holds the run directory's lock;
-    # under `kwanzaa run` the kernel shares the lock its runner holds; rank 0 holds it for a distributed launch
-    with RunLock(out_dir, "training") if _rank() == 0 else contextlib.nullcontext():
-        return _train(cfg, out_dir, train_messages, eval_messages, resume, data_paths, device, callbacks, command, trainer_class)
 
 # %% ../nbs/05_trainer.ipynb #6d4cd6b3
 def memory_report(manifest:dict) -> str:
