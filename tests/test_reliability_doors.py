@@ -332,3 +332,17 @@ def test_a_push_never_uploads_a_token(tmp_path, monkeypatch):
     (a / "README.md").write_text(f"# card\n{_METRICS_START}\n{_METRICS_END}\n")
     update_model_card(a, {"m": 1.0}, title=f"run {TOKEN}_v2")
     assert TOKEN not in (a / "README.md").read_text()
+
+
+def test_evaluate_never_calibrates_an_adapter_of_another_run(tmp_path):
+    "An uncalibrated adapter from run A, evaluated from run B with a +calibrated arm: refused, and A is left as it was."
+    from kwanzaa.pipeline import RunError, run
+    a, b = tmp_path / "A", tmp_path / "B"
+    run("train", "pilot", out=a, smoke=True, quiet=True)
+    cal = a / "adapter" / "calibration.json"
+    cal.unlink(missing_ok=True)
+    before = sorted(p.name for p in (a / "adapter").iterdir())
+    with pytest.raises(RunError) as e:
+        run("evaluate", "pilot", [f"adapter_dir={a / 'adapter'}", "arms=[adapter+calibrated]"], b, smoke=True, quiet=True)
+    assert "lies outside this run directory" in str(e.value), str(e.value)[-2000:]
+    assert not cal.exists() and sorted(p.name for p in (a / "adapter").iterdir()) == before
