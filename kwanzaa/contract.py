@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['STATUSES', 'PERSONAS', 'MAX_PASSAGES', 'MAX_CITATIONS', 'MAX_ANSWER_CHARS', 'MAX_UNKNOWNS', 'MAX_UNKNOWN_CHARS',
-           'VERSION', 'CORE_FIELDS', 'ERROR_KINDS', 'MARKER', 'CONFIDENCE_THRESHOLDS', 'SCHEMA_FILES', 'ContractError',
-           'AnswerCore', 'core_to_text', 'core_json_schema', 'ParseResult', 'parse', 'Chunk', 'Toggles',
-           'inline_markers', 'check_consistency', 'AnswerText', 'Source', 'RetrievalResult', 'RetrievalSummary',
+           'VERSION', 'CORE_FIELDS', 'ERROR_KINDS', 'MARKER', 'UNIT_CHARS', 'MAX_UNIT_CHARS', 'CONFIDENCE_THRESHOLDS',
+           'SCHEMA_FILES', 'ContractError', 'AnswerCore', 'core_to_text', 'core_json_schema', 'ParseResult', 'parse',
+           'Chunk', 'Toggles', 'inline_markers', 'check_consistency', 'sentences', 'content_words', 'copy_units',
+           'extractive_sentence', 'unquote_extractive', 'AnswerText', 'Source', 'RetrievalResult', 'RetrievalSummary',
            'Unknowns', 'Integrity', 'AnswerDocument', 'retrieval_confidence', 'assemble', 'validate_document',
            'schema_of', 'load_schema', 'write_schemas']
 
@@ -276,6 +277,95 @@ def check_consistency(core: AnswerCore, # a schema-valid core
     for n in cites:
         if n not in marks: problems.append(f"citations has {n} but the answer has no [{n}] marker")
     return problems
+
+# %% ../nbs/00_contract.ipynb #k25s02
+_MK = r"\[\d+(?:\s*,\s*\d+)*\]"  # an inline marker, as MARKER
+_END = re.compile(r"(?:[.!?]+[\"'\u201d\u2019)\]]*(?:\s*" + _MK + r")*|(?:" + _MK + r"\s*)+;)(?=\s|$)")
+_ABBREV = frozenset("dr mr mrs ms prof rev st jr sr vs e.g i.e u.s".split())
+
+def _no_end(line:str, start:int, m) -> bool:
+    "No end: . ! ? before a lower-case word, or a full stop after an initial or abbreviation (marker + ';' always ends)."
+    if m.group()[0] == "[": return False
+    words, nxt = line[start:m.start()].split(), line[m.end():].lstrip()[:1]
+    w = words[-1].casefold().lstrip("(\"'\u201c\u2018") if words else ""
+    return nxt.islower() or (m.group()[0] == "." and (len(w) == 1 and w.isalpha() or w in _ABBREV))
+
+def sentences(text:str, # an answer, with [n] markers
+             ) -> list[str]:
+    "The answer's sentences (rules above), stripped, markers kept with the sentence they close."
+    out = []
+    for line in text.splitlines():
+        start = 0
+        for m in _END.finditer(line):
+            if _no_end(line, start, m): continue
+            out.append(line[start:m.end()].strip()); start = m.end()
+        out.append(line[start:].strip())
+    return [s for s in out if s]
+
+# %% ../nbs/00_contract.ipynb #k25s06
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("""a an and are as at be been by did do does for from had has have he her his in is it its of on or
+she that the their them they this to was were what when where which who whom why with""".split())
+
+def content_words(text:str) -> set[str]:
+    "Lower-cased words minus stop words and [n] markers: what overlap is counted on."
+    return {w for w in _WORD.findall(MARKER.sub(" ", text).casefold()) if w not in _STOP}
+
+# %% ../nbs/00_contract.ipynb #k25s09
+UNIT_CHARS = 300                    # a longer unit is cut at '; ' or ', '
+MAX_UNIT_CHARS = MAX_ANSWER_CHARS - 10  # no unit is longer: one unit and its marker always fit an answer
+
+def _cut(u:str) -> list[str]:
+    "An overlong unit cut at '; ', then ', ' (the mark stays left), then at a space, into pieces of at most UNIT_CHARS where it can."
+    out = []
+    while len(u) > UNIT_CHARS:
+        i = max(u.rfind("; ", 1, UNIT_CHARS), 0) or max(u.rfind(", ", 1, UNIT_CHARS), 0)
+        if not i: i = min((j for j in (u.find("; ", 1), u.find(", ", 1)) if 0 < j < MAX_UNIT_CHARS), default=0)
+        if i: out.append(u[:i + 1]); u = u[i + 2:]; continue
+        i = u.rfind(" ", 1, UNIT_CHARS)
+        if i > 0: out.append(u[:i]); u = u[i + 1:]
+        else: out.append(u[:UNIT_CHARS]); u = u[UNIT_CHARS:]
+    return out + [u]
+
+# %% ../nbs/00_contract.ipynb #k25s12
+def copy_units(text:str, # a passage
+              ) -> list[str]:
+    "The passage's copyable units in order: its sentences on one line each, cut at a passage's own [n] marks and when overlong."
+    out = []
+    for s in sentences(text):
+        s, start = " ".join(s.split()), 0
+        for m in list(MARKER.finditer(s)) + [None]:   # a footnote mark [1] in the passage is no part of any unit
+            piece = s[start:m.start() if m else len(s)].strip()
+            if m: start = m.end()
+            out += [u for u in _cut(piece) if any(ch.isalnum() for ch in u)]
+    return out
+
+# %% ../nbs/00_contract.ipynb #k25s16
+_TERMINAL = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*$")  # a sentence's end: . ! ? and any closing quotes or brackets
+_BARE = re.compile(r"[.!?]+$")
+
+def extractive_sentence(unit:str, # a copy unit (copy_units)
+                        n:int, # the passage it comes from
+                       ) -> str:
+    "The unit as a sentence of an answer citing passage n: 'Karenga [1].' for 'Karenga.'; 'a line' -> 'a line [1].'."
+    m = _BARE.search(unit)
+    if m and not _TERMINAL.search(unit[:m.start()]): return f"{unit[:m.start()]} [{n}]{m.group()}"
+    return f"{unit} [{n}]" + ("" if _TERMINAL.search(unit) else ".")
+
+# %% ../nbs/00_contract.ipynb #k25s20
+_RENDERED = re.compile(r"(.*) \[(\d+)\]([.!?]*)", re.S)
+
+def unquote_extractive(sentence:str, # an answer sentence written by extractive_sentence
+                       units=None, # the cited passage's copy units, to tell 'a line' from 'a line.' (both 'a line [n].')
+                      ) -> tuple[str, int] | None:
+    "(unit, n) such that extractive_sentence(unit, n) == sentence; None if the sentence is not of that form."
+    m = _RENDERED.fullmatch(sentence)
+    if not m or MARKER.search(m.group(1)): return None   # a unit holds no marker
+    x, n, p = m.group(1), int(m.group(2)), m.group(3)
+    if not p: return (x, n) if extractive_sentence(x, n) == sentence else None
+    cands = [x + p] + ([x] if p == "." else [])
+    if units is not None: cands = [c for c in cands if c in units] or cands
+    return next(((c, n) for c in cands if extractive_sentence(c, n) == sentence), None)
 
 # %% ../nbs/00_contract.ipynb #c041
 class _Strict(BaseModel):
