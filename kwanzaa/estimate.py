@@ -125,8 +125,16 @@ def calibrate(records:list[dict]) -> dict:
 CALIBRATION = dict(K_WORK_plain=4.2287, K_WORK_lean=7.6812, ALPHA_plain=0.012251, BETA_plain=2.4053e-15,
                    ALPHA_lean=0.014166, BETA_lean=1.6589e-15)  # calibrate() on the runs.json calibration_runs (H200)
 
+# %% ../nbs/08b_estimate.ipynb #e5a10002
+def _run_model_config(base:str): # cfg.model.base
+    "The config whose sizes `estimate` reads for a run's `model.base`."
+    if base in SHAPES: return model_config(base)
+    if base in loader.MODEL_MENU: return model_config(loader.MODEL_MENU[base].shape)
+    from transformers import AutoConfig
+    return AutoConfig.from_pretrained(loader.resolve_model_path(base))
+
 # %% ../nbs/08b_estimate.ipynb #27444ce5
-def estimate(config, # a shape name, a dict of sizes (arch_config), a transformers config, or a RunConfig (model.base: a local model or a shape)
+def estimate(config, # a shape name, a dict of sizes (arch_config), a transformers config, or a RunConfig (model.base: a shape, a menu model or a local one)
              gpu:str="H200", # a key of GPUS or a device name (gpu_name)
              seq:int=1024, # padded length of a micro-batch row (max_seq_length)
              batch:int=4, accumulation:int=4, # per-device batch and accumulation steps
@@ -138,10 +146,7 @@ def estimate(config, # a shape name, a dict of sizes (arch_config), a transforme
     "Predicted peak memory (GiB), step time, tokens/s and whether it fits, before loading anything."
     cal = calibration or CALIBRATION
     if isinstance(config, (str, dict)): config = arch_config(config)
-    elif hasattr(config, "model") and hasattr(config, "training"):
-        from transformers import AutoConfig
-        base = config.model.base
-        config = model_config(base) if base in SHAPES else AutoConfig.from_pretrained(loader.resolve_model_path(base))
+    elif hasattr(config, "model") and hasattr(config, "training"): config = _run_model_config(config.model.base)
     flags = flags or SpeedFlags.plain()
     bs, ga = speed.micro_batch(batch, accumulation, flags.micro_batch)
     t = memory_terms(config, bs * seq, method, flags.lean, flags.offload, flags.lm_head_chunk)
@@ -289,13 +294,12 @@ def _menu_lengths() -> tuple[list[int], str]:
 def model_menu(gpus=("T4", "RTX 4090"), # keys of GPUS
                epochs:int=2, show:bool=True) -> list[dict]:
     "The supported base models with the estimated peak GiB and minutes of a Kwanzaa QLoRA run per GPU; printed as a table."
-    from kwanzaa.loader import MODEL_MENU
     lengths, how = _menu_lengths()
     rows = []
-    for m in MODEL_MENU.values():
+    for m in loader.MODEL_MENU.values():
         row = dict(model=m.id, size=m.size, gated=m.gated, hardware=m.hardware, license=m.license)
         for g in gpus:
-            e = estimate_model(m.arch, g, lengths=lengths, epochs=epochs)
+            e = estimate_model(m.shape, g, lengths=lengths, epochs=epochs)
             row[g] = f"{e['peak_gib']:.1f} GiB, {e['minutes']:.0f} min" + ("" if e["fits"] else " (does not fit)")
         rows.append(row)
     if show:

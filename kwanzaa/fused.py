@@ -8,8 +8,11 @@ import inspect
 import torch
 import torch.nn.functional as F
 
+from . import loader
+
 # %% auto #0
-__all__ = ['dequantized_weight', 'LoRAGroup', 'lora_parts', 'fused_lora_group', 'apply_fused_lora', 'remove_fused_lora']
+__all__ = ['dequantized_weight', 'LoRAGroup', 'lora_parts', 'fused_lora_group', 'projection_layouts', 'apply_fused_lora',
+           'remove_fused_lora']
 
 # %% ../nbs/05c_fused.ipynb #f006
 _BUFFERS: dict = {}
@@ -36,65 +39,71 @@ def _compute_dtype(x:torch.Tensor) -> torch.dtype:
     dev = x.device.type
     return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
 
+# %% ../nbs/05c_fused.ipynb #f0a10002
+def _group_forward(ctx, x, p:float, training:bool, layers:tuple, *params):
+    "Forward of `LoRAGroup`: one dropout and one lora_A matmul for the group, the update accumulated into the base matmul."
+    # layers: ((base_layer, scaling), ...) per projection; params: lora_A.weight, lora_B.weight per projection
+    cdt = _compute_dtype(x)
+    with torch.autocast(x.device.type, enabled=False):
+        lead, x2 = x.shape[:-1], x.reshape(-1, x.shape[-1])
+        xc = x2 if x2.dtype == cdt else x2.to(cdt)
+        As, Bs = [a.to(cdt) for a in params[0::2]], [b.to(cdt) for b in params[1::2]]
+        if training and p > 0:
+            mask = torch.empty_like(xc).bernoulli_(1 - p).mul_(1 / (1 - p))  # the scaled keep-mask of the group
+            xd = xc * mask
+        else: mask, xd = None, xc
+        acat = torch.cat(As) if len(As) > 1 else As[0]
+        xa = xd @ acat.t()                                      # (tokens, sum of ranks): one matmul for the group
+        outs, off = [], 0
+        for (base, s), b in zip(layers, Bs):
+            r = b.shape[1]
+            y = xc @ dequantized_weight(base, cdt).t()
+            if getattr(base, "bias", None) is not None: y += base.bias.to(cdt)
+            y.addmm_(xa[:, off:off + r], b.t(), alpha=s)     # the LoRA update, accumulated by the matmul
+            outs.append(y.view(*lead, y.shape[-1])); off += r
+    ctx.layers, ctx.cdt, ctx.lead, ctx.in_dtype = layers, cdt, lead, x.dtype
+    ctx.param_dtypes = [t.dtype for t in params]
+    ctx.save_for_backward(xd, mask, xa, acat, *Bs)
+    return tuple(outs)
+
+# %% ../nbs/05c_fused.ipynb #f0a10004
+def _group_backward(ctx, *grads):
+    "Backward of `LoRAGroup`: one input-gradient tensor for the group, the weights dequantized again."
+    xd, mask, xa, acat, *Bs = ctx.saved_tensors
+    cdt, n = ctx.cdt, xd.shape[0]
+    with torch.autocast(xd.device.type, enabled=False):
+        gs = [g.reshape(n, -1).to(cdt) if g is not None else None for g in grads]
+        dx, gbs, dBs, off = None, [], [], 0
+        for (base, s), b, g in zip(ctx.layers, Bs, gs):
+            r = b.shape[1]
+            if g is None:
+                gbs.append(xd.new_zeros(n, r)); dBs.append(None); off += r; continue
+            if ctx.needs_input_grad[0]:
+                w = dequantized_weight(base, cdt)
+                dx = g @ w if dx is None else dx.addmm_(g, w)  # every projection's input gradient, one tensor
+            gbs.append((g @ b).mul_(s))                        # (tokens, r): the gradient at lora_A's output
+            dBs.append((g.t() @ xa[:, off:off + r]).mul_(s)); off += r
+        gb = torch.cat(gbs, 1) if len(gbs) > 1 else gbs[0]
+        dacat = gb.t() @ xd
+        if ctx.needs_input_grad[0]:
+            if dx is None: dx = torch.zeros_like(xd)
+            if mask is None: dx.addmm_(gb, acat)
+            else: dx.addcmul_(gb @ acat, mask)                 # through the group's dropout
+            dx = dx.view(*ctx.lead, dx.shape[-1]).to(ctx.in_dtype)
+    out, off = [dx, None, None, None], 0
+    for i, b in enumerate(Bs):
+        r = b.shape[1]
+        dA, dB = dacat[off:off + r], dBs[i]
+        out += [dA.to(ctx.param_dtypes[2 * i]) if ctx.needs_input_grad[4 + 2 * i] else None,
+                dB.to(ctx.param_dtypes[2 * i + 1]) if dB is not None and ctx.needs_input_grad[5 + 2 * i] else None]
+        off += r
+    return tuple(out)
+
+# %% ../nbs/05c_fused.ipynb #f0a10006
 class LoRAGroup(torch.autograd.Function):
     "Base matmul + LoRA update of projections sharing one input; one dropout mask and one lora_A matmul for the group."
-    @staticmethod
-    def forward(ctx, x, p:float, training:bool, layers:tuple, *params):
-        # layers: ((base_layer, scaling), ...) per projection; params: lora_A.weight, lora_B.weight per projection
-        cdt = _compute_dtype(x)
-        with torch.autocast(x.device.type, enabled=False):
-            lead, x2 = x.shape[:-1], x.reshape(-1, x.shape[-1])
-            xc = x2 if x2.dtype == cdt else x2.to(cdt)
-            As, Bs = [a.to(cdt) for a in params[0::2]], [b.to(cdt) for b in params[1::2]]
-            if training and p > 0:
-                mask = torch.empty_like(xc).bernoulli_(1 - p).mul_(1 / (1 - p))  # the scaled keep-mask of the group
-                xd = xc * mask
-            else: mask, xd = None, xc
-            acat = torch.cat(As) if len(As) > 1 else As[0]
-            xa = xd @ acat.t()                                      # (tokens, sum of ranks): one matmul for the group
-            outs, off = [], 0
-            for (base, s), b in zip(layers, Bs):
-                r = b.shape[1]
-                y = xc @ dequantized_weight(base, cdt).t()
-                if getattr(base, "bias", None) is not None: y += base.bias.to(cdt)
-                y.addmm_(xa[:, off:off + r], b.t(), alpha=s)     # the LoRA update, accumulated by the matmul
-                outs.append(y.view(*lead, y.shape[-1])); off += r
-        ctx.layers, ctx.cdt, ctx.lead, ctx.in_dtype = layers, cdt, lead, x.dtype
-        ctx.param_dtypes = [t.dtype for t in params]
-        ctx.save_for_backward(xd, mask, xa, acat, *Bs)
-        return tuple(outs)
-
-    @staticmethod
-    def backward(ctx, *grads):
-        xd, mask, xa, acat, *Bs = ctx.saved_tensors
-        cdt, n = ctx.cdt, xd.shape[0]
-        with torch.autocast(xd.device.type, enabled=False):
-            gs = [g.reshape(n, -1).to(cdt) if g is not None else None for g in grads]
-            dx, gbs, dBs, off = None, [], [], 0
-            for (base, s), b, g in zip(ctx.layers, Bs, gs):
-                r = b.shape[1]
-                if g is None:
-                    gbs.append(xd.new_zeros(n, r)); dBs.append(None); off += r; continue
-                if ctx.needs_input_grad[0]:
-                    w = dequantized_weight(base, cdt)
-                    dx = g @ w if dx is None else dx.addmm_(g, w)  # every projection's input gradient, one tensor
-                gbs.append((g @ b).mul_(s))                        # (tokens, r): the gradient at lora_A's output
-                dBs.append((g.t() @ xa[:, off:off + r]).mul_(s)); off += r
-            gb = torch.cat(gbs, 1) if len(gbs) > 1 else gbs[0]
-            dacat = gb.t() @ xd
-            if ctx.needs_input_grad[0]:
-                if dx is None: dx = torch.zeros_like(xd)
-                if mask is None: dx.addmm_(gb, acat)
-                else: dx.addcmul_(gb @ acat, mask)                 # through the group's dropout
-                dx = dx.view(*ctx.lead, dx.shape[-1]).to(ctx.in_dtype)
-        out, off = [dx, None, None, None], 0
-        for i, b in enumerate(Bs):
-            r = b.shape[1]
-            dA, dB = dacat[off:off + r], dBs[i]
-            out += [dA.to(ctx.param_dtypes[2 * i]) if ctx.needs_input_grad[4 + 2 * i] else None,
-                    dB.to(ctx.param_dtypes[2 * i + 1]) if dB is not None and ctx.needs_input_grad[5 + 2 * i] else None]
-            off += r
-        return tuple(out)
+    forward = staticmethod(_group_forward)
+    backward = staticmethod(_group_backward)
 
 # %% ../nbs/05c_fused.ipynb #f010
 def lora_parts(mod) -> tuple|None:
@@ -121,7 +130,11 @@ def fused_lora_group(x:torch.Tensor, mods) -> tuple|None:
     return LoRAGroup.apply(x, parts[0][4], bool(mods[0].training), layers, *params)
 
 # %% ../nbs/05c_fused.ipynb #f012
-_MLP_FORM = "self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))"
+def projection_layouts() -> list:
+    "The distinct projection layouts (`loader.Projections`) of the registered model families."
+    return list(dict.fromkeys(f.projections for f in loader.FAMILIES.values()))
+
+def _mlp_form(p) -> str: return f"self.{p.down}(self.act_fn(self.{p.gate}(x)) * self.{p.up}(x))"
 
 def _act_mul(act, g, u):
     "act(g) * u, through Liger's fused SiLU-multiply where it runs (CUDA, liger-kernel) and act is SiLU."
@@ -131,6 +144,7 @@ def _act_mul(act, g, u):
         else: return LigerSiLUMulFunction.apply(g, u)
     return act(g) * u
 
+# %% ../nbs/05c_fused.ipynb #f0a10009
 def _proj_forward(mod, orig):
     def forward(x, *a, **k):
         pend = mod.__dict__.get("_fused_pending")
@@ -141,8 +155,9 @@ def _proj_forward(mod, orig):
         return orig(x, *a, **k) if out is None else out[0]
     return forward
 
-def _attn_forward(attn, orig):
-    projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+# %% ../nbs/05c_fused.ipynb #f0a1000b
+def _attn_forward(attn, orig, p):
+    projs = tuple(getattr(attn, n) for n in p.attention)
     def forward(*a, **k):
         h = k.get("hidden_states", a[0] if a else None)
         outs = fused_lora_group(h, projs) if attn.__dict__.get("_fused_qkv", True) and torch.is_tensor(h) else None
@@ -155,30 +170,39 @@ def _attn_forward(attn, orig):
             for m in projs: m._fused_pending = None
     return forward
 
-def _mlp_forward(mlp, orig):
+def _mlp_forward(mlp, orig, p):
+    gate, up, down = (getattr(mlp, n) for n in p.mlp)
     def forward(x, *a, **k):
-        gu = None if (a or k) else fused_lora_group(x, (mlp.gate_proj, mlp.up_proj))
+        gu = None if (a or k) else fused_lora_group(x, (gate, up))
         if gu is None: return orig(x, *a, **k)
-        return mlp.down_proj(_act_mul(mlp.act_fn, *gu))
+        return down(_act_mul(mlp.act_fn, *gu))
     return forward
 
-def _standard_mlp(mlp) -> bool:
-    try: return _MLP_FORM in inspect.getsource(type(mlp).forward)
+# %% ../nbs/05c_fused.ipynb #f0a1000d
+def _standard_mlp(mlp, p) -> bool:
+    try: return _mlp_form(p) in inspect.getsource(type(mlp).forward)
     except (OSError, TypeError): return False
+
+def _block_layout(mod, layouts) -> tuple:
+    "('attention' | 'mlp' | None, the layout) of a module, by the registered projection names."
+    from peft.tuners.lora import LoraLayer
+    lora = lambda names: all(isinstance(getattr(mod, n, None), LoraLayer) for n in names)
+    for p in layouts:
+        if lora(p.attention): return "attention", p
+        if lora(p.mlp) and hasattr(mod, "act_fn") and _standard_mlp(mod, p): return "mlp", p
+    return None, None
 
 def apply_fused_lora(model) -> dict:
     "Patch the attention and MLP blocks and the LoRA projections of a PEFT model with `LoRAGroup`; counts of what was patched."
     from peft.tuners.lora import LoraLayer
-    n = dict(attention=0, mlp=0, projections=0)
+    n, layouts = dict(attention=0, mlp=0, projections=0), projection_layouts()
     for mod in model.modules():
         if "_fused_orig" in mod.__dict__: continue
-        if all(isinstance(getattr(mod, p, None), LoraLayer) for p in ("q_proj", "k_proj", "v_proj")):
-            mod._fused_orig = mod.forward; mod.forward = _attn_forward(mod, mod.forward); n["attention"] += 1
-        elif (all(isinstance(getattr(mod, p, None), LoraLayer) for p in ("gate_proj", "up_proj", "down_proj"))
-              and hasattr(mod, "act_fn") and _standard_mlp(mod)):
-            mod._fused_orig = mod.forward; mod.forward = _mlp_forward(mod, mod.forward); n["mlp"] += 1
-        elif isinstance(mod, LoraLayer) and lora_parts(mod) is not None:
-            mod._fused_orig = mod.forward; mod.forward = _proj_forward(mod, mod.forward); n["projections"] += 1
+        kind, p = _block_layout(mod, layouts)
+        if kind is not None: patch = (_attn_forward if kind == "attention" else _mlp_forward)(mod, mod.forward, p)
+        elif isinstance(mod, LoraLayer) and lora_parts(mod) is not None: kind, patch = "projections", _proj_forward(mod, mod.forward)
+        else: continue
+        mod._fused_orig = mod.forward; mod.forward = patch; n[kind] += 1
     return n
 
 def remove_fused_lora(model) -> int:

@@ -7,31 +7,35 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
-from . import loader
-
 # %% auto #0
-__all__ = ['SHAPES', 'ALIASES', 'GPUS', 'model_config', 'arch_config', 'param_counts', 'gpu_name', 'hourly_usd',
-           'flops_per_token', 'mean_keys', 'mfu', 'hw_flops_per_token']
+__all__ = ['SHAPES', 'ALIASES', 'GPUS', 'model_config', 'arch_config', 'lora_param_count', 'param_counts', 'gpu_name',
+           'hourly_usd', 'flops_per_token', 'mean_keys', 'mfu', 'hw_flops_per_token']
 
 # %% ../nbs/08a_hardware.ipynb #c7b4eaa8
-SHAPES = {
-    "tiny": dict(arch="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, vocab_size=512, tie_word_embeddings=True),
-    "llama-3.2-1b": dict(arch="llama", hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                         num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True,
-                         head_dim=64),
-    "llama-3.1-8b": dict(arch="llama", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                         num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False),
-    "qwen2.5-7b": dict(arch="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                       num_attention_heads=28, num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
+def _shape(arch, hidden, intermediate, layers, heads, kv_heads, vocab, tied, head_dim=None) -> dict:
+    d = dict(arch=arch, hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
+             num_attention_heads=heads, num_key_value_heads=kv_heads, vocab_size=vocab, tie_word_embeddings=tied)
+    return d | ({"head_dim": head_dim} if head_dim else {})
+
+SHAPES = {  # name: arch, hidden, intermediate, layers, heads, kv heads, vocab, tied embeddings[, head_dim]
+    "tiny": _shape("llama", 64, 128, 2, 4, 2, 512, True),
+    "smollm2-135m": _shape("llama", 576, 1536, 30, 9, 3, 49152, True),
+    "gemma3-270m": _shape("gemma3_text", 640, 2048, 18, 4, 1, 262144, True, 256),
+    "qwen2.5-1.5b": _shape("qwen2", 1536, 8960, 28, 12, 2, 151936, True),
+    "smollm2-1.7b": _shape("llama", 2048, 8192, 24, 32, 32, 49152, True),
+    "llama-3.2-1b": _shape("llama", 2048, 8192, 16, 32, 8, 128256, True, 64),
+    "llama-3.2-3b": _shape("llama", 3072, 8192, 28, 24, 8, 128256, True, 128),
+    "qwen2.5-7b": _shape("qwen2", 3584, 18944, 28, 28, 4, 152064, False),
+    "llama-3.1-8b": _shape("llama", 4096, 14336, 32, 32, 8, 128256, False),
 }
 
+# %% ../nbs/08a_hardware.ipynb #b1c2d3e4
 def model_config(shape:str): # a key of SHAPES
-    "The transformers config of a benchmark shape (bf16, 8k positions)."
+    "The transformers config of a shape (bf16, 8k positions)."
     if shape not in SHAPES: raise KeyError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     kw = dict(SHAPES[shape]); arch = kw.pop("arch")
-    from transformers import LlamaConfig, Qwen2Config
-    cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[arch]
+    from transformers import Gemma3TextConfig, LlamaConfig, Qwen2Config
+    cls = {"llama": LlamaConfig, "qwen2": Qwen2Config, "gemma3_text": Gemma3TextConfig}[arch]
     return cls(max_position_embeddings=8192, dtype="bfloat16", **kw)
 
 # %% ../nbs/08a_hardware.ipynb #54d3ae3c
@@ -50,6 +54,27 @@ def arch_config(spec): # a shape name, a dict of sizes, or a transformers config
     kw.setdefault("tie_word_embeddings", False); kw.setdefault("model_type", "llama"); kw.setdefault("head_dim", None)
     return SimpleNamespace(**kw)
 
+# %% ../nbs/08a_hardware.ipynb #c1d2e3f4
+def _proj_shapes(config) -> dict:
+    "(d_in, d_out) of each Llama/Qwen2/Gemma-style projection, from a model config."
+    c = config.get_text_config() if hasattr(config, "get_text_config") else config
+    h, heads = c.hidden_size, c.num_attention_heads
+    hd = getattr(c, "head_dim", None) or h // heads
+    kv = getattr(c, "num_key_value_heads", None) or heads
+    return {"q_proj": (h, heads * hd), "k_proj": (h, kv * hd), "v_proj": (h, kv * hd), "o_proj": (heads * hd, h),
+            "gate_proj": (h, c.intermediate_size), "up_proj": (h, c.intermediate_size), "down_proj": (c.intermediate_size, h)}
+
+def lora_param_count(config, # a transformers model config (Llama/Qwen2/Gemma-style projections)
+                     r:int, # LoRA rank
+                     target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+                    ) -> int:
+    "Analytic number of LoRA parameters: sum over layers and targets of r * (d_in + d_out)."
+    shapes = _proj_shapes(config)
+    unknown = [t for t in target_modules if t not in shapes]
+    if unknown: raise ValueError(f"no analytic shape for {unknown}; known: {', '.join(shapes)}")
+    layers = (config.get_text_config() if hasattr(config, "get_text_config") else config).num_hidden_layers
+    return layers * sum(r * sum(shapes[t]) for t in target_modules)
+
 # %% ../nbs/08a_hardware.ipynb #7ed9a419
 def param_counts(config, # a transformers config (Llama/Qwen2-style), or what arch_config returns
                  r:int=16, # LoRA rank on the 7 projections
@@ -65,7 +90,7 @@ def param_counts(config, # a transformers config (Llama/Qwen2-style), or what ar
     head = 0 if c.tie_word_embeddings else embed
     norm = c.hidden_size * (2 * c.num_hidden_layers + 1)
     return dict(linear=linear, embed=embed, head=head, norm=norm, bias=bias, total=linear + embed + head + norm + bias,
-                matmul=linear + embed, lora=loader.lora_param_count(c, r))
+                matmul=linear + embed, lora=lora_param_count(c, r))
 
 # %% ../nbs/08a_hardware.ipynb #0811a18a
 GPUS = {  # name: memory GiB, dense bf16 (T4: fp16) tensor TFLOP/s, memory TB/s, indicative on-demand $/h, bf16

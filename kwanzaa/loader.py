@@ -5,51 +5,93 @@
 # %% ../nbs/04_loader.ipynb #c003
 from __future__ import annotations
 import fcntl, functools, importlib.util, json, os, shutil, tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from .config import check_device, file_sha256, resolve_compute_dtype
-from .records import chmod_default
+from .config import check_device, resolve_compute_dtype
+from .hardware import SHAPES, lora_param_count, model_config, param_counts
+from .records import chmod_default, file_sha256
 
 # %% auto #0
-__all__ = ['FAMILIES', 'EMBEDDED', 'HUB_LOGIN_HELP', 'MODEL_MENU', 'ChatFamily', 'LoaderError', 'chat_template', 'detect_family',
-           'make_tiny_model', 'prepare_tokenizer', 'load_tokenizer', 'stop_token_ids', 'cache_dir', 'cached_build',
-           'EmbeddedModel', 'embedded_model_path', 'bnb_config', 'fsdp_enabled', 'weights_dtype', 'resolve_model_path',
-           'model_device', 'load_base_model', 'load_model_and_tokenizer', 'hub_login', 'linear_module_names',
-           'keep_4bit_trainable_on_cpu', 'attach_lora', 'lora_config', 'lora_param_count', 'trainable_report',
-           'MenuModel', 'print_menu']
+__all__ = ['FAMILIES', 'EMBEDDED', 'HUB_LOGIN_HELP', 'MODEL_MENU', 'Projections', 'TinySpecials', 'ModelFamily', 'LoaderError',
+           'model_family', 'chat_template', 'detect_family', 'make_tiny_model', 'prepare_tokenizer', 'load_tokenizer',
+           'stop_token_ids', 'registered_family', 'cache_dir', 'cached_build', 'EmbeddedModel', 'embedded_model_path',
+           'bnb_config', 'fsdp_enabled', 'weights_dtype', 'resolve_model_path', 'model_device', 'load_base_model',
+           'load_model_and_tokenizer', 'hub_login', 'linear_module_names', 'keep_4bit_trainable_on_cpu', 'attach_lora',
+           'lora_config', 'trainable_report', 'MenuModel', 'print_menu']
 
 # %% ../nbs/04_loader.ipynb #c006
 @dataclass(frozen=True)
-class ChatFamily:
-    "How one model family writes a conversation."
-    name: str              # key in `FAMILIES` and the template file name
-    markers: tuple         # special tokens whose presence in a vocabulary identifies the family
-    eot: str               # end-of-turn token: what the assistant must emit to stop
-    pad_candidates: tuple  # tokens usable as padding, in order of preference (never the eot)
-    model_types: tuple     # `config.model_type` values that imply the family
+class Projections:
+    "A decoder layer's projection modules by role, as the architecture names them (LoRA targets; the fused path)."
+    q: str = "q_proj"; k: str = "k_proj"; v: str = "v_proj"; o: str = "o_proj"
+    gate: str = "gate_proj"; up: str = "up_proj"; down: str = "down_proj"
 
-FAMILIES = {
-    "chatml": ChatFamily("chatml", ("<|im_start|>", "<|im_end|>"), "<|im_end|>", ("<|endoftext|>",), ()),
-    "llama3": ChatFamily("llama3", ("<|start_header_id|>", "<|eot_id|>"), "<|eot_id|>",
-                         ("<|finetune_right_pad_id|>", "<|reserved_special_token_0|>", "<|end_of_text|>"), ()),
-    "gemma3": ChatFamily("gemma3", ("<start_of_turn>", "<end_of_turn>"), "<end_of_turn>", ("<pad>",),
-                         ("gemma3", "gemma3_text")),
-}
+    @property
+    def attention(self) -> tuple: return (self.q, self.k, self.v)   # read the same input: one fused group
+    @property
+    def mlp(self) -> tuple: return (self.gate, self.up, self.down)
+
+@dataclass(frozen=True)
+class TinySpecials:
+    "The special tokens of a family's real tokenizer, which `make_tiny_model` gives its tiny one."
+    tokens: tuple           # in id order
+    bos: str
+    eos: str                # the checkpoint's own eos (the loader replaces it with the end-of-turn token)
+    pad: str|None = None
+    unk: str|None = None
+
+# %% ../nbs/04_loader.ipynb #a0f1c003
+@dataclass(frozen=True)
+class ModelFamily:
+    "One model family: its chat format and tokens, its template, its tiny test tokenizer and its layer names."
+    name: str                # key in `FAMILIES`
+    markers: tuple           # special tokens whose presence in a vocabulary identifies the family
+    eot: str                 # end-of-turn token: what the assistant must emit to stop
+    pad_candidates: tuple    # tokens usable as padding, in order of preference (never the eot)
+    tiny: TinySpecials       # special tokens of the real tokenizer, for `make_tiny_model`
+    other_eos: tuple = ()    # further tokens that end generation where a vocabulary has them
+    model_types: tuple = ()  # `config.model_type` values that imply the family
+    projections: Projections = Projections()
+    template: str = ""       # chat template: "" for kwanzaa/templates/<name>.jinja, else an absolute path
+
+# %% ../nbs/04_loader.ipynb #a0f1c005
+FAMILIES = {f.name: f for f in (
+    ModelFamily("chatml", ("<|im_start|>", "<|im_end|>"), "<|im_end|>", ("<|endoftext|>",),
+                TinySpecials(("<|endoftext|>", "<|im_start|>", "<|im_end|>"), "<|im_start|>", "<|im_end|>",
+                             pad="<|im_end|>", unk="<|endoftext|>"),
+                other_eos=("<|endoftext|>",)),
+    ModelFamily("llama3", ("<|start_header_id|>", "<|eot_id|>"), "<|eot_id|>",
+                ("<|finetune_right_pad_id|>", "<|reserved_special_token_0|>", "<|end_of_text|>"),
+                TinySpecials(("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
+                              "<|eot_id|>", "<|finetune_right_pad_id|>"), "<|begin_of_text|>", "<|eot_id|>"),
+                other_eos=("<|end_of_text|>",)),
+    ModelFamily("gemma3", ("<start_of_turn>", "<end_of_turn>"), "<end_of_turn>", ("<pad>",),
+                TinySpecials(("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"), "<bos>", "<eos>",
+                             pad="<pad>", unk="<unk>"),
+                other_eos=("<eos>",), model_types=("gemma3", "gemma3_text")),
+)}
 
 # %% ../nbs/04_loader.ipynb #c008
 class LoaderError(ValueError):
     "A model, tokenizer or LoRA setting that cannot be used, with what to do about it."
 
+def model_family(name:str, # a key of `FAMILIES`
+                ) -> ModelFamily:
+    "The registered family `name`."
+    if name not in FAMILIES: raise LoaderError(f"unknown chat family {name!r}; allowed: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
 def chat_template(family:str, # one of `FAMILIES`
                  ) -> str:
     "The training-ready chat template of `family`."
-    if family not in FAMILIES:
-        raise LoaderError(f"unknown chat family {family!r}; allowed: {', '.join(FAMILIES)}")
-    return (files("kwanzaa") / "templates" / f"{family}.jinja").read_text(encoding="utf-8").strip()
+    fam = model_family(family)
+    path = Path(fam.template) if fam.template else files("kwanzaa") / "templates" / f"{fam.name}.jinja"
+    return path.read_text(encoding="utf-8").strip()
 
 # %% ../nbs/04_loader.ipynb #c012
 def detect_family(obj, # a tokenizer, a model config, or a model
@@ -68,36 +110,35 @@ def detect_family(obj, # a tokenizer, a model config, or a model
                       f"families' turn tokens are in its vocabulary ({looked}). Supported families: {', '.join(FAMILIES)}")
 
 # %% ../nbs/04_loader.ipynb #c014
-_TINY_SPECIALS = {  # (special tokens in id order, bos, eos, pad, unk) mirroring each family's real tokenizer
-    "chatml": (["<|endoftext|>", "<|im_start|>", "<|im_end|>"], "<|im_start|>", "<|im_end|>", "<|im_end|>", "<|endoftext|>"),
-    "llama3": (["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-                "<|finetune_right_pad_id|>"], "<|begin_of_text|>", "<|eot_id|>", None, None),
-    "gemma3": (["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"], "<bos>", "<eos>", "<pad>", "<unk>"),
-}
-
 _TINY_CORPUS = ["Kwanzaa is observed from December 26 to January 1.", "The passages do not say who designed the stamp.",
     '{"status": "answered", "citations": [1], "answer": "Umoja means unity [1].", "unknowns": []}',
     "Answer the question using only the numbered passages.", "Question: What does Ujima mean?",
     "[1] Kwanzaa notes (2026)\nThe seven principles are the Nguzo Saba.", "Two plus two is four. The sky is blue."]
 
+def _tiny_tokenizer(family:str, vocab_size:int):
+    "A byte-level BPE tokenizer trained on a few sentences, with the special tokens and template of `family`."
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
+    from transformers import PreTrainedTokenizerFast
+    sp = model_family(family).tiny
+    bpe = Tokenizer(models.BPE(unk_token=sp.unk))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(_TINY_CORPUS * 4, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(sp.tokens),
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    named = (sp.bos, sp.eos, sp.pad, sp.unk)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=sp.bos, eos_token=sp.eos, pad_token=sp.pad,
+                                   unk_token=sp.unk, additional_special_tokens=[s for s in sp.tokens if s not in named],
+                                   chat_template=chat_template(family))
+
+# %% ../nbs/04_loader.ipynb #a0f1c007
 def make_tiny_model(dest, # directory to write the model and tokenizer into (created)
                     family:str="chatml", # chat family the tokenizer imitates
                     seed:int=0, # weight initialisation seed: same seed, same weights
                     hidden_size:int=64, num_layers:int=2, vocab_size:int=400):
     "Build a tiny random Llama-architecture model + BPE tokenizer offline; returns `dest` as a Path."
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
-    from transformers import PreTrainedTokenizerFast, LlamaConfig, LlamaForCausalLM
-    if family not in _TINY_SPECIALS: raise LoaderError(f"unknown chat family {family!r}; allowed: {', '.join(FAMILIES)}")
-    specials, bos, eos, pad, unk = _TINY_SPECIALS[family]
+    from transformers import LlamaConfig, LlamaForCausalLM
+    tok = _tiny_tokenizer(family, vocab_size)
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    bpe = Tokenizer(models.BPE(unk_token=unk))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(_TINY_CORPUS * 4, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk,
-                                  additional_special_tokens=[s for s in specials if s not in (bos, eos, pad, unk)],
-                                  chat_template=chat_template(family))
     tok.save_pretrained(dest)
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
@@ -113,12 +154,11 @@ def prepare_tokenizer(tok, # a Hugging Face tokenizer
                       padding_side:str="right", # "right" for training, "left" for batched generation
                      ):
     "Set the family's chat template, a pad token distinct from the end-of-turn token, and the padding side."
-    family = family or detect_family(tok)
-    fam, vocab = FAMILIES[family], tok.get_vocab()
+    fam, vocab = model_family(family or detect_family(tok)), tok.get_vocab()
     missing = [t for t in fam.markers if t not in vocab]
-    if missing: raise LoaderError(f"tokenizer lacks the {family} turn tokens {missing}; it cannot use the {family} template")
+    if missing: raise LoaderError(f"tokenizer lacks the {fam.name} turn tokens {missing}; it cannot use the {fam.name} template")
     if padding_side not in ("right", "left"): raise LoaderError(f"padding_side {padding_side!r}: allowed: right, left")
-    tok.chat_template = chat_template(family)
+    tok.chat_template = chat_template(fam.name)
     tok.eos_token = fam.eot
     if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
         pad = next((t for t in fam.pad_candidates if t in vocab and t != fam.eot), None)
@@ -129,6 +169,7 @@ def prepare_tokenizer(tok, # a Hugging Face tokenizer
     tok.padding_side = padding_side
     return tok
 
+# %% ../nbs/04_loader.ipynb #a0f1c009
 def load_tokenizer(path, # local model directory (or anything `AutoTokenizer.from_pretrained` accepts offline)
                    family:str|None=None, # chat family; detected when None
                    padding_side:str="right", # "right" for training, "left" for generation
@@ -141,10 +182,20 @@ def load_tokenizer(path, # local model directory (or anything `AutoTokenizer.fro
 def stop_token_ids(tok) -> list[int]:
     "Token ids that end generation: the end-of-turn token, then any other EOS the checkpoint declares."
     ids = [tok.eos_token_id]
-    for t in ("<|end_of_text|>", "<eos>", "<|endoftext|>"):
+    for t in dict.fromkeys(t for fam in FAMILIES.values() for t in fam.other_eos):
         i = tok.get_vocab().get(t)
         if i is not None and i not in ids and i != tok.pad_token_id: ids.append(i)
     return ids
+
+# %% ../nbs/04_loader.ipynb #a0f1c011
+@contextmanager
+def registered_family(fam:ModelFamily, # a family whose name is not registered yet
+                     ):
+    "`fam` in `FAMILIES` inside the `with` block, gone after it."
+    if fam.name in FAMILIES: raise LoaderError(f"family {fam.name!r} is already registered")
+    FAMILIES[fam.name] = fam
+    try: yield fam
+    finally: FAMILIES.pop(fam.name, None)
 
 # %% ../nbs/04_loader.ipynb #d91c2a40
 def cache_dir(environ=None, # the environment to read (default: os.environ)
@@ -454,26 +505,6 @@ def lora_config(cfg) -> "peft.LoraConfig":
                       target_modules="all-linear" if targets == ["all-linear"] else targets)
 
 # %% ../nbs/04_loader.ipynb #c054
-def _proj_shapes(config) -> dict:
-    "(d_in, d_out) of each Llama/Gemma-style projection, from a model config."
-    c = config.get_text_config() if hasattr(config, "get_text_config") else config
-    h, heads = c.hidden_size, c.num_attention_heads
-    hd = getattr(c, "head_dim", None) or h // heads
-    kv = getattr(c, "num_key_value_heads", None) or heads
-    return {"q_proj": (h, heads * hd), "k_proj": (h, kv * hd), "v_proj": (h, kv * hd), "o_proj": (heads * hd, h),
-            "gate_proj": (h, c.intermediate_size), "up_proj": (h, c.intermediate_size), "down_proj": (c.intermediate_size, h)}
-
-def lora_param_count(config, # a transformers model config (Llama/Gemma-style projections)
-                     r:int, # LoRA rank
-                     target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-                    ) -> int:
-    "Analytic number of LoRA parameters: sum over layers and targets of r * (d_in + d_out)."
-    shapes = _proj_shapes(config)
-    unknown = [t for t in target_modules if t not in shapes]
-    if unknown: raise LoaderError(f"no analytic shape for {unknown}; known: {', '.join(shapes)}")
-    layers = (config.get_text_config() if hasattr(config, "get_text_config") else config).num_hidden_layers
-    return layers * sum(r * sum(shapes[t]) for t in target_modules)
-
 def trainable_report(model, # a peft model
                      expected:int|None=None, # analytic count to check against (`lora_param_count`)
                     ) -> dict:
@@ -493,7 +524,7 @@ def trainable_report(model, # a peft model
 # %% ../nbs/04_loader.ipynb #c061
 @dataclass(frozen=True)
 class MenuModel:
-    "A base model the project supports, with the `config.json` numbers an estimator needs."
+    "A base model the project supports; its architecture numbers are the row of `SHAPES` it names."
     id: str                   # `model.base`: an `embedded:` name or a hub id
     size: str                 # size label, as the model is known
     family: str               # chat family, a key of `FAMILIES`
@@ -501,47 +532,34 @@ class MenuModel:
     license: str
     hardware: str             # "cpu" (embedded) or "gpu" (T4 / RTX 4090)
     params: float             # published parameter count, in billions
-    hidden_size: int
-    intermediate_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    vocab_size: int
-    tie_word_embeddings: bool
-    head_dim: int|None = None  # only where it is not hidden_size // num_attention_heads
+    shape: str                # a key of `kwanzaa.hardware.SHAPES`
 
     @property
     def arch(self) -> dict:
-        "The architecture numbers, `head_dim` filled in."
-        keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                "vocab_size", "tie_word_embeddings")
-        return {k: getattr(self, k) for k in keys} | {"head_dim": self.head_dim or self.hidden_size // self.num_attention_heads}
+        "The architecture numbers of its shape, `head_dim` filled in."
+        a = dict(SHAPES[self.shape])
+        return a | {"head_dim": a.get("head_dim") or a["hidden_size"] // a["num_attention_heads"]}
 
     def config(self):
-        "A transformers `LlamaConfig` with these shapes (for `lora_param_count` and estimators; no weights)."
-        from transformers import LlamaConfig
-        return LlamaConfig(**self.arch)
+        "The transformers config of its shape (for `lora_param_count` and estimators; no weights)."
+        return model_config(self.shape)
 
     def param_count(self) -> int:
-        "Parameters from the shapes: embeddings (+ an untied head), attention, gated MLP and norms (biases ignored)."
-        a = self.arch; h, hd = a["hidden_size"], a["head_dim"]
-        attn = 2 * h * a["num_attention_heads"] * hd + 2 * h * a["num_key_value_heads"] * hd
-        layer = attn + 3 * h * a["intermediate_size"] + 2 * h
-        emb = a["vocab_size"] * h * (1 if a["tie_word_embeddings"] else 2)
-        return emb + a["num_hidden_layers"] * layer + h
+        "Parameters from the shapes: embeddings (+ an untied head), attention, gated MLP, norms and biases."
+        return param_counts(self.config())["total"]
 
 # %% ../nbs/04_loader.ipynb #877bbcff
 def _menu(*rows): return {r.id: r for r in rows}
 
 MODEL_MENU = _menu(
-    MenuModel("embedded:smollm2", "135M", "chatml", False, "apache-2.0", "cpu", 0.135, 576, 1536, 30, 9, 3, 49152, True),
-    MenuModel("embedded:gemma3-270m", "270M", "gemma3", False, "gemma", "cpu", 0.268, 640, 2048, 18, 4, 1, 262144, True, 256),
-    MenuModel("Qwen/Qwen2.5-1.5B-Instruct", "1.5B", "chatml", False, "apache-2.0", "gpu", 1.54, 1536, 8960, 28, 12, 2, 151936, True),
-    MenuModel("HuggingFaceTB/SmolLM2-1.7B-Instruct", "1.7B", "chatml", False, "apache-2.0", "gpu", 1.71, 2048, 8192, 24, 32, 32, 49152, True),
-    MenuModel("meta-llama/Llama-3.2-1B-Instruct", "1B", "llama3", True, "llama3.2", "gpu", 1.24, 2048, 8192, 16, 32, 8, 128256, True, 64),
-    MenuModel("meta-llama/Llama-3.2-3B-Instruct", "3B", "llama3", True, "llama3.2", "gpu", 3.21, 3072, 8192, 28, 24, 8, 128256, True, 128),
-    MenuModel("Qwen/Qwen2.5-7B-Instruct", "7B", "chatml", False, "apache-2.0", "gpu", 7.62, 3584, 18944, 28, 28, 4, 152064, False),
-    MenuModel("meta-llama/Llama-3.1-8B-Instruct", "8B", "llama3", True, "llama3.1", "gpu", 8.03, 4096, 14336, 32, 32, 8, 128256, False, 128),
+    MenuModel("embedded:smollm2", "135M", "chatml", False, "apache-2.0", "cpu", 0.135, "smollm2-135m"),
+    MenuModel("embedded:gemma3-270m", "270M", "gemma3", False, "gemma", "cpu", 0.268, "gemma3-270m"),
+    MenuModel("Qwen/Qwen2.5-1.5B-Instruct", "1.5B", "chatml", False, "apache-2.0", "gpu", 1.54, "qwen2.5-1.5b"),
+    MenuModel("HuggingFaceTB/SmolLM2-1.7B-Instruct", "1.7B", "chatml", False, "apache-2.0", "gpu", 1.71, "smollm2-1.7b"),
+    MenuModel("meta-llama/Llama-3.2-1B-Instruct", "1B", "llama3", True, "llama3.2", "gpu", 1.24, "llama-3.2-1b"),
+    MenuModel("meta-llama/Llama-3.2-3B-Instruct", "3B", "llama3", True, "llama3.2", "gpu", 3.21, "llama-3.2-3b"),
+    MenuModel("Qwen/Qwen2.5-7B-Instruct", "7B", "chatml", False, "apache-2.0", "gpu", 7.62, "qwen2.5-7b"),
+    MenuModel("meta-llama/Llama-3.1-8B-Instruct", "8B", "llama3", True, "llama3.1", "gpu", 8.03, "llama-3.1-8b"),
 )
 
 # %% ../nbs/04_loader.ipynb #cfce422c
@@ -550,5 +568,6 @@ def print_menu(menu:dict|None=None): # id -> MenuModel; `MODEL_MENU` when None
     menu = MODEL_MENU if menu is None else menu
     print(f"{'model.base':<38}{'size':>6}  {'family':<8}{'gated':<7}{'licence':<12}{'hw':<5}{'layers':>6}{'hidden':>7}{'heads':>9}{'vocab':>8}")
     for m in menu.values():
+        a = m.arch; heads = f"{a['num_attention_heads']}/{a['num_key_value_heads']}"
         print(f"{m.id:<38}{m.size:>6}  {m.family:<8}{'yes' if m.gated else 'no':<7}{m.license:<12}{m.hardware:<5}"
-              f"{m.num_hidden_layers:>6}{m.hidden_size:>7}{f'{m.num_attention_heads}/{m.num_key_value_heads}':>9}{m.vocab_size:>8}")
+              f"{a['num_hidden_layers']:>6}{a['hidden_size']:>7}{heads:>9}{a['vocab_size']:>8}")

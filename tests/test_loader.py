@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from kwanzaa.config import load_config, resolve_compute_dtype
-from kwanzaa.loader import (FAMILIES, LoaderError, attach_lora, cached_build, chat_template, detect_family,
+from kwanzaa.hardware import lora_param_count
+from kwanzaa.loader import (FAMILIES, LoaderError, TinySpecials, attach_lora, cached_build, chat_template, detect_family,
                             embedded_model_path, linear_module_names, load_base_model, load_model_and_tokenizer,
-                            load_tokenizer, lora_param_count, make_tiny_model, prepare_tokenizer, resolve_model_path,
-                            stop_token_ids, trainable_report)
+                            load_tokenizer, make_tiny_model, model_family, prepare_tokenizer, registered_family,
+                            resolve_model_path, stop_token_ids, trainable_report)
 
 torch.set_num_threads(1)
 TRL_TEMPLATES = Path(importlib.util.find_spec("trl").origin).parent / "chat_templates"
@@ -107,6 +108,44 @@ def test_unknown_family_and_template_errors():
         prepare_tokenizer(plain, "gemma3")
     with pytest.raises(LoaderError, match="allowed: chatml, llama3, gemma3"):
         chat_template("mistral")
+
+
+def _renamed_chatml(tmp_path, name="turn"):
+    "A throwaway family: ChatML with its turn tokens renamed, its template a renamed copy of ChatML's."
+    import dataclasses
+    ren = lambda s: s.replace("<|im_start|>", "<|turn|>").replace("<|im_end|>", "<|done|>")
+    (tmp_path / f"{name}.jinja").write_text(ren(chat_template("chatml")))
+    base = FAMILIES["chatml"]
+    return dataclasses.replace(base, name=name, markers=("<|turn|>", "<|done|>"), eot="<|done|>",
+                               tiny=TinySpecials(tuple(map(ren, base.tiny.tokens)), "<|turn|>", "<|done|>", "<|done|>",
+                                                 "<|endoftext|>"), template=str(tmp_path / f"{name}.jinja"))
+
+
+def test_a_new_family_is_one_entry_plus_its_template(tmp_path):
+    fam, before = _renamed_chatml(tmp_path), dict(FAMILIES)
+    with registered_family(fam):
+        d = make_tiny_model(tmp_path / "m", family="turn")
+        tok = load_tokenizer(d)   # detected, templated and padded from the entry alone
+        assert detect_family(tok) == "turn" and model_family("turn") is fam
+        assert tok.eos_token == "<|done|>" and tok.pad_token == "<|endoftext|>" != tok.eos_token
+        assert stop_token_ids(tok)[0] == tok.convert_tokens_to_ids("<|done|>") and tok.pad_token_id not in stop_token_ids(tok)
+        enc = tok.apply_chat_template([SYSTEM, USER, ANSWER], tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        assert tok.decode([i for i, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]) == ANSWER["content"] + "<|done|>"
+        model, tok2 = load_model_and_tokenizer(cfg_for(d, "lora"))
+        assert model.config.pad_token_id == tok2.pad_token_id and model.generation_config.eos_token_id == stop_token_ids(tok2)
+        assert "<|im_start|>" not in tok.apply_chat_template([USER], tokenize=False, add_generation_prompt=True)
+        with pytest.raises(LoaderError, match="already registered"):
+            with registered_family(fam): pass
+    assert FAMILIES == before   # the registry is as it was
+    with pytest.raises(LoaderError, match="allowed: chatml, llama3, gemma3"):
+        make_tiny_model(tmp_path / "again", family="turn")
+
+
+def test_every_family_lookup_reads_the_registry():
+    for name, fam in FAMILIES.items():
+        assert model_family(name) is fam and fam.eot not in fam.pad_candidates and fam.eot in fam.tiny.tokens
+        assert set(fam.markers) <= set(fam.tiny.tokens) and fam.eot in chat_template(name)
+        assert fam.projections.attention == ("q_proj", "k_proj", "v_proj")   # the names the fused path groups
 
 
 def test_make_tiny_model_is_fast_and_deterministic(tmp_path):
@@ -395,7 +434,7 @@ def test_model_menu_entries_are_consistent():
     for mid, m in MODEL_MENU.items():
         assert m.id == mid and m.family in FAMILIES and isinstance(m.gated, bool) and m.license
         assert abs(m.param_count() / (m.params * 1e9) - 1) < 0.02, (mid, m.param_count())   # shapes match the size
-        assert m.num_attention_heads % m.num_key_value_heads == 0
+        assert m.arch["num_attention_heads"] % m.arch["num_key_value_heads"] == 0
         if mid.startswith("embedded:"): assert EMBEDDED[mid.split(":", 1)[1]].family == m.family and m.hardware == "cpu"
         else: assert m.hardware == "gpu" and mid.endswith("-Instruct")
     assert {m for m, e in MODEL_MENU.items() if e.gated} == {"meta-llama/Llama-3.2-1B-Instruct", "meta-llama/Llama-3.2-3B-Instruct",
