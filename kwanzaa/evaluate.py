@@ -11,18 +11,17 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from .contract import (AnswerCore, Chunk, Toggles, MAX_PASSAGES, check_consistency, inline_markers, parse, MARKER,
-                              core_to_text)
+                              core_to_text, content_words, sentences)
 from .data import Example, Gold, example_messages, load_examples
 from .config import arm_flags
-from .records import arm_dirname, atomic_write_json, atomic_write_text, provenance
+from .records import arm_dirname, atomic_write_json, atomic_write_text, provenance, read_predictions
 
 # %% auto #0
 __all__ = ['ANSWERABLE', 'METRICS', 'LOWER_IS_BETTER', 'DEFAULT_ARMS', 'PREDICTIONS', 'HEADLINE', 'SUMMARY', 'GROUP_KEYS',
-           'V2_KEYS', 'V2_RULES', 'REVIEW_RATINGS', 'REVIEW_COLUMNS', 'gold_positions', 'sentences', 'has_fact',
-           'sentence_citations', 'grounded_facts', 'unsupported_sentences', 'score_item', 'compute_metrics',
-           'breakdown', 'check_thresholds', 'content_words', 'recite', 'EvaluationError', 'arm_spec', 'generation_arm',
-           'read_predictions', 'evaluate', 'write_report', 'plot_metrics', 'plot_breakdown', 'summary_lines',
-           'compare_arms', 'rescore', 'rescore_table', 'human_review_sheet', 'ReviewSheetError', 'score_review_sheet']
+           'gold_positions', 'has_fact', 'sentence_citations', 'grounded_facts', 'unsupported_sentences', 'score_item',
+           'compute_metrics', 'breakdown', 'check_thresholds', 'recite', 'EvaluationError', 'arm_spec',
+           'generation_arm', 'score_text', 'examples_and_paths', 'evaluate', 'metric_cell', 'write_report',
+           'plot_metrics', 'plot_breakdown', 'summary_lines', 'compare_arms']
 
 # %% ../nbs/07_evaluate.ipynb #c006
 ANSWERABLE = ("answered", "partial")
@@ -37,30 +36,6 @@ def gold_positions(example:Example) -> list[int]:
     "Passage numbers (1-based) of the example's gold-supporting chunks."
     sup = set(example.gold.supporting)
     return [i for i, c in enumerate(example.context, 1) if c in sup]
-
-# %% ../nbs/07_evaluate.ipynb #k25c01
-_MK = r"\[\d+(?:\s*,\s*\d+)*\]"  # an inline marker, as contract.MARKER
-_END = re.compile(r"(?:[.!?]+[\"'\u201d\u2019)\]]*(?:\s*" + _MK + r")*|(?:" + _MK + r"\s*)+;)(?=\s|$)")
-_ABBREV = frozenset("dr mr mrs ms prof rev st jr sr vs e.g i.e u.s".split())
-
-def _no_end(line:str, start:int, m) -> bool:
-    "No end: . ! ? before a lower-case word, or a full stop after an initial or abbreviation (marker + ';' always ends)."
-    if m.group()[0] == "[": return False
-    words, nxt = line[start:m.start()].split(), line[m.end():].lstrip()[:1]
-    w = words[-1].casefold().lstrip("(\"'\u201c\u2018") if words else ""
-    return nxt.islower() or (m.group()[0] == "." and (len(w) == 1 and w.isalpha() or w in _ABBREV))
-
-def sentences(text:str, # an answer, with [n] markers
-             ) -> list[str]:
-    "The answer's sentences (rules above), stripped, markers kept with the sentence they close."
-    out = []
-    for line in text.splitlines():
-        start = 0
-        for m in _END.finditer(line):
-            if _no_end(line, start, m): continue
-            out.append(line[start:m.end()].strip()); start = m.end()
-        out.append(line[start:].strip())
-    return [s for s in out if s]
 
 # %% ../nbs/07_evaluate.ipynb #k25c04
 def has_fact(fact:str, # a gold key fact
@@ -89,7 +64,7 @@ _GAP = re.compile(r"the passages? (?:do|does|did) not\b")  # a statement of what
 
 def _bare(sentence:str) -> str:
     "A sentence without markers, normalized, edge punctuation stripped: what must occur verbatim in a passage."
-    return _norm(re.sub(r"\s*" + _MK, "", sentence)).strip(" .!?;:,'\"")
+    return _norm(re.sub(r"\s*" + MARKER.pattern, "", sentence)).strip(" .!?;:,'\"")
 
 def unsupported_sentences(core:AnswerCore, # a parsed core
                           chunks:Sequence, # the context passages (Chunk or text); passage n = chunks[n-1]
@@ -215,14 +190,6 @@ def check_thresholds(metrics:dict, # compute_metrics output
             for k, t in th.items()}
 
 # %% ../nbs/07_evaluate.ipynb #c027
-_WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset("""a an and are as at be been by did do does for from had has have he her his in is it its of on or
-she that the their them they this to was were what when where which who whom why with""".split())
-
-def content_words(text:str) -> set[str]:
-    "Lower-cased words minus stop words and [n] markers: what overlap is counted on."
-    return {w for w in _WORD.findall(MARKER.sub(" ", text).casefold()) if w not in _STOP}
-
 def recite(core:AnswerCore, # a parsed core
            chunks:Sequence[Chunk], # the context passages; passage n = chunks[n-1]
           ) -> AnswerCore:
@@ -257,27 +224,6 @@ def generation_arm(arm:str) -> str:
 
 # %% ../nbs/07_evaluate.ipynb #c034
 PREDICTIONS = "predictions.jsonl"
-_RECORD_KEYS = ("id", "arm", "prompt", "raw_output")
-
-def read_predictions(path, # a predictions.jsonl
-                    ) -> dict[str, dict]:
-    "Finished records by id. An unterminated last line (a write cut by a kill) is cut off the file; any other bad line is an error."
-    path = Path(path)
-    if not path.exists(): return {}
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with open(path, "r+b") as f: f.truncate(end)
-    done = {}
-    for i, line in enumerate(data[:end].split(b"\n")[:-1], 1):
-        if not line.strip(): continue
-        try: rec = json.loads(line)
-        except ValueError: raise EvaluationError(f"{path}:{i}: not valid JSON; delete that line to regenerate the item") from None
-        if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in _RECORD_KEYS):
-            raise EvaluationError(f"{path}:{i}: not a prediction record (needs the strings {', '.join(_RECORD_KEYS)})")
-        done[rec["id"]] = {**rec, "_line": i}
-    return done
-
 def _append(path:Path, records:list[dict]):
     "Append records as JSON lines, then flush and fsync: a finished batch survives a kill."
     with open(path, "a", encoding="utf-8") as f:
@@ -285,7 +231,7 @@ def _append(path:Path, records:list[dict]):
         f.flush(); os.fsync(f.fileno())
 
 # %% ../nbs/07_evaluate.ipynb #c037
-def _score_text(ex:Example, text, chunks, citecheck:bool) -> tuple[dict, AnswerCore|None]:
+def score_text(ex:Example, text, chunks, citecheck:bool) -> tuple[dict, AnswerCore|None]:
     "Scores of one output (after the optional citation check) and the core they were computed on."
     r = parse(text, n_passages=len(ex.context))
     core = recite(r.core, chunks) if citecheck and r.core is not None else r.core
@@ -293,7 +239,7 @@ def _score_text(ex:Example, text, chunks, citecheck:bool) -> tuple[dict, AnswerC
 
 def _record(ex:Example, arm:str, prompt:str, gen:dict, seconds:float, chunks, citecheck:bool) -> dict:
     "One predictions.jsonl line."
-    scores, core = _score_text(ex, gen["text"], chunks, citecheck)
+    scores, core = score_text(ex, gen["text"], chunks, citecheck)
     recited = citecheck and core is not None and core != parse(gen["text"], n_passages=len(ex.context)).core
     return {"id": ex.id, "arm": arm, "persona": ex.persona, "category": ex.category, "prompt": prompt,
             "raw_output": gen["raw"], "text": gen["text"], "stopped": gen["stopped"], "n_new_tokens": gen["n_new_tokens"],
@@ -301,7 +247,8 @@ def _record(ex:Example, arm:str, prompt:str, gen:dict, seconds:float, chunks, ci
             "recited": recited, "error_kind": scores["error_kind"], "scores": scores}
 
 # %% ../nbs/07_evaluate.ipynb #fe830b24
-def _examples_and_paths(examples):
+def examples_and_paths(examples):
+    "(examples, the dataset files they came from): a list is taken as it is, a reference or path is loaded."
     if isinstance(examples, (str, Path)):
         from kwanzaa.data import dataset_path
         p = dataset_path(str(examples))
@@ -319,14 +266,14 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
              model=None, tok=None, # a loaded model (a PeftModel for adapter arms); default load_for_inference
              adapter_dir=None, # the adapter for 'adapter' arms (when model is not given)
              source_predictions=None, # a predictions.jsonl whose raw outputs to reuse (same ids and prompts)
-             calibration=None, # +calibrated arms: a kwanzaa.calibrate.Calibration (default: the adapter's calibration.json)
+             calibration=None, # +calibrated arms: a kwanzaa.inference.Calibration (default: the adapter's calibration.json)
              command:str|None=None, # recorded in provenance (default: sys.argv)
              progress:bool=False, # print one line per batch
             ) -> dict:
     "Evaluate one arm on the examples: resumable predictions.jsonl, then metrics.json, report.md and plots."
     from kwanzaa.inference import generate, prompt_text
     spec = arm_spec(arm)
-    examples, data_paths = _examples_and_paths(examples)
+    examples, data_paths = examples_and_paths(examples)
     if not examples: raise EvaluationError("no examples to evaluate")
     if corpus is None:
         from kwanzaa.corpus import build_corpus
@@ -363,7 +310,7 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
                                       "prompt than it would get now; use a fresh out_dir")
     bs = cfg.eval.batch_size
     if todo and spec["calibrated"] and calibration is None:
-        from kwanzaa.calibrate import load_calibration
+        from kwanzaa.inference import load_calibration
         if adapter_dir is None: raise EvaluationError(f"arm {arm!r} needs a calibration (adapter_dir with calibration.json)")
         calibration = load_calibration(adapter_dir, cfg.model.base, required=True)
     with (model.disable_adapter() if todo and not spec["adapter"] and _is_peft(model) else nullcontext()):
@@ -373,7 +320,7 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
             gens = generate(model, tok, [chats[e.id] for e in batch], max_new_tokens=cfg.eval.max_new_tokens,
                             batch_size=bs, constrained=spec["constrained"], n_passages=[len(e.context) for e in batch])
             if spec["calibrated"]:
-                from kwanzaa.calibrate import apply_decision, decide, status_probabilities
+                from kwanzaa.inference import apply_decision, decide, status_probabilities
                 probs = status_probabilities(model, tok, [chats[e.id] for e in batch], bs)
                 gens = apply_decision(model, tok, [chats[e.id] for e in batch], gens,
                                       [decide(p, calibration.threshold) for p in probs], cfg.eval.max_new_tokens,
@@ -398,7 +345,7 @@ def _write_results(cfg, examples, arm, out:Path, chunks_of, data_paths, command)
     missing = [e.id for e in examples if e.id not in recs]
     if missing: raise EvaluationError(f"{len(missing)} items have no prediction yet (first: {missing[0]})")
     citecheck = arm_spec(arm)["citecheck"]
-    scored = [_score_text(e, recs[e.id]["text"], chunks_of[e.id], citecheck)[0] for e in examples]
+    scored = [score_text(e, recs[e.id]["text"], chunks_of[e.id], citecheck)[0] for e in examples]
     metrics = {"arm": arm, **compute_metrics(scored)}
     metrics["thresholds"] = check_thresholds(metrics, cfg.eval.thresholds)
     metrics["by_persona"] = breakdown(scored, "persona")
@@ -421,7 +368,8 @@ _RULES_NOTE = ("key_fact_accuracy counts a fact on word boundaries in a sentence
 
 def _num(x) -> str: return f"{x:g}" if float(x).is_integer() else f"{x:.1f}"
 
-def _cell(m:dict, k:str) -> str:
+def metric_cell(m:dict, k:str) -> str:
+    "A metric as it reads in a report: '90% (9/10)', or 'n/a'."
     v, c = m.get(k), m.get("counts", {}).get(k)
     if v is None: return "n/a"
     return f"{v:.0%} ({_num(c[0])}/{_num(c[1])})" if c else f"{v:.0%}"
@@ -437,7 +385,7 @@ def write_report(metrics_by_arm:dict, # {arm: metrics dict from evaluate}
              "| metric | " + " | ".join(arms) + " | threshold |", "|---|" + "---|" * (len(arms) + 1)]
     for k in METRICS:
         t = f">= {th[k]['threshold']:.0%}" if k in th else ""
-        marks = [_cell(metrics_by_arm[a], k) + (" ✅" if metrics_by_arm[a].get("thresholds", {}).get(k, {}).get("pass")
+        marks = [metric_cell(metrics_by_arm[a], k) + (" ✅" if metrics_by_arm[a].get("thresholds", {}).get(k, {}).get("pass")
                  else " ❌" if k in th else "") for a in arms]
         lines.append(f"| {k} | " + " | ".join(marks) + f" | {t} |")
     gen = [metrics_by_arm[a].get("generation") or {} for a in arms]
@@ -454,7 +402,7 @@ def write_report(metrics_by_arm:dict, # {arm: metrics dict from evaluate}
         for a in arms:
             lines += [f"### {a}", "", "| group | n | " + " | ".join(GROUP_KEYS) + " |", "|---|---|" + "---|" * len(GROUP_KEYS)]
             for g, gm in metrics_by_arm[a][by].items():
-                lines.append(f"| {g} | {gm['n']} | " + " | ".join(_cell(gm, k) for k in GROUP_KEYS) + " |")
+                lines.append(f"| {g} | {gm['n']} | " + " | ".join(metric_cell(gm, k) for k in GROUP_KEYS) + " |")
             lines.append("")
     text = "\n".join(lines).rstrip() + "\n"
     atomic_write_text(path, text)
@@ -557,139 +505,3 @@ def compare_arms(cfg, # RunConfig
     plot_metrics(results, out / "metrics.png")
     plot_breakdown(results, out / "by_persona.png", by="persona")
     return results
-
-# %% ../nbs/07_evaluate.ipynb #k25r01
-V2_KEYS = ("key_fact_accuracy_substring", "key_fact_accuracy_ungrounded", "key_fact_accuracy", "key_fact_recall",
-           "unsupported_sentence_rate")
-V2_RULES = {"key_fact_accuracy_substring": "every fact's normalized text a substring of the answer (before issue #25)",
-            "key_fact_accuracy_ungrounded": "every fact on word boundaries anywhere in the answer",
-            "key_fact_accuracy": "every fact on word boundaries in a sentence citing a gold-supporting passage",
-            "key_fact_recall": "mean share of each item's key facts found grounded",
-            "unsupported_sentence_rate": "statement sentences not copied verbatim from a passage they cite (lower is better)"}
-
-def _v2_row(m:dict, old:dict|None=None) -> dict:
-    "The issue-#25 metrics of one arm with counts, beside its committed key_fact_accuracy."
-    row = {"n": m["n"], **{k: m[k] for k in V2_KEYS}, "counts": {k: m["counts"][k] for k in V2_KEYS}}
-    if old is not None:
-        row["old"] = {"key_fact_accuracy": old.get("key_fact_accuracy"), "counts": old.get("counts", {}).get("key_fact_accuracy")}
-    return row
-
-# %% ../nbs/07_evaluate.ipynb #k25r02
-def rescore(eval_dir="outputs/golden/eval", # one sub-directory per arm holding predictions.jsonl and metrics.json (read only)
-            examples="golden", # the evaluated examples (list or dataset reference)
-            corpus=None, # anything with .get(chunk_id) -> Chunk; default kwanzaa.corpus.build_corpus()
-            out=None, # the JSON to write; default eval_dir/../metrics_v2.json
-            command:str|None=None, # recorded in provenance (default: sys.argv)
-           ) -> dict:
-    "Re-score committed predictions under the rules of issue #25 (no generation), beside the old numbers; write `out`."
-    eval_dir, (exs, paths) = Path(eval_dir), _examples_and_paths(examples)
-    if corpus is None:
-        from kwanzaa.corpus import build_corpus
-        corpus = build_corpus()
-    rel = lambda p: Path(os.path.relpath(p)) if Path(p).resolve().is_relative_to(Path.cwd().resolve()) else Path(p)
-    chunks_of, arms, used = {e.id: [corpus.get(c) for c in e.context] for e in exs}, {}, [rel(p) for p in paths]
-    for mp in sorted(eval_dir.glob("*/metrics.json")):
-        pp = mp.parent / PREDICTIONS
-        if not pp.exists(): continue
-        old, recs = json.loads(mp.read_text()), read_predictions(pp)
-        missing = [e.id for e in exs if e.id not in recs]
-        if missing: raise EvaluationError(f"{pp}: no prediction for {len(missing)} items (first: {missing[0]})")
-        cc = arm_spec(old["arm"])["citecheck"]
-        scored = [_score_text(e, recs[e.id].get("text", recs[e.id]["raw_output"]), chunks_of[e.id], cc)[0] for e in exs]
-        arms[old["arm"]], used = _v2_row(compute_metrics(scored), old), used + [mp, pp]
-    if not arms: raise EvaluationError(f"{eval_dir}: no */metrics.json with a {PREDICTIONS} beside it")
-    gold = compute_metrics([score_item(e, core_to_text(e.target), chunks=chunks_of[e.id]) for e in exs])
-    res = {"arms": arms, "gold_targets": _v2_row(gold), "rules": V2_RULES,
-           "provenance": provenance(config={"eval_dir": str(eval_dir), "examples": [str(rel(p)) for p in paths]},
-                                    data_paths=used, command=command)}
-    atomic_write_json(out or eval_dir.parent / "metrics_v2.json", res)
-    return res
-
-# %% ../nbs/07_evaluate.ipynb #k25r04
-def rescore_table(v2:dict, # rescore's result (or metrics_v2.json loaded)
-                 ) -> str:
-    "Markdown: per arm (and the gold targets), key facts under the old and new rules, per-fact recall, unsupported sentences."
-    hdr = ["arm", "key facts: substring (old rule)", "word boundaries", "grounded (key_fact_accuracy)", "per-fact recall",
-           "unsupported sentences (lower is better)"]
-    rows = [*v2["arms"].items(), ("gold target answers (reference)", v2["gold_targets"])]
-    lines = ["| " + " | ".join(hdr) + " |", "|---" * len(hdr) + "|"]
-    lines += [f"| {a} | " + " | ".join(_cell(r, k) for k in V2_KEYS) + " |" for a, r in rows]
-    return "\n".join(lines) + "\n"
-
-# %% ../nbs/07_evaluate.ipynb #c053
-REVIEW_RATINGS = ("answer_quality", "citation_quality", "integrity")
-REVIEW_COLUMNS = ("id", "arm", "persona", "category", "question", "passages", "answer", "status", "citations",
-                  *REVIEW_RATINGS, "critical_hallucination", "notes")
-_YES, _NO = {"yes", "y", "true", "1"}, {"no", "n", "false", "0"}
-
-def _stratified(items:list, key, n:int, seed:int) -> list:
-    groups = defaultdict(list)
-    for it in items: groups[key(it)].append(it)
-    rng = random.Random(seed)
-    for g in groups.values(): rng.shuffle(g)
-    order, out = sorted(groups), []
-    while len(out) < min(n, len(items)):
-        for g in order:
-            if groups[g] and len(out) < n: out.append(groups[g].pop())
-    return out
-
-# %% ../nbs/07_evaluate.ipynb #828d6b3f
-def human_review_sheet(predictions, # a predictions.jsonl path (or list of its records)
-                       examples, # the evaluated examples (list or dataset reference)
-                       corpus, # anything with .get(chunk_id) -> Chunk
-                       path, # CSV to write
-                       n:int=20, # rows to sample
-                       seed:int=0, # sampling seed
-                      ) -> Path:
-    "A CSV of `n` stratified predictions with empty rating columns for a human reviewer."
-    import io
-    recs = list(read_predictions(predictions).values()) if isinstance(predictions, (str, Path)) else list(predictions)
-    exs = {e.id: e for e in _examples_and_paths(examples)[0]}
-    recs = [r for r in recs if r["id"] in exs]
-    rows = []
-    for r in _stratified(recs, lambda r: (r["persona"], r["category"]), n, seed):
-        e, core = exs[r["id"]], r.get("parsed")
-        passages = "\n\n".join(f"[{i}] {corpus.get(c).title}: {corpus.get(c).text}" for i, c in enumerate(e.context, 1))
-        rows.append({"id": e.id, "arm": r.get("arm", ""), "persona": e.persona, "category": e.category,
-                     "question": e.question, "passages": passages,
-                     "answer": core["answer"] if core else f"(unparseable: {r.get('error_kind')}) {r['raw_output'][:600]}",
-                     "status": core["status"] if core else "", "citations": json.dumps(core["citations"]) if core else "",
-                     **{k: "" for k in REVIEW_RATINGS}, "critical_hallucination": "", "notes": ""})
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=REVIEW_COLUMNS, lineterminator="\n")
-    w.writeheader(); w.writerows(rows)
-    return atomic_write_text(path, buf.getvalue())
-
-# %% ../nbs/07_evaluate.ipynb #83670fba
-class ReviewSheetError(ValueError):
-    "A filled review sheet with invalid entries; the message lists each as file:row: column."
-
-def score_review_sheet(path, # a filled CSV from human_review_sheet
-                      ) -> dict:
-    "Validate a filled review sheet and report mean ratings (overall, per persona) and critical hallucinations."
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in ("id", "persona", *REVIEW_RATINGS, "critical_hallucination") if c not in (reader.fieldnames or [])]
-        if missing: raise ReviewSheetError(f"{path}: missing columns {missing}; expected the columns of human_review_sheet")
-        rows, problems = [], []
-        for i, row in enumerate(reader, 2):
-            vals = {}
-            for k in REVIEW_RATINGS:
-                v = (row.get(k) or "").strip()
-                if v not in {"1", "2", "3", "4", "5"}:
-                    problems.append(f"{path}:{i}: column '{k}' of item {row.get('id')!r}: expected an integer 1-5, got {v!r}")
-                else: vals[k] = int(v)
-            flag = (row.get("critical_hallucination") or "").strip().lower()
-            if flag not in _YES | _NO:
-                problems.append(f"{path}:{i}: column 'critical_hallucination' of item {row.get('id')!r}: expected yes or no, "
-                                f"got {flag!r}")
-            rows.append({"id": row.get("id"), "persona": row.get("persona"), **vals, "flag": flag in _YES})
-    if problems: raise ReviewSheetError(f"{len(problems)} invalid entries:\n" + "\n".join(problems))
-    if not rows: raise ReviewSheetError(f"{path}: the sheet has no rows")
-    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)
-    per = defaultdict(list)
-    for r in rows: per[r["persona"]].append(r)
-    return {"n": len(rows), "means": {k: mean(rows, k) for k in REVIEW_RATINGS},
-            "by_persona": {p: {k: mean(rs, k) for k in REVIEW_RATINGS} for p, rs in sorted(per.items())},
-            "critical_hallucinations": sum(r["flag"] for r in rows),
-            "flagged": [r["id"] for r in rows if r["flag"]]}

@@ -4,24 +4,26 @@
 
 # %% ../nbs/06_inference.ipynb #c004
 from __future__ import annotations
-import json, os, re, time, weakref
-from dataclasses import dataclass
+import json, math, os, re, time, weakref
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
-from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSONAS, core_json_schema, core_to_text,
-                              check_consistency, parse, assemble)
+from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSONAS, STATUSES, core_json_schema,
+                              core_to_text, check_consistency, parse, assemble)
 from .prompt import render_messages
 from .config import check_device
-from .records import adapter_weights_problem
+from .records import adapter_files, adapter_weights_problem, atomic_write_json, data_hash
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
+from .grammar import GrammarProcessor, compiled_core_grammar
 
 # %% auto #0
-__all__ = ['FALLBACK_CORE', 'MAX_QUESTION_CHARS', 'MAX_QUESTION_TOKENS', 'InferenceError', 'adapter_record', 'load_for_inference',
-           'prompt_text', 'Generation', 'core_grammar_text', 'compiled_core_grammar', 'GrammarProcessor', 'generate',
-           'refusal_core', 'Asker', 'ask', 'compare_batching']
+__all__ = ['FALLBACK_CORE', 'STATUS_PREFIX', 'MAX_QUESTION_CHARS', 'MAX_QUESTION_TOKENS', 'InferenceError', 'adapter_record',
+           'CalibrationError', 'Calibration', 'adapter_sha256', 'save_calibration', 'load_calibration',
+           'load_for_inference', 'prompt_text', 'Generation', 'generate', 'refusal_core', 'status_token_ids',
+           'status_probabilities', 'decide', 'apply_decision', 'Asker', 'ask', 'compare_batching']
 
 # %% ../nbs/06_inference.ipynb #c007
 class InferenceError(ValueError):
@@ -89,6 +91,60 @@ def adapter_record(adapter_dir) -> dict:
     return {"base": conf.get("base_model_name_or_path"), "revision": conf.get("revision"), "tokenizer_sha256": None,
             "source": "adapter_config.json"}
 
+# %% ../nbs/06_inference.ipynb #dc000010
+class CalibrationError(ValueError):
+    "A calibration that cannot be computed or does not belong to the adapter it is used with."
+
+@dataclass
+class Calibration:
+    "A refusal threshold and where it came from."
+    threshold: float
+    rule: str
+    split: str  # the examples it was chosen on (validation)
+    base: str
+    adapter_sha256: str
+    curve: list = field(default_factory=list)
+    chosen: dict = field(default_factory=dict)
+
+def adapter_sha256(adapter_dir) -> str:
+    "The sha256 of an adapter's weight and config files: what a calibration is tied to."
+    files = adapter_files(adapter_dir)
+    if not files: raise CalibrationError(f"{adapter_dir} holds no adapter weights to calibrate")
+    return data_hash(files)
+
+def save_calibration(cal:Calibration, adapter_dir) -> Path:
+    "Write `cal` to <adapter_dir>/calibration.json (atomically)."
+    return atomic_write_json(Path(adapter_dir) / "calibration.json", asdict(cal))
+
+def _read_calibration(p:Path) -> Calibration:
+    "The Calibration in file `p`, or a CalibrationError naming the file and the field that is wrong."
+    try: d = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e: raise CalibrationError(f"{p} is not readable JSON ({e}); calibrate again") from None
+    if not isinstance(d, dict): raise CalibrationError(f"{p} holds a {type(d).__name__}, not a calibration object; calibrate again")
+    t = d.get("threshold")
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0 <= t <= 1:
+        raise CalibrationError(f"{p}: field 'threshold' must be a probability in [0, 1]; got {t!r}; calibrate again")
+    try: return Calibration(**d)
+    except TypeError as e: raise CalibrationError(f"{p}: {e}; calibrate again") from None
+
+def load_calibration(adapter_dir, # the adapter the threshold must belong to
+                     base:str|None=None, # the base in use (checked when given)
+                     required:bool=False, # raise when there is no file (else None)
+                    ) -> Calibration|None:
+    "The adapter's calibration; CalibrationError if it was made for another adapter or base."
+    p = Path(adapter_dir) / "calibration.json"
+    if not p.exists():
+        if required: raise CalibrationError(f"{adapter_dir} has no calibration.json: run kwanzaa.calibrate.calibrate first")
+        return None
+    cal = _read_calibration(p)
+    sha = adapter_sha256(adapter_dir)
+    if cal.adapter_sha256 != sha:
+        raise CalibrationError(f"{p} was made for adapter {cal.adapter_sha256[:12]}, not for the adapter in {adapter_dir} "
+                               f"({sha[:12]}); calibrate this adapter again")
+    if base is not None and cal.base != base:
+        raise CalibrationError(f"{p} was made with base {cal.base!r}, not {base!r}; calibrate again on this base")
+    return cal
+
 # %% ../nbs/06_inference.ipynb #ed329145
 def _same_model(recorded:str, base:str, base_path:str|None) -> bool|None:
     "Whether `recorded` names the configured `base` (resolved locally at `base_path`); None when it cannot be told."
@@ -116,13 +172,15 @@ def _check_base(adapter:Path, rec:dict, cfg, base_path:str|None=None):
                                  f"(tokenizer.json sha256 {rec['tokenizer_sha256'][:12]}... recorded, {h[:12]}... here); "
                                  "pass check_base=False to load it anyway")
 
+
+# %% ../nbs/06_inference.ipynb #lf000002
 def load_for_inference(cfg_or_base, # a RunConfig, or a model name/dir ("embedded:smollm2", a local path, a hub id)
                        adapter_dir=None, # a trained LoRA adapter directory; None for the base model alone
                        quantize:bool|None=None, # None follows the config (qlora -> 4-bit); False loads bf16/fp32
                        device=None, # torch device; the accelerator if there is one, else CPU
                        check_base:bool=True, # refuse an adapter recorded as trained on another base model
                       ):
-    "Load the base model (+ adapter) and a left-padding tokenizer, ready for `generate`."
+    "The base model (+ adapter, with its calibration as `model.kwanzaa_calibration`) and a left-padding tokenizer."
     adapter = None if adapter_dir is None else _check_adapter_dir(adapter_dir)
     cfg = _config_for(cfg_or_base)
     if adapter is not None and (why := adapter_weights_problem(adapter)): raise InferenceError(why)
@@ -138,6 +196,7 @@ def load_for_inference(cfg_or_base, # a RunConfig, or a model name/dir ("embedde
         except Exception as e:
             raise InferenceError(f"cannot load the adapter in {adapter} onto {cfg.model.base!r}: {e}. Was it trained "
                                  "on this base model?") from e
+    model.kwanzaa_calibration = None if adapter is None else load_calibration(adapter, cfg.model.base)
     return model.eval(), tok
 
 # %% ../nbs/06_inference.ipynb #c012
@@ -156,59 +215,10 @@ class Generation:
     stopped: bool                 # True if it ended on a stop token, False if cut off by max_new_tokens
     fallback: Optional[str] = None  # why `text` is the fallback core instead of `raw` (constrained decoding only)
 
-# %% ../nbs/06_inference.ipynb #c014
+# %% ../nbs/06_inference.ipynb #c019
 FALLBACK_CORE = AnswerCore(status="refused", citations=[], unknowns=["no complete answer within the output budget"],
                            answer="No answer: the model did not produce a complete answer.")
 
-_STRING_CHARS = r"[^\"\\\r\n]"           # what xgrammar 0.2.x emits for a length-capped string's characters
-_SAFE_CHARS = r"[^\0-\x1f\"\\\x7f]"      # printable text only: no control characters, no quote, no backslash
-
-def core_grammar_text(n_passages:int, # passages in the context
-                     ) -> str:
-    "The EBNF grammar of the answer core for `n_passages` passages, from the contract's JSON Schema."
-    import xgrammar as xgr
-    g = str(xgr.Grammar.from_json_schema(json.dumps(core_json_schema(n_passages)), any_whitespace=False))
-    return re.sub(r"(_characters ::= \(\()" + re.escape(_STRING_CHARS) + r"(\)\))",
-                  lambda m: m.group(1) + _SAFE_CHARS + m.group(2), g)
-
-_COMPILERS = weakref.WeakKeyDictionary()  # tokenizer -> {vocab_size: (compiler, {n_passages: compiled grammar})}
-
-def compiled_core_grammar(tok, # the generation tokenizer
-                          n_passages:int, # passages in the context
-                          vocab_size:int, # the model's logits width (model.config.vocab_size)
-                         ):
-    "The xgrammar-compiled answer-core grammar for `n_passages`, compiled once per tokenizer and n."
-    import xgrammar as xgr
-    per_tok = _COMPILERS.setdefault(tok, {})
-    if vocab_size not in per_tok:
-        info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=vocab_size, stop_token_ids=stop_token_ids(tok))
-        per_tok[vocab_size] = (xgr.GrammarCompiler(info), {})
-    compiler, cache = per_tok[vocab_size]
-    if n_passages not in cache: cache[n_passages] = compiler.compile_grammar(core_grammar_text(n_passages))
-    return cache[n_passages]
-
-# %% ../nbs/06_inference.ipynb #gp02
-class GrammarProcessor:
-    "A logits processor that masks each row to its compiled grammar, the row's matcher first advanced past its prefix."
-    def __init__(self, grammars:list, # compiled grammars, one per row
-                 prefixes:Sequence[str]|None=None): # text each row's answer already starts with
-        import xgrammar as xgr
-        self.matchers = [xgr.GrammarMatcher(g) for g in grammars]
-        for m, p in zip(self.matchers, prefixes or []):
-            if p and not m.accept_string(p): raise InferenceError(f"{_clip(p)} is not the start of an answer core")
-        self.mask = xgr.allocate_token_bitmask(len(grammars), grammars[0].tokenizer_info.vocab_size)
-        self.started = False
-
-    def __call__(self, input_ids:torch.LongTensor, scores:torch.FloatTensor) -> torch.FloatTensor:
-        import xgrammar as xgr
-        for i, m in enumerate(self.matchers):
-            if self.started and not m.is_terminated(): m.accept_token(int(input_ids[i, -1]))
-            if not m.is_terminated(): m.fill_next_token_bitmask(self.mask, i)
-        self.started = True
-        xgr.apply_token_bitmask_inplace(scores, self.mask.to(scores.device))
-        return scores
-
-# %% ../nbs/06_inference.ipynb #c019
 def _stop_position(ids:list[int], stops:set[int]) -> int|None:
     return next((i for i, t in enumerate(ids) if t in stops), None)
 
@@ -286,6 +296,75 @@ def _unsupported(core:AnswerCore, toggles:Toggles) -> str|None:
         return "the model answered without citing a passage"
     return None
 
+# %% ../nbs/06_inference.ipynb #dc000002
+STATUS_PREFIX = '{"status": "'  # what every answer core starts with (kwanzaa.contract: decision fields first)
+
+def status_token_ids(tok, prompt:str="") -> dict[str, int]:
+    "The first token of each status value right after `prompt + STATUS_PREFIX` (CalibrationError if two share one)."
+    base = tok(prompt + STATUS_PREFIX, add_special_tokens=False).input_ids
+    out = {}
+    for s in STATUSES:
+        ids = tok(prompt + STATUS_PREFIX + s, add_special_tokens=False).input_ids
+        k = next((i for i, (a, b) in enumerate(zip(base, ids)) if a != b), len(base))
+        if k < len(base): raise CalibrationError(f"the tokenizer merges the status prefix with {s!r}; cannot read its probability")
+        out[s] = ids[k]
+    if len(set(out.values())) < len(out): raise CalibrationError(f"status values share a first token: {out}")
+    return out
+
+def status_probabilities(model, tok, # from kwanzaa.inference.load_for_inference (left padding)
+                         message_lists:Sequence[list[dict]], # prompts (render_messages, no assistant turn)
+                         batch_size:int=8) -> list[dict[str, float]]:
+    "For each prompt, the model's probability of each status at the status position, normalised over the four."
+    ids = status_token_ids(tok)
+    texts = [prompt_text(tok, m) + STATUS_PREFIX for m in message_lists]
+    out = []
+    for s in range(0, len(texts), batch_size):
+        enc = tok(texts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        with torch.inference_mode(): logits = model(**enc).logits[:, -1, :].float()   # left padding: the last is real
+        p = torch.softmax(logits, -1)[:, list(ids.values())]
+        p = p / p.sum(-1, keepdim=True)
+        out += [dict(zip(ids, row.tolist())) for row in p]
+    return out
+
+# %% ../nbs/06_inference.ipynb #dc000007
+def decide(probs:dict[str, float], # from status_probabilities
+           threshold:float|None=None, # None: the plain argmax
+          ) -> str:
+    "The status: refused when P(refused) >= threshold, else the most likely other status (argmax when no threshold)."
+    if threshold is None: return max(probs, key=probs.get)
+    if probs["refused"] >= threshold: return "refused"
+    return max((s for s in probs if s != "refused"), key=probs.get)
+
+
+# %% ../nbs/06_inference.ipynb #dc000013
+def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
+                   gens:list, # kwanzaa.inference.Generation, one per prompt
+                   statuses:Sequence[str], # the decided status per prompt (decide(...))
+                   max_new_tokens:int=160,
+                   n_passages:Sequence[int]|None=None, # passages per prompt, to check regenerated citations
+                   constrained:bool=False, # regenerate under the answer-core grammar (needs n_passages)
+                  ) -> list:
+    "The generations with the decided status enforced (refusal core, or a regeneration from the decided status)."
+    out, redo = list(gens), []
+    for i, (g, s) in enumerate(zip(gens, statuses)):
+        r = parse(g.text)
+        got = r.core.status if r.core is not None else None
+        if got == s: continue
+        if s == "refused":
+            g.text, g.fallback = core_to_text(refusal_core("the calibrated decision refused")), "calibrated:refused"
+        else: redo.append(i)
+    if redo:
+        grammar = constrained and n_passages is not None   # the grammar holds the rest of the core after the prefix
+        pre = [f'{STATUS_PREFIX}{statuses[i]}"' + ("" if grammar else ", ") for i in redo]
+        again = generate(model, tok, [message_lists[i] for i in redo], max_new_tokens=max_new_tokens, prefixes=pre,
+                         constrained=grammar, n_passages=[n_passages[i] for i in redo] if grammar else None)
+        for i, g in zip(redo, again):
+            # a regeneration that is not a valid core (unconstrained, or out of budget) is dropped: the model's own answer stands
+            if g.fallback is None and parse(g.text, n_passages=n_passages[i] if n_passages else None).ok:
+                g.fallback = f"calibrated:{statuses[i]}"; out[i] = g
+            else: out[i].fallback = f"calibrated:kept (regenerated {statuses[i]!r} was not a valid core)"
+    return out
+
 # %% ../nbs/06_inference.ipynb #ed870531
 MAX_QUESTION_CHARS = 2000  # a question longer than this is refused (a pasted document, not a question)
 
@@ -324,11 +403,13 @@ def _merged(model):
     base = getattr(getattr(model, "base_model", None), "model", None)
     if base is None or not hasattr(model, "merge_and_unload"): return model
     if getattr(base, "hf_quantizer", None) is not None or getattr(base, "is_loaded_in_4bit", False): return model
-    return model.merge_and_unload().eval()
+    cal = getattr(model, "kwanzaa_calibration", None)
+    merged = model.merge_and_unload().eval()
+    merged.kwanzaa_calibration = cal   # the decision stays with the weights it was chosen for
+    return merged
 
 def _status_pass(model, tok, prompt:str):
     "P(status) after `prompt + STATUS_PREFIX`, the KV cache of that text, and its token ids."
-    from kwanzaa.calibrate import STATUS_PREFIX, status_token_ids
     ids, full = status_token_ids(tok), tok(prompt + STATUS_PREFIX, add_special_tokens=False).input_ids
     with torch.inference_mode():
         out = model(input_ids=torch.tensor([full], device=model.device), use_cache=True, logits_to_keep=1)
@@ -363,10 +444,8 @@ class Asker:
         if retriever is None:
             from kwanzaa.corpus import Retriever, build_corpus
             retriever = Retriever(build_corpus(self.cfg.data.sources_dir))
-        self.retriever, self.calibration, self.timings = retriever, None, {}
-        if adapter_dir is not None and calibrated is not False:
-            from kwanzaa.calibrate import load_calibration
-            self.calibration = load_calibration(adapter_dir, self.cfg.model.base, required=bool(calibrated))
+        self.retriever, self.timings = retriever, {}
+        self.calibration = _calibration_for(model, adapter_dir, self.cfg, calibrated)
 
     def __call__(self, question:str, persona:str="educator", k:int|None=None, toggles:Toggles|None=None,
                  constrained:bool=True, max_new_tokens:int|None=None, namespaces=None) -> AnswerDocument:
@@ -386,6 +465,16 @@ class Asker:
         return doc(_checked_core(core, toggles))
 
 # %% ../nbs/06_inference.ipynb #ask04
+def _calibration_for(model, adapter_dir, cfg, calibrated:bool|None) -> Calibration|None:
+    "The threshold the model carries (load_for_inference, calibrate), else the adapter's file; required when calibrated."
+    if calibrated is False: return None
+    cal = getattr(model, "kwanzaa_calibration", None)
+    if cal is None and adapter_dir is not None: cal = load_calibration(adapter_dir, cfg.model.base)
+    if cal is None and calibrated:
+        raise CalibrationError(f"calibrated=True, but {'the model' if adapter_dir is None else adapter_dir} has no "
+                               "calibration: run kwanzaa.calibrate.calibrate first")
+    return cal
+
 def _check_toggles(persona, toggles) -> Toggles:
     if persona not in PERSONAS: raise InferenceError(f"persona must be one of {', '.join(PERSONAS)}; got {_clip(persona)}")
     if toggles is not None and not isinstance(toggles, Toggles):
@@ -403,7 +492,6 @@ def _checked_core(core, toggles:Toggles) -> AnswerCore:
 def _answer_core(asker, msgs:list, # one chat, in a list (render_messages)
                  n:int, constrained:bool, max_new_tokens:int):
     "The parsed core for one prompt of `n` passages (an error kind string if it does not parse); times each step."
-    from kwanzaa.calibrate import STATUS_PREFIX, decide
     t, cache, prefix = time.perf_counter(), None, ""
     if asker.calibration is not None:
         prompt = prompt_text(asker.tok, msgs[0])

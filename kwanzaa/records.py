@@ -10,11 +10,11 @@ from importlib import metadata, resources
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ISA_FLAGS', 'ADAPTER_RECORD', 'file_sha256', 'data_hash', 'umask_mode',
+__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ISA_FLAGS', 'ADAPTER_RECORD', 'PREDICTION_KEYS', 'file_sha256', 'data_hash', 'umask_mode',
            'atomic_write_text', 'json_text', 'atomic_write_json', 'chmod_default', 'redact', 'redact_file',
            'redact_tree', 'versions', 'cpu_flags', 'cpu_model', 'device_record', 'git_commit', 'command_line',
            'shown_path', 'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname',
-           'read_json', 'adapter_files', 'peak_gib', 'adapter_weights_problem']
+           'read_json', 'adapter_files', 'peak_gib', 'adapter_weights_problem', 'RecordError', 'read_predictions']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -309,3 +309,28 @@ def adapter_weights_problem(adapter_dir) -> str|None:
     got = file_sha256(w)
     return None if got == want else (f"{w} is damaged: its sha256 is {got[:16]}..., not the {want[:16]}... its trainer saved "
                                      f"({ADAPTER_RECORD}); it was truncated or changed on disk: train again or copy the adapter again")
+
+# %% ../nbs/01a_records.ipynb #rp000002
+class RecordError(ValueError):
+    "A result or record file that cannot be read as it is, with where and what to do."
+
+PREDICTION_KEYS = ("id", "arm", "prompt", "raw_output")  # the strings every prediction record holds
+
+def read_predictions(path, # a predictions.jsonl
+                    ) -> dict[str, dict]:
+    "Finished records by id. An unterminated last line (a write cut by a kill) is cut off the file; any other bad line is an error."
+    path = Path(path)
+    if not path.exists(): return {}
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with open(path, "r+b") as f: f.truncate(end)
+    done = {}
+    for i, line in enumerate(data[:end].split(b"\n")[:-1], 1):
+        if not line.strip(): continue
+        try: rec = json.loads(line)
+        except ValueError: raise RecordError(f"{path}:{i}: not valid JSON; delete that line to regenerate the item") from None
+        if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in PREDICTION_KEYS):
+            raise RecordError(f"{path}:{i}: not a prediction record (needs the strings {', '.join(PREDICTION_KEYS)})")
+        done[rec["id"]] = {**rec, "_line": i}
+    return done

@@ -18,7 +18,7 @@ def adapter_copy(tmp_path):
 
 @pytest.mark.parametrize("value", [5.0, -1, float("nan"), None, "0.5", True])
 def test_a_calibration_threshold_that_is_not_a_probability_is_refused(adapter_copy, value):
-    from kwanzaa.calibrate import CalibrationError, load_calibration
+    from kwanzaa.inference import CalibrationError, load_calibration
     p = adapter_copy / "calibration.json"
     d = json.loads(p.read_text()); d["threshold"] = value
     p.write_text(json.dumps(d))   # NaN is written as the token NaN, which Python's json reads back
@@ -29,7 +29,7 @@ def test_a_calibration_threshold_that_is_not_a_probability_is_refused(adapter_co
 @pytest.mark.parametrize("text,says", [("{not json", "is not readable JSON"), ("[1, 2]", "holds a list"),
                                        ('{"threshold": 0.5}', "missing")])
 def test_a_malformed_calibration_file_names_the_file(adapter_copy, text, says):
-    from kwanzaa.calibrate import CalibrationError, load_calibration
+    from kwanzaa.inference import CalibrationError, load_calibration
     (adapter_copy / "calibration.json").write_text(text)
     with pytest.raises(CalibrationError) as e: load_calibration(adapter_copy)
     assert str(adapter_copy / "calibration.json") in str(e.value) and says in str(e.value)

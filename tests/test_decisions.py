@@ -22,7 +22,7 @@ def test_decisions_file_is_reproduced_from_the_committed_predictions(tmp_path):
 
 def test_human_review_scores_are_those_of_the_filled_sheet():
     "The scored review in outputs/golden is the sheet's own: every row rated, the means and flags recomputed."
-    from kwanzaa.evaluate import score_review_sheet
+    from kwanzaa.review import score_review_sheet
     sheet = ROOT / "outputs/golden/human_review.csv"
     got, committed = score_review_sheet(sheet), json.loads((ROOT / "outputs/golden/human_review_scores.json").read_text())
     assert got["n"] == 20 and {k: committed[k] for k in got} == got

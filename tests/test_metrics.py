@@ -6,8 +6,8 @@ from hypothesis import given, settings, strategies as st
 
 from kwanzaa.contract import AnswerCore, Chunk, Toggles
 from kwanzaa.data import DataError, Example, Gold
-from kwanzaa.evaluate import (METRICS, ReviewSheetError, breakdown, check_thresholds, compute_metrics, recite,
-                              score_item, score_review_sheet, REVIEW_COLUMNS)
+from kwanzaa.evaluate import METRICS, breakdown, check_thresholds, compute_metrics, recite, score_item
+from kwanzaa.review import REVIEW_COLUMNS, ReviewSheetError, score_review_sheet
 
 CTX = [f"kwanzaa_notes_n{i}::chunk::0" for i in range(1, 5)]  # four passages; gold is passage 3 unless said
 

@@ -233,6 +233,11 @@ def test_parallel_sweep_selects_on_validation_with_a_calibrated_arm(tmp_path):
         assert (tmp_path / f"sw/{r}.log").exists()
         cal = json.loads((d / "adapter/calibration.json").read_text())   # the train notebook calibrated on validation
         assert cal["split"] == "package:validation" and 0 < cal["threshold"] < 1
+        # issue #24: the notebook's own question is decided with the threshold it just fitted
+        nb = json.loads((d / "train.ipynb").read_text())
+        ask_cell = next(c for c in nb["cells"] if "Asker(model=model" in "".join(c["source"]))
+        printed = "".join("".join(o.get("text", "")) for o in ask_cell["outputs"])
+        assert f"refusal decision: calibrated threshold {cal['threshold']}" in printed, printed[:300]
         m = json.loads((d / "eval/adapter_constrained_calibrated/metrics.json").read_text())
         assert m["n"] == 4   # smoke: eval.limit=4 of the validation split
         man = json.loads((d / "manifest.json").read_text())

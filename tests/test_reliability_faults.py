@@ -10,7 +10,7 @@ import torch
 
 from kwanzaa.config import atomic_write_json, atomic_write_text, load_config
 from kwanzaa.data import Example, write_examples
-from kwanzaa.evaluate import EvaluationError, read_predictions
+from kwanzaa.records import RecordError, read_predictions
 
 torch.set_num_threads(1)
 
@@ -88,7 +88,7 @@ def test_torn_last_prediction_is_cut_and_a_bad_middle_line_is_named(tmp_path):
     assert list(read_predictions(p)) == ["q0", "q1"]
     assert p.read_text() == _pred(0) + _pred(1)               # the torn line is gone, so item 2 is regenerated
     p.write_text(_pred(0) + "{oops\n" + _pred(2))
-    with pytest.raises(EvaluationError) as e: read_predictions(p)
+    with pytest.raises(RecordError) as e: read_predictions(p)
     assert str(e.value) == f"{p}:2: not valid JSON; delete that line to regenerate the item"
 
 

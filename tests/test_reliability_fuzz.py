@@ -12,7 +12,7 @@ from kwanzaa.config import ConfigError, RunConfig, load_config
 from kwanzaa.contract import (MAX_PASSAGES, PERSONAS, AnswerCore, AnswerDocument, Chunk, ContractError, Toggles,
                               assemble, validate_document)
 from kwanzaa.data import DataError, load_examples, load_specs, render_messages
-from kwanzaa.evaluate import EvaluationError, read_predictions
+from kwanzaa.records import RecordError, read_predictions
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
                            lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=10), kids, max_size=4),
@@ -160,7 +160,7 @@ def test_predictions_file_raises_only_evaluation_errors(lines, torn):
         p = Path(d) / "predictions.jsonl"
         p.write_bytes(b"\n".join(lines) + (b"" if torn else b"\n"))
         try: done = read_predictions(p); event("read")
-        except EvaluationError as e:
-            assert str(e).startswith(f"{p}:"); event("EvaluationError")
+        except RecordError as e:
+            assert str(e).startswith(f"{p}:"); event("RecordError")
             return
         assert isinstance(done, dict) and p.read_bytes().endswith(b"\n") | (p.stat().st_size == 0)

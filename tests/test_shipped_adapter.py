@@ -11,7 +11,7 @@ ADAPTER = ROOT / "outputs/golden/adapter"
 def test_the_committed_adapter_is_bf16_and_calibrated_for_its_weights():
     from safetensors.torch import load_file
     import torch
-    from kwanzaa.calibrate import load_calibration
+    from kwanzaa.inference import load_calibration
     weights = load_file(str(ADAPTER / "adapter_model.safetensors"))
     assert {v.dtype for v in weights.values()} == {torch.bfloat16}
     rec = json.loads((ADAPTER / "kwanzaa_adapter.json").read_text())
