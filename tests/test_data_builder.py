@@ -55,12 +55,14 @@ def test_deterministic_and_seeded(corpus, retriever, built):
     specs = load_specs(FIXTURE)
     assert build_examples(specs, corpus, retriever) == built
     other = build_examples(specs, corpus, retriever, seed=1)
-    assert [sorted(e.context) for e in other] == [sorted(e.context) for e in built]
+    kept = lambda exs: [sorted(e.context) for e in exs if e.id != "fx-primary-01"]  # ties among a long document's parts follow the seed
+    assert kept(other) == kept(built)
+    assert [e.gold.supporting for e in other] == [e.gold.supporting for e in built]
     assert [e.context for e in other] != [e.context for e in built]
 
 def test_dataset_files_rebuild_identically(tmp_path, corpus, retriever):
-    a = build_dataset_files(tmp_path / "a", paths=[FIXTURE], corpus=corpus, retriever=retriever, max_tokens=None)
-    b = build_dataset_files(tmp_path / "b", paths=[FIXTURE], corpus=corpus, retriever=retriever, max_tokens=None)
+    a = build_dataset_files(tmp_path / "a", paths=[FIXTURE], corpus=corpus, retriever=retriever)
+    b = build_dataset_files(tmp_path / "b", paths=[FIXTURE], corpus=corpus, retriever=retriever)
     assert sorted(a) == ["golden", "pilot", "train", "validation"]
     for k in a: assert a[k].read_bytes() == b[k].read_bytes()
     train = load_examples(a["train"], corpus)
@@ -111,12 +113,13 @@ def test_build_raises_without_problem_list(tmp_path, corpus, retriever):
 
 def test_check_specs_reports(tmp_path, corpus, retriever, capsys):
     buf = io.StringIO()
-    assert check_specs([FIXTURE], corpus, retriever, out=buf, max_tokens=None) == []
+    assert check_specs([FIXTURE], corpus, retriever, out=buf) == []
     text = buf.getvalue()
     assert "10 specs in 1 file(s); 0 problems, 0 warnings" in text
     assert "train: 9 examples (target >= 300)" in text and "golden: 1 examples (target exactly 40)" in text
     p = tmp_path / "bad.jsonl"; p.write_text(json.dumps(_spec(id="y", persona="teacher")) + "\n")
-    assert main(["check-specs", str(p)]) == 1
+    assert main(["check-specs", str(p)]) == 2   # no token budget given: the caller (kwanzaa data) brings it
+    assert main(["--no-budget", "check-specs", str(p)]) == 1
     assert f"{p}:1: field 'persona': expected one of educator, researcher, creator, builder; got 'teacher'" in capsys.readouterr().out
 
 def test_token_budget_drops_distractors(tiny_model_dir, corpus, retriever, built):

@@ -2,11 +2,11 @@
 from collections import Counter
 import pytest
 from kwanzaa.config import load_config
-from kwanzaa.contract import core_to_text, parse
+from kwanzaa.contract import copy_units, core_to_text, inline_markers, parse, sentences, unquote_extractive
 from kwanzaa.corpus import build_corpus, Retriever
 from kwanzaa.contract import PERSONAS
 from kwanzaa.data import (CATEGORIES, build_dataset_files, dataset_path, example_messages, example_problems,
-                          leaked_questions, load_dataset, spec_paths)
+                          leaked_questions, load_dataset, normalise_text, spec_paths)
 
 @pytest.fixture(scope="module")
 def corpus(): return build_corpus()
@@ -38,7 +38,23 @@ def test_key_facts_in_answered_targets(splits):
     for exs in splits.values():
         for e in exs:
             if e.target.status in ("answered", "partial"):
-                for f in e.gold.key_facts: assert f.lower() in e.target.answer.lower(), (e.id, f)
+                for f in e.gold.key_facts: assert normalise_text(f).lower() in normalise_text(e.target.answer).lower(), (e.id, f)
+
+def test_answers_are_copied_sentences_of_the_passages_they_cite(splits, corpus):
+    "Every sentence of an answered/partial target (creative writing aside) is a copy unit of the passage it cites."
+    n_checked = 0
+    for exs in splits.values():
+        for e in exs:
+            if e.target.status not in ("answered", "partial") or e.toggles.creative_mode: continue
+            assert e.free_target is not None and e.free_target.status == e.target.status, e.id
+            for s in sentences(e.target.answer):
+                (n,) = inline_markers(s)
+                units = copy_units(corpus.get(e.context[n - 1]).text)
+                back = unquote_extractive(s, units)
+                assert back is not None and back[0] in units and n in e.target.citations, (e.id, s)
+                n_checked += 1
+            if e.category == "multi_source": assert len(set(e.target.citations)) >= 2, e.id
+    assert n_checked >= 300
 
 def test_ids_unique_across_splits(splits):
     ids = Counter(e.id for name in ("train", "validation", "golden") for e in splits[name])
@@ -76,10 +92,13 @@ def test_mix_near_targets(splits):
         assert abs(status[s] / n - want) <= .10, (s, status[s] / n)
 
 def test_rebuild_gives_identical_files(tmp_path, corpus):
-    out = build_dataset_files(tmp_path, corpus=corpus, retriever=Retriever(corpus))
+    from kwanzaa.loader import embedded_model_path, load_tokenizer   # the budget the command line passes
+    from kwanzaa.data import token_budget
+    fits = token_budget(load_tokenizer(embedded_model_path("smollm2")))
+    out = build_dataset_files(tmp_path, corpus=corpus, retriever=Retriever(corpus), fits=fits)
     assert spec_paths(), "no spec files"
     for name, p in out.items():
-        assert p.read_bytes() == dataset_path(name).read_bytes(), f"{name}.jsonl is stale: run python -m kwanzaa.data build"
+        assert p.read_bytes() == dataset_path(name).read_bytes(), f"{name}.jsonl is stale: run kwanzaa data build"
 
 def test_rendered_examples_fit_max_seq_length(splits, corpus):
     from kwanzaa.loader import embedded_model_path, load_tokenizer
@@ -88,9 +107,10 @@ def test_rendered_examples_fit_max_seq_length(splits, corpus):
     lengths = {}
     for exs in splits.values():
         for e in exs:
-            ids = tok.apply_chat_template(example_messages(e, corpus), tokenize=True)
-            ids = ids["input_ids"] if hasattr(ids, "keys") else ids
-            lengths[e.id] = len(ids)
+            for mode in ("extractive", "free"):
+                ids = tok.apply_chat_template(example_messages(e, corpus, mode=mode), tokenize=True)
+                ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+                lengths[e.id, mode] = len(ids)
     assert max(lengths.values()) <= limit, sorted(lengths.items(), key=lambda kv: -kv[1])[:5]
 
 
