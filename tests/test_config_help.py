@@ -3,8 +3,9 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from kwanzaa.config import (ARM_PATTERN, ConfigError, DataSection, RunConfig, arm_flags, config_help, config_help_text,
+from kwanzaa.config import (ARM_PATTERN, DataSection, RunConfig, arm_flags, config_help, config_help_text,
                             list_presets, load_config)
+from kwanzaa.config_yaml import ConfigError
 
 
 def all_fields(model=RunConfig, prefix=""):
