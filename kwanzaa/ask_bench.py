@@ -12,8 +12,7 @@ from .contract import inline_markers
 from .records import ISA_FLAGS, atomic_write_json, cpu_flags, cpu_model, provenance
 
 # %% auto #0
-__all__ = ['GOALS', 'cpu_record', 'cpu_key', 'outcome', 'cold_start', 'warm_questions', 'summarize', 'run_ask_bench',
-           'asker_cfg_dump', 'main']
+__all__ = ['GOALS', 'cpu_record', 'cpu_key', 'outcome', 'cold_start', 'warm_questions', 'summarize', 'run_ask_bench']
 
 # %% ../nbs/08d_ask_bench.ipynb #ab006
 def cpu_record() -> dict:
@@ -113,36 +112,15 @@ def run_ask_bench(adapter_dir="outputs/golden/adapter", # the adapter README's e
     from kwanzaa.inference import Asker
     asker = Asker(adapter_dir)
     examples = load_dataset(split, build_corpus(asker.cfg.data.sources_dir))[:limit or None]
-    rows = warm_questions(asker, examples)
+    rows, cfg = warm_questions(asker, examples), asker.cfg.model_dump(mode="json")   # the configuration it ran with
     del asker
     cold = cold_start(adapter_dir, examples[0].question, repeats)
     cpu, summary = cpu_record(), summarize(rows)
     rec = dict(cpu=cpu, cold_s=cold["cold_s"], cold=cold, **summary, goals=GOALS,
                met=dict(cold_s=cold["cold_s"] <= GOALS["cold_s"], warm_s=summary["warm_s"] <= GOALS["warm_s"],
                         inconsistent=summary["inconsistent"] <= GOALS["inconsistent"]),
-               adapter=str(adapter_dir), split=split, rows=rows, provenance=provenance(asker_cfg_dump(adapter_dir)))
+               adapter=str(adapter_dir), split=split, rows=rows, provenance=provenance(cfg))
     path = Path(out_dir) / "ask.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     atomic_write_json(path, {"cpus": old.get("cpus", {}) | {cpu_key(cpu): rec}})
     return rec
-
-def asker_cfg_dump(adapter_dir) -> dict:
-    from kwanzaa.inference import _config_for_adapter
-    return _config_for_adapter(adapter_dir).model_dump(mode="json")
-
-# %% ../nbs/08d_ask_bench.ipynb #ab025
-def main(argv=None):
-    "ask() on this CPU: a fresh process's first answer and each further golden question, into <out>/ask.json."
-    import argparse
-    ap = argparse.ArgumentParser(prog="python -m kwanzaa.bench ask", description=main.__doc__)
-    ap.add_argument("--adapter", default="outputs/golden/adapter", help="the adapter to ask (default: the committed one)")
-    ap.add_argument("--split", default="golden", help="the questions: a packaged split or a JSONL path")
-    ap.add_argument("--limit", type=int, help="the first N questions only")
-    ap.add_argument("--repeats", type=int, default=3, help="fresh processes timed for the cold start")
-    ap.add_argument("--out", default="outputs/bench", help="the folder of ask.json")
-    a = ap.parse_args(argv)
-    rec = run_ask_bench(a.adapter, a.split, a.limit, a.repeats, a.out)
-    print(json.dumps({k: rec[k] for k in ("cold_s", "warm_s", "warm_p90_s", "answered", "refused", "inconsistent", "met")}, indent=1))
-
-if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.ask_bench":
-    main()  # `python -m kwanzaa.ask_bench`; a notebook kernel is also __main__, but has no such __spec__

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_corpus.ipynb #c003
 from __future__ import annotations
-import argparse, csv, difflib, gzip, hashlib, json, math, os, re, shutil, sys, tempfile, warnings, zlib
+import csv, difflib, gzip, hashlib, json, math, os, re, shutil, sys, tempfile, warnings, zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,7 +20,7 @@ from .contract import Chunk
 __all__ = ['NAMESPACES', 'DEFAULT_NAMESPACES', 'MANIFEST_FIELDS', 'CHUNKER_VERSION', 'CACHE_FORMAT', 'CorpusError',
            'SourceRecord', 'load_manifest', 'sources_table', 'shipped_sources_dir', 'find_sources_dir', 'load_sources',
            'export_sources', 'chunk_text', 'load_documents', 'load_notes', 'load_injections', 'Corpus', 'build_corpus',
-           'Retriever', 'recall_at_k', 'main']
+           'check_namespaces', 'search_mask', 'top_chunks', 'Retriever', 'recall_at_k']
 
 # %% ../nbs/02_corpus.ipynb #c007
 NAMESPACES = ("primary_sources", "kwanzaa_notes", "adversarial")  # every namespace a chunk can be in
@@ -129,7 +129,7 @@ def _restore_hint(d:Path, how:str|None) -> str:
         return ("The texts shipped with the package are damaged: reinstall kwanzaa (`pip install --force-reinstall "
                 "kwanzaa`; in a clone, `git checkout -- kwanzaa/corpus_data/sources`).")
     return (f"The directory comes from {how}: remove that override to use the texts shipped with the package, or "
-            f"restore the files: `python -m kwanzaa.corpus export-sources {d}` writes the shipped texts there.")
+            f"restore the files: `kwanzaa corpus export-sources {d}` writes the shipped texts there.")
 
 def _read_source(d:Path, filename:str) -> tuple[Path, bytes|None]:
     "(path, bytes) of `filename` in `d`: the plain file, else `<filename>.gz` uncompressed; bytes None when absent."
@@ -437,25 +437,32 @@ def build_corpus(sources_dir:str|Path|None=None, # override directory of texts; 
     return Corpus(chunks, key, src, cache, _write_cache(path, key, chunks))
 
 # %% ../nbs/02_corpus.ipynb #c047
-def _check_namespaces(namespaces) -> tuple[str, ...]:
+def check_namespaces(namespaces) -> tuple[str, ...]:
     "Normalise a namespace or sequence of namespaces, rejecting unknown names."
     ns = (namespaces,) if isinstance(namespaces, str) else tuple(namespaces)
     bad = [n for n in ns if n not in NAMESPACES]
     if bad or not ns: raise ValueError(f"unknown namespace(s) {bad or ns!r}; allowed: {NAMESPACES}")
     return ns
 
-def _mask(corpus:Corpus, ns:np.ndarray, namespaces, exclude) -> np.ndarray:
+def search_mask(corpus:Corpus, # the corpus searched
+                ns:np.ndarray, # every chunk's namespace, in corpus order
+                namespaces, # a namespace or several; None: DEFAULT_NAMESPACES
+                exclude, # chunk ids never to return
+               ) -> np.ndarray:
     "True for the chunks a search may return: in the namespaces (default DEFAULT_NAMESPACES) and not excluded."
-    m = np.isin(ns, _check_namespaces(namespaces or DEFAULT_NAMESPACES))
+    m = np.isin(ns, check_namespaces(namespaces or DEFAULT_NAMESPACES))
     for cid in exclude: m[corpus.index(cid)] = False
     return m
 
-def _top(corpus:Corpus, scores:np.ndarray, k:int) -> list[tuple[Chunk, float]]:
+def top_chunks(corpus:Corpus, scores:np.ndarray, k:int) -> list[tuple[Chunk, float]]:
     "The top-k chunks by score (> 0 only), best first, ties in corpus order."
     if k < 1: raise ValueError(f"k must be >= 1, got {k}")
     order = np.lexsort((np.arange(len(scores)), -scores))[:k]
     return [(corpus.chunks[i], float(scores[i])) for i in order if scores[i] > 0]
 
+_check_namespaces, _mask, _top = check_namespaces, search_mask, top_chunks   # the old names, until retrieval uses the new ones
+
+# %% ../nbs/02_corpus.ipynb #c047d
 def _tokenizer() -> bm25s.tokenization.Tokenizer:
     "The one tokenizer for chunks and queries: lower-case words, English stopwords, Snowball English stemmer."
     return bm25s.tokenization.Tokenizer(stopwords="en", stemmer=Stemmer.Stemmer("english"))
@@ -529,8 +536,8 @@ class Retriever:
         "The top-`k` chunks for `query` with their BM25 scores, best first, ties in chunk order."
         if k < 1: raise ValueError(f"k must be >= 1, got {k}")
         scores = self.scores(query).astype(np.float64)
-        scores[~_mask(self.corpus, self._ns, namespaces, exclude)] = 0.0
-        return _top(self.corpus, scores, k)
+        scores[~search_mask(self.corpus, self._ns, namespaces, exclude)] = 0.0
+        return top_chunks(self.corpus, scores, k)
 
 # %% ../nbs/02_corpus.ipynb #c053
 def recall_at_k(retriever:Retriever, # the retriever to measure
@@ -546,22 +553,3 @@ def recall_at_k(retriever:Retriever, # the retriever to measure
         hits += bool(got & set(gold)); n += 1
     if n == 0: raise ValueError("recall_at_k: no questions given")
     return hits / n
-
-# %% ../nbs/02_corpus.ipynb #c071
-def main(argv:Sequence[str]|None=None) -> int:
-    "Command line: python -m kwanzaa.corpus export-sources DIR | check-sources [DIR]."
-    ap = argparse.ArgumentParser(prog="python -m kwanzaa.corpus", description=main.__doc__)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("export-sources", help="write the shipped source texts, uncompressed, into DIR").add_argument("dir")
-    sub.add_parser("check-sources", help="check a directory of texts against the manifest").add_argument("dir", nargs="?")
-    a = ap.parse_args(argv)
-    try:
-        if a.cmd == "export-sources": print(f"wrote {len(load_manifest())} source texts to {export_sources(a.dir)}")
-        else: print(f"{len(load_sources(a.dir))} source texts in {find_sources_dir(a.dir)} match the manifest")
-    except CorpusError as e:
-        print(f"error: {e}", file=sys.stderr); return 1
-    return 0
-
-# %% ../nbs/02_corpus.ipynb #c072
-if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.corpus":
-    sys.exit(main())  # `python -m kwanzaa.corpus ...`; a notebook kernel is also __main__, but has no such __spec__

@@ -143,7 +143,7 @@ def test_override_missing_and_changed_files_are_named_with_the_fix(sources, tmp_
     assert next(s.sha256 for s in load_manifest() if s.doc_id == "plessy_v_ferguson_1896") in msg and file_sha256(f) in msg
     assert f"{d / 'wells_red_record_1895.txt'}: missing (doc_id wells_red_record_1895)" in msg
     assert "the sources_dir argument" in msg and "remove that override to use the texts shipped with the package" in msg
-    assert f"python -m kwanzaa.corpus export-sources {d}" in msg
+    assert f"kwanzaa corpus export-sources {d}" in msg
     assert not (tmp_path / "cache").exists()  # nothing was built from bad texts
     monkeypatch.setenv("KWANZAA_SOURCES", str(d))
     with pytest.raises(CorpusError, match=r"comes from \$KWANZAA_SOURCES: remove that override"): build_corpus()
@@ -179,7 +179,7 @@ def test_export_sources_round_trip(tmp_path):
 
 
 def test_command_line(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "kwanzaa.corpus", *a], capture_output=True, text=True,
+    run = lambda *a: subprocess.run([sys.executable, "-m", "kwanzaa", "corpus", *a], capture_output=True, text=True,
                                     env={k: v for k, v in os.environ.items() if k != "KWANZAA_SOURCES"})
     r = run("export-sources", str(tmp_path / "t"))
     assert r.returncode == 0 and f"wrote 18 source texts to {tmp_path / 't'}" in r.stdout

@@ -24,12 +24,12 @@ def _run(cmd, cwd):
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mp")
     model = make_tiny_model(tmp / "tiny")
-    one = [sys.executable, "-m", "kwanzaa.bench", "shard-check", "--model", str(model), "--steps", "2"]
+    one = [sys.executable, "-m", "kwanzaa", "bench", "shard-check", "--model", str(model), "--steps", "2"]
     _run(one + ["--out", str(tmp / "single"), "--accumulation", "2"], tmp)
     # torchrun: accelerate's own launcher starts one process for --cpu unless MPI is set up; the Trainer inside
     # (accelerate) still builds the gloo process group from torchrun's environment
     _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-          "-m", "kwanzaa.bench", "shard-check", "--model", str(model), "--steps", "2", "--out", str(tmp / "ddp"), "--accumulation", "1"], tmp)
+          "-m", "kwanzaa", "bench", "shard-check", "--model", str(model), "--steps", "2", "--out", str(tmp / "ddp"), "--accumulation", "1"], tmp)
     seen = lambda d, r: json.loads((tmp / d / f"seen.rank{r}.json").read_text())
     return tmp, seen("single", 0), seen("ddp", 0), seen("ddp", 1)
 

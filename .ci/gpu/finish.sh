@@ -8,8 +8,8 @@ cd ~/kw/repo && export PYTHONPATH=$HOME/kw/site:$HOME/kw/repo   # the copy start
 W=~/kw/work; T_END=$(( $(date +%s) + ${1:-480} )); WANT_PLAN=${2:-}
 until { [ -f $W/sw-smollm2.rc ] && [ -f $W/sw-gemma3.rc ]; } || [ $(date +%s) -ge $(( T_END - 60 )) ]; do sleep 5; done
 date; grep -H . $W/*.rc; tail -n 3 $W/sw-*.out
-[ -f $W/golden.started ] || { touch $W/golden.started; python3 outputs/gpu/golden.py "$W"; }
+[ -f $W/golden.started ] || { touch $W/golden.started; python3 .ci/gpu/golden.py "$W"; }
 busy() { pgrep -f "golden_file=golden" > /dev/null || { [ -n "$WANT_PLAN" ] && [ ! -f $W/plan.rc ]; }; }
 while busy && [ $(date +%s) -lt $(( T_END - 25 )) ]; do sleep 5; done
 date; ls $W; grep -H . $W/*.rc; tail -n 2 $W/golden-*.out $W/plan.out
-bash outputs/gpu/pack.sh "$W" "$OUT"
+bash .ci/gpu/pack.sh "$W" "$OUT"

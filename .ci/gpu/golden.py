@@ -6,7 +6,8 @@ set, for the QLoRA-vs-LoRA table. Each evaluation is `kwanzaa run evaluate` (pap
 """
 import json, os, shlex, subprocess, sys
 from pathlib import Path
-from kwanzaa.pipeline import compare_runs, select_best, sweep_runs, _sweep_spec, SELECT
+from kwanzaa.config import load_yaml
+from kwanzaa.pipeline import compare_runs, select_best, sweep_runs, SELECT
 from kwanzaa.publish import cast_adapter
 
 W = Path(sys.argv[1])
@@ -14,7 +15,7 @@ ARMS = "arms=[base, adapter, adapter+constrained, adapter+constrained+citecheck,
 TWIN_ARMS = "arms=[adapter, adapter+constrained, adapter+constrained+calibrated]"
 
 def best_of(name, spec_file):
-    spec = _sweep_spec(Path(spec_file))
+    spec = load_yaml(Path(spec_file).read_text(encoding="utf-8"), spec_file)   # the spec the sweep ran (and checked)
     runs = dict(sweep_runs(spec))
     comp = W / name / "comparison.json"
     if comp.exists(): best = json.loads(comp.read_text())["selection"]["best"]
@@ -32,7 +33,7 @@ def launch(tag, run_dir, params, preset, arms):
            ["-p", "golden_file=golden", "-p", arms] + shlex.split(os.environ.get("GOLDEN_EXTRA", ""))  # a dry run: --smoke
     (out / "source.json").write_text(json.dumps(dict(run=str(run_dir), params=params, command="kwanzaa " + shlex.join(args))))
     log = open(W / f"golden-{tag}.out", "w")
-    subprocess.Popen([sys.executable, "-m", "kwanzaa.pipeline", *args], stdout=log, stderr=subprocess.STDOUT,
+    subprocess.Popen([sys.executable, "-m", "kwanzaa", *args], stdout=log, stderr=subprocess.STDOUT,
                      start_new_session=True, env=dict(os.environ, KWANZAA_COMMAND="kwanzaa " + shlex.join(args)))
     print("started", tag, "from", run_dir.name, flush=True)
 

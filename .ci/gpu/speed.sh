@@ -10,7 +10,7 @@ W=${W:-$HOME/kw/work5}; mkdir -p "$W"
 rm -rf ~/kw/repo5 && mkdir -p ~/kw/repo5 && tar cf - --exclude=./.gpu --exclude=./.git . | (cd ~/kw/repo5 && tar xf -)
 cd ~/kw/repo5 && export PYTHONPATH=${SITE:-$HOME/kw/site}:$HOME/kw/repo5
 (nvidia-smi --query-gpu=name,memory.used,memory.total,driver_version --format=csv,noheader || echo "no GPU") > "$W/gpu.txt"
-B="python3 -m kwanzaa.bench"
+B="python3 -m kwanzaa bench"
 if [ -n "${DRY:-}" ]; then
   S8=tiny; S1=tiny; STEPS=3; TSTEPS=2; TW=1; T135="--steps 2 --warmup 1"
 else

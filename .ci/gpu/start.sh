@@ -19,7 +19,7 @@ bg() {  # name, command: run detached (a new session), output in $W/name.out, ex
   setsid nohup bash -c "$* > $W/$name.out 2>&1; echo \$? > $W/$name.rc" > /dev/null 2>&1 < /dev/null &
 }
 export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2   # eight processes share 16 cores
-K="python3 -m kwanzaa.pipeline"
+K="python3 -m kwanzaa"
 bg sw-smollm2 "$K sweep outputs/sweeps/gpu-smollm2.yaml --out $W/sw-smollm2 ${DRY_RUN:-}"
 bg sw-gemma3 "$K sweep outputs/sweeps/gpu-gemma3.yaml --out $W/sw-gemma3 ${DRY_RUN:-}"
 bg plan "$K run plan --preset small-gpu -p adapter.method=qlora -p training.optim=paged_adamw_8bit -p 'arms=[adapter]' -p model.device=cuda --out $W/plan ${DRY_RUN:-}"
