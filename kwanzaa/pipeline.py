@@ -11,8 +11,9 @@ from typing import Any, Sequence
 
 import yaml
 
-from .config import ConfigError, RunConfig, load_config, load_yaml
-from .records import (RunLock, RunLockedError, TOKEN_SHAPE, adapter_files, adapter_weights_problem, atomic_write_json,
+from .config import RunConfig, load_config
+from .config_yaml import ConfigError, load_yaml
+from .records import (RESULT_FREE, RunDir, RunLock, RunLockedError, TOKEN_SHAPE, adapter_files, adapter_weights_problem, atomic_write_json,
                              atomic_write_text, changed_parts, data_hash, fingerprint, peak_gib, provenance, read_json,
                              redact, redact_file, redact_tree)
 
@@ -153,10 +154,6 @@ def check_inputs(cfg, # the resolved RunConfig
         raise RunError("\n".join(problems))   # by content and question, as training_examples checks it
 
 # %% ../nbs/09_pipeline.ipynb #c017
-_RUN_FILES = (".kwanzaa.lock", "train.config.yaml", "evaluate.config.yaml", "train.done.json", "evaluate.done.json",
-              "train.started.json", "evaluate.started.json", "manifest.json", "adapter", "checkpoints", "eval",
-              "comparison.json", "decision.json")   # a sweep's folder and a plan's resume too
-
 def check_out_dir(out:str|Path) -> Path:
     "Refuse an output directory that is '/', home, a file, a folder of other files, unusable, or names a token (creates nothing)."
     if TOKEN_SHAPE.search(str(out)) or redact(str(out)) != str(out):
@@ -173,7 +170,7 @@ def _check_out_dir(p:Path, out) -> Path:
         raise RunError(f"--out {_short(str(out))} is {'the filesystem root' if r == Path(r.anchor) else 'your home directory'}; "
                        "give a folder of its own, e.g. outputs/runs/NAME")
     if p.exists() and not p.is_dir(): raise RunError(f"cannot write to the output directory {p}: it is a file; choose another --out")
-    if p.is_dir() and any(p.iterdir()) and not any((p/f).exists() for f in _RUN_FILES):
+    if p.is_dir() and any(p.iterdir()) and not RunDir(p).is_run():
         raise RunError(f"the output directory {p} already holds other files and no kwanzaa run; choose an empty or new --out")
     return p
 
@@ -188,10 +185,8 @@ def prepare_run_dir(out:str|Path) -> Path:
     return out
 
 # %% ../nbs/09_pipeline.ipynb #b86340b3
-_VOLATILE = ("name", "training.torch_threads", "training.logging_steps", "data.sources_dir")
-_NOT_FOR = {"train": ("eval", "data.golden"), "evaluate": ("training", "lora", "speed", "data.train", "data.validation", "data.limit")}
-
 def _prune(d:dict, drop:Sequence[str], prefix:str="") -> dict:
+    "`d` without the dotted keys in `drop` (records.RESULT_FREE: what cannot change a step's result)."
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
@@ -219,7 +214,7 @@ def step_fingerprint(step:str, # 'train' or 'evaluate'
         inputs["adapter"] = data_hash(adapter_files(adapter_dir)) if adapter_dir else None
         cal = Path(adapter_dir)/"calibration.json" if adapter_dir else None
         inputs["calibration"] = data_hash([cal]) if cal is not None and cal.is_file() else None
-    parts = {"step": step, "config": _prune(cfg.model_dump(mode="json"), _VOLATILE + _NOT_FOR[step]),
+    parts = {"step": step, "config": _prune(cfg.model_dump(mode="json"), RESULT_FREE[step]),
              "params": {k: v for k, v in params.items() if k not in ("out_dir", "config", "resume")},
              "inputs": inputs, "kwanzaa": __version__}  # the package itself: also when it runs from a checkout on PYTHONPATH
     return fingerprint(parts), parts
@@ -305,9 +300,9 @@ def step_summary(step:str, # 'train' or 'evaluate'
     if done.get("skipped"): return f"[kwanzaa] {step}: finished before with the same inputs, skipped -> {done.get('notebook')}"
     parts = [f"[kwanzaa] {step}: done in {duration(done.get('seconds') or 0)}"]
     if step == "train":
-        m = read_json(out/"manifest.json", {}); r = m.get("metrics") or {}
+        m = read_json(RunDir(out).manifest, {}); r = m.get("metrics") or {}
         parts += [f"step {r.get('global_step')}", f"train loss {_loss(r.get('train_loss'))}",
-                  f"validation loss {_loss(r.get('eval_loss'))}", f"adapter {(m.get('outputs') or {}).get('adapter') or out/'adapter'}"]
+                  f"validation loss {_loss(r.get('eval_loss'))}", f"adapter {(m.get('outputs') or {}).get('adapter') or RunDir(out).adapter}"]
     elif step == "evaluate":
         for arm, m in read_json(out/eval_dir/"comparison.json", {}).items():
             parts.append(f"{arm}: JSON-valid {_pct(m.get('json_parse_rate'))}, citation coverage {_pct(m.get('citation_coverage'))}, "
@@ -353,11 +348,11 @@ def _begin(step, out:Path, cfg, params:dict, fp:str, parts:dict, done, begun, fo
     "Mark a step started (its fingerprint, what changed), write its config; return the notebook parameters."
     fresh = force or done is not None or (begun is not None and begun.get("fingerprint") != fp)
     if fresh and step == "evaluate": _clear_eval(out, str(params.get("eval_dir", "eval")))
-    (out/f"{step}.done.json").unlink(missing_ok=True)
+    RunDir(out).done(step).unlink(missing_ok=True)
     why = changed_parts((done or begun or {}).get("parts", {}), parts) if (done or begun) else []
-    atomic_write_json(out/f"{step}.started.json", redact(dict(step=step, fingerprint=fp, parts=parts, fresh=fresh, changed=why,
+    atomic_write_json(RunDir(out).started(step), redact(dict(step=step, fingerprint=fp, parts=parts, fresh=fresh, changed=why,
                                                               started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))))
-    cfg_path = atomic_write_text(out/f"{step}.config.yaml", _redacted_yaml(cfg))
+    cfg_path = atomic_write_text(RunDir(out).config(step), _redacted_yaml(cfg))
     nb = dict(params, config=str(cfg_path), out_dir=str(out))
     if step == "train": nb["resume"] = not fresh
     return nb
@@ -369,7 +364,7 @@ def _execute(step:str, src:Path, dst:Path, nb:dict, out:Path, kernel:str, log_ou
            "KWANZAA_COMMAND": os.environ.get("KWANZAA_COMMAND") or f"kwanzaa.pipeline.run_step({step!r}, {str(out)!r})"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    tail = LogTail(out/"train_log.jsonl") if step == "train" and not (quiet or log_output) else contextlib.nullcontext()
+    tail = LogTail(RunDir(out).train_log) if step == "train" and not (quiet or log_output) else contextlib.nullcontext()
     try:
         with cell_output(log_output), tail:
             pm.execute_notebook(str(src), str(dst), parameters=nb, kernel_name=kernel, progress_bar=False,
@@ -427,10 +422,10 @@ def run_step(step:str, # 'train' or 'evaluate'
     out, params = prepare_run_dir(out), dict(params or {})
     if step == "evaluate": _eval_dir(out, params)
     with RunLock(out, step), _disk_errors(out):
-        adapter = Path(params.get("adapter_dir") or out/"adapter") if step == "evaluate" else None
+        adapter = Path(params.get("adapter_dir") or RunDir(out).adapter) if step == "evaluate" else None
         if adapter is not None and (why := adapter_weights_problem(adapter)): raise RunError(why)
         fp, parts = step_fingerprint(step, cfg, params, adapter)
-        done, begun = _marker(out/f"{step}.done.json"), _marker(out/f"{step}.started.json")
+        done, begun = _markerRunDir(out).done(step), _marker(RunDir(out).started(step))
         if done and done.get("fingerprint") == fp and not force: done = {**done, "skipped": True}
         else:
             nb = _begin(step, out, cfg, params, fp, parts, done, begun, force)
@@ -439,8 +434,8 @@ def run_step(step:str, # 'train' or 'evaluate'
             if step == "evaluate": fp, parts = step_fingerprint(step, cfg, params, adapter)  # it may have calibrated
             done = redact(dict(step=step, fingerprint=fp, parts=parts, parameters=nb, seconds=round(time.time() - t0, 1),
                                notebook=str(dst), command=command, finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())))
-            atomic_write_json(out/f"{step}.done.json", done)
-            (out/f"{step}.started.json").unlink(missing_ok=True)
+            atomic_write_json(RunDir(out).done(step), done)
+            (RunDir(out).started(step)).unlink(missing_ok=True)
     if not quiet: print(step_summary(step, out, done, str(params.get("eval_dir", "eval"))), flush=True)
     return done
 
@@ -494,7 +489,7 @@ def run(kind:str="all", # 'train', 'evaluate' or 'all'
     plain = {k: v for k, v in nb_params.items() if k not in SHORTCUTS}
     if "evaluate" in steps: _eval_dir(out, plain)   # before training: `all` would train, then be refused
     if steps == ("evaluate",) and any(a.startswith("adapter") for a in cfg.eval.arms):
-        adapter = Path(plain.get("adapter_dir") or out/"adapter")
+        adapter = Path(plain.get("adapter_dir") or RunDir(out).adapter)
         _adapter_dir_problem(adapter)
         if not (adapter/"adapter_config.json").is_file():
             raise RunError(f"no adapter to evaluate in {adapter}: train one first (kwanzaa run train --preset {preset} --out {out}, "
@@ -514,7 +509,7 @@ def read_run(out:str|Path) -> dict:
     cfg_file = next((out/f for f in ("evaluate.config.yaml", "train.config.yaml", "config.yaml") if (out/f).exists()), None)
     try: cfg = load_yaml(cfg_file.read_text(encoding="utf-8"), str(cfg_file)) if cfg_file else {}
     except (OSError, UnicodeDecodeError, ConfigError) as e: raise RunError(f"cannot read the run's configuration: {e}") from None
-    return dict(dir=str(out), config=cfg, arms=read_json(out/"eval"/"comparison.json", {}), train=read_json(out/"manifest.json", {}))
+    return dict(dir=str(out), config=cfg, arms=read_json(out/"eval"/"comparison.json", {}), train=read_json(RunDir(out).manifest, {}))
 
 # %% ../nbs/09_pipeline.ipynb #c028
 def _label(key:str, lab:str) -> str:
@@ -791,7 +786,7 @@ def interrupted_message(kind:str|None=None, # 'train', 'evaluate' or 'all'; None
     again = "kwanzaa: interrupted; run the same command again"
     if kind is None or out is None: return f"{again}: the runs and steps that finished are skipped, the others continue"
     out = Path(out)
-    if kind == "evaluate" or (kind == "all" and (out/"train.done.json").is_file()):
+    if kind == "evaluate" or (kind == "all" and (RunDir(out).done("train")).is_file()):
         return f"{again}: the evaluation continues from the predictions saved so far"
     ckpts = sorted((int(m[1]), p) for p in (out/"checkpoints").glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
     if ckpts: return f"{again}: training resumes from {ckpts[-1][1]}"

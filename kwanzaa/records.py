@@ -5,16 +5,18 @@
 # %% ../nbs/01a_records.ipynb #77a5a722
 from __future__ import annotations
 import fcntl, hashlib, json, os, platform, re, shlex, subprocess, sys, tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata, resources
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ISA_FLAGS', 'ADAPTER_RECORD', 'PREDICTION_KEYS', 'file_sha256', 'data_hash', 'umask_mode',
-           'atomic_write_text', 'json_text', 'atomic_write_json', 'chmod_default', 'redact', 'redact_file',
-           'redact_tree', 'versions', 'cpu_flags', 'cpu_model', 'device_record', 'git_commit', 'command_line',
-           'shown_path', 'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock', 'arm_dirname',
-           'read_json', 'adapter_files', 'peak_gib', 'adapter_weights_problem', 'RecordError', 'read_predictions']
+__all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ISA_FLAGS', 'RESULT_FREE', 'ADAPTER_RECORD', 'PREDICTION_KEYS', 'file_sha256',
+           'data_hash', 'umask_mode', 'atomic_write_text', 'json_text', 'atomic_write_json', 'chmod_default', 'redact',
+           'redact_file', 'redact_tree', 'versions', 'cpu_flags', 'cpu_model', 'device_record', 'git_commit',
+           'command_line', 'shown_path', 'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock',
+           'result_keys', 'changed_result_keys', 'RunDir', 'arm_dirname', 'read_json', 'adapter_files', 'peak_gib',
+           'adapter_weights_problem', 'RecordError', 'read_predictions']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -276,6 +278,69 @@ class RunLock:
             _share(key, None)
             self._f.seek(0); self._f.truncate(); fcntl.flock(self._f, fcntl.LOCK_UN); self._f.close()
         return False
+
+# %% ../nbs/01a_records.ipynb #rd000002
+_SAME_FOR_ALL = ("name", "training.torch_threads", "training.logging_steps", "data.sources_dir")
+RESULT_FREE = {  # dotted keys (and their sub-keys) that cannot change a step's result
+    "train": _SAME_FOR_ALL + ("eval", "data.golden"),
+    "evaluate": _SAME_FOR_ALL + ("training", "lora", "speed", "data.train", "data.validation", "data.limit"),
+}
+
+def _free(key:str, step:str) -> bool: return any(key == k or key.startswith(k + ".") for k in RESULT_FREE[step])
+
+def _flat(d:dict, prefix:str="") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out.update(_flat(v, f"{prefix}{k}."))
+        else: out[f"{prefix}{k}"] = v
+    return out
+
+def result_keys(cfg:dict, # a configuration as a (nested) dict: RunConfig.model_dump(mode="json")
+                step:str, # 'train' or 'evaluate'
+               ) -> dict:
+    "The flat {dotted key: value} of `cfg` that can change `step`'s result."
+    return {k: v for k, v in _flat(cfg).items() if not _free(k, step)}
+
+def changed_result_keys(old:dict, new:dict, step:str) -> list[str]:
+    "The dotted keys whose change makes `new` a different `step` than `old` (sorted)."
+    a, b = result_keys(old, step), result_keys(new, step)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+# %% ../nbs/01a_records.ipynb #rd000005
+@dataclass(frozen=True)
+class RunDir:
+    "The layout of one run directory: every file and folder a run writes, named once."
+    root: Path
+    STEPS = ("train", "evaluate")
+
+    def __post_init__(self): object.__setattr__(self, "root", Path(self.root))
+    @property
+    def adapter(self) -> Path: return self.root / "adapter"            # the trained adapter (+ calibration.json)
+    @property
+    def checkpoints(self) -> Path: return self.root / "checkpoints"    # the trainer's resumable checkpoints
+    @property
+    def train_log(self) -> Path: return self.root / "train_log.jsonl"  # one JSON line per logged step
+    @property
+    def loss_plot(self) -> Path: return self.root / "loss.png"
+    @property
+    def run_config(self) -> Path: return self.root / "run_config.json"  # the trainer's configuration, for resuming
+    @property
+    def manifest(self) -> Path: return self.root / "manifest.json"      # what training made, with provenance
+    @property
+    def eval(self) -> Path: return self.root / "eval"                   # one folder per evaluation arm
+    @property
+    def lock(self) -> Path: return self.root / ".kwanzaa.lock"
+    def config(self, step:str) -> Path: return self.root / f"{step}.config.yaml"
+    def done(self, step:str) -> Path: return self.root / f"{step}.done.json"        # the finished step's fingerprint
+    def started(self, step:str) -> Path: return self.root / f"{step}.started.json"
+    def notebook(self, step:str) -> Path: return self.root / f"{step}.ipynb"        # the executed notebook
+
+    def marks(self) -> list[Path]:
+        "What identifies a kwanzaa run (or a sweep's or plan's folder) in this directory."
+        return [self.lock, self.manifest, self.adapter, self.checkpoints, self.eval, self.root / "comparison.json",
+                self.root / "decision.json", *(f(s) for s in self.STEPS for f in (self.config, self.done, self.started))]
+
+    def is_run(self) -> bool: return any(p.exists() for p in self.marks())
 
 # %% ../nbs/01a_records.ipynb #408a7fbd
 def arm_dirname(arm:str) -> str:

@@ -13,7 +13,7 @@ import torch
 from transformers import TrainerCallback
 
 from .config import is_qlora, resolve_compute_dtype
-from .records import ADAPTER_RECORD, RunLock, atomic_write_json, atomic_write_text, chmod_default, file_sha256, provenance, redact, shown_path
+from .records import ADAPTER_RECORD, RunDir, RunLock, changed_result_keys, atomic_write_json, atomic_write_text, chmod_default, file_sha256, provenance, redact, shown_path
 from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_param_count, model_device,
                             resolve_model_path, trainable_report)
 from . import speed
@@ -234,7 +234,7 @@ def sft_config(cfg, # RunConfig
     t, dev = cfg.training, model_device(cfg, device)
     dt = compute_dtype(cfg, dev)
     return SFTConfig(
-        output_dir=str(Path(out_dir) / "checkpoints"),
+        output_dir=str(RunDir(out_dir).checkpoints),
         num_train_epochs=t.epochs, max_steps=t.max_steps, per_device_train_batch_size=t.per_device_train_batch_size,
         per_device_eval_batch_size=t.per_device_train_batch_size, gradient_accumulation_steps=t.gradient_accumulation_steps,
         learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler_type, warmup_steps=t.warmup_ratio, optim=t.optim,
@@ -331,20 +331,10 @@ def oom_advice(cfg) -> str:
             f"adapter.method=qlora (now {cfg.adapter.method}), or lower lora.r (now {cfg.lora.r}).")
 
 # %% ../nbs/05_trainer.ipynb #c12c2150
-_RESUME_FREE = ("training.torch_threads", "training.logging_steps", "eval.", "data.sources_dir", "name")
-
-def _flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict): out.update(_flat(v, f"{prefix}{k}."))
-        else: out[f"{prefix}{k}"] = v
-    return out
-
 def _check_same_run(out_dir, cfg):
-    saved = Path(out_dir) / "run_config.json"
+    saved = RunDir(out_dir).run_config
     if not saved.exists(): return
-    old, new = _flat(json.loads(saved.read_text())), _flat(redact(cfg.model_dump(mode="json")))
-    diff = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and not k.startswith(_RESUME_FREE)]
+    diff = changed_result_keys(json.loads(saved.read_text()), redact(cfg.model_dump(mode="json")), "train")
     if diff:
         raise TrainError(f"{out_dir} holds checkpoints of a run with a different configuration ({', '.join(diff)}); "
                          "resume with the same configuration, use another out_dir, or pass resume=False to start over")
@@ -439,7 +429,7 @@ def make_adapter_record(cfg, tok) -> dict:
 
 # %% ../nbs/05_trainer.ipynb #8e11d319
 def _manifest(out, base:dict, **kw) -> None:
-    atomic_write_json(out / "manifest.json", redact({**base, "kind": "train", **kw}))
+    atomic_write_json(RunDir(out).manifest, redact({**base, "kind": "train", **kw}))
 
 def _gpu_memory(dev) -> dict:
     "GPU memory in use on `dev` now (after loading), and the card's total, in MiB; {} on a CPU."
@@ -471,6 +461,45 @@ def _holding_run_lock(train_fn):
             return train_fn(cfg, out_dir, *args, **kwargs)
     return locked
 
+# %% ../nbs/05_trainer.ipynb #tr000001
+def _resume_point(run:RunDir, cfg, resume:bool):
+    "The checkpoint to resume from (None: start over, its checkpoints and log removed); records the run's configuration."
+    resume_from = None
+    if resume and list_checkpoints(run.checkpoints):
+        _check_same_run(run.root, cfg)
+        resume_from = last_good_checkpoint(run.checkpoints)
+    if (not resume or resume_from is None) and _rank() == 0:   # the other ranks of a launch delete nothing
+        shutil.rmtree(run.checkpoints, ignore_errors=True)
+        run.train_log.unlink(missing_ok=True)
+    atomic_write_json(run.run_config, redact(cfg.model_dump(mode="json")))
+    return resume_from
+
+def _save_adapter(trainer, tok, cfg, data:dict, result:dict, run:RunDir, fsdp_sd=None) -> Path:
+    "Write the adapter, its card and record into a temporary folder, then swap it in: a failure keeps the previous one."
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=run.root))
+    if fsdp_sd is not None:
+        save_adapter_tensors(trainer.model.peft_config["default"], fsdp_sd, tmp)
+        tok.save_pretrained(str(tmp))
+    else: trainer.save_model(str(tmp))
+    if not _adapter_tensor_count(tmp): raise TrainError(f"the adapter written to {tmp} holds no tensors; the previous adapter is kept")
+    (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
+    atomic_write_text(tmp / "README.md", redact(model_card(cfg, data, result, detect_family(tok))))
+    atomic_write_json(tmp / ADAPTER_RECORD, make_adapter_record(cfg, tok)   # the weights' hash: damage is named at load
+                      | {"weights_sha256": file_sha256(tmp / "adapter_model.safetensors")})
+    chmod_default(tmp)   # mkdtemp made it 0700: the adapter gets the modes a plain mkdir/open would give
+    shutil.rmtree(run.adapter, ignore_errors=True); os.replace(tmp, run.adapter)
+    return run.adapter
+
+def _final_manifest(base:dict, s, trainer, resumed, data:dict, result:dict, per_rank, mem_loaded:dict, run:RunDir, plot,
+                    durations:dict) -> dict:
+    "What a finished training records: provenance, durations, memory, parameters, data, metrics, speed levers, outputs."
+    return {**base, "kind": "train", "status": "complete", "resumed_from": resumed,
+            "durations_s": {"load": s.load_seconds, **durations},
+            "peak_memory": {**peak_memory(), **mem_loaded}, "parameters": s.parameters, "data": data, "metrics": result,
+            "speed": s.flags.model_dump() if hasattr(s.flags, "model_dump") else dataclasses.asdict(s.flags),
+            "distributed": _distributed_info(trainer, per_rank),
+            "outputs": {"adapter": str(run.adapter), "log": str(run.train_log), "plot": str(plot) if plot else None}}
+
 # %% ../nbs/05_trainer.ipynb #9ceb97b5
 @_holding_run_lock
 def train(cfg, # RunConfig
@@ -487,15 +516,9 @@ def train(cfg, # RunConfig
     "Fine-tune a LoRA adapter on `train_messages` with assistant-only loss; resumable; writes adapter + records."
     t0 = time.perf_counter()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    ckpt_dir, adapter_dir, log_path = out / "checkpoints", out / "adapter", out / "train_log.jsonl"
-    resume_from = None
-    if resume and list_checkpoints(ckpt_dir):
-        _check_same_run(out, cfg)
-        resume_from = last_good_checkpoint(ckpt_dir)
-    if (not resume or resume_from is None) and _rank() == 0:   # the other ranks of a launch delete nothing
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        if log_path.exists(): log_path.unlink()
-    atomic_write_json(out / "run_config.json", redact(cfg.model_dump(mode="json")))
+    run = RunDir(out)
+    ckpt_dir, adapter_dir, log_path = run.checkpoints, run.adapter, run.train_log
+    resume_from = _resume_point(run, cfg, resume)
     s = build_trainer(cfg, out, train_messages, eval_messages, device, [JsonlLog(log_path), CheckpointModes(), *callbacks],
                       trainer_class)
     trainer, tok, dev = s.trainer, s.tokenizer, s.device
@@ -523,30 +546,15 @@ def train(cfg, # RunConfig
     per_rank = peak_memory_per_rank()   # a collective: every rank takes part
     trainer.model.peft_config["default"].base_model_name_or_path = cfg.model.base
     fsdp_sd = fsdp_adapter_state_dict(trainer) if trainer.is_fsdp_enabled else None   # a collective under FSDP
-    if not main: return TrainResult(out, adapter_dir, out / "manifest.json", log_path, None, result["global_step"],
+    if not main: return TrainResult(out, adapter_dir, run.manifest, log_path, None, result["global_step"],
                                     result["train_loss"], result["eval_loss"], resumed, {})
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=out))
-    if fsdp_sd is not None:
-        save_adapter_tensors(trainer.model.peft_config["default"], fsdp_sd, tmp)
-        tok.save_pretrained(str(tmp))
-    else: trainer.save_model(str(tmp))
-    if not _adapter_tensor_count(tmp): raise TrainError(f"the adapter written to {tmp} holds no tensors; the previous adapter is kept")
-    (tmp / "training_args.bin").unlink(missing_ok=True)   # a pickle; the manifest records the configuration
-    atomic_write_text(tmp / "README.md", redact(model_card(cfg, data, result, detect_family(tok))))
-    atomic_write_json(tmp / ADAPTER_RECORD, make_adapter_record(cfg, tok)   # the weights' hash: damage is named at load
-                      | {"weights_sha256": file_sha256(tmp / "adapter_model.safetensors")})
-    chmod_default(tmp)   # mkdtemp made it 0700: the adapter gets the modes a plain mkdir/open would give
-    shutil.rmtree(adapter_dir, ignore_errors=True); os.replace(tmp, adapter_dir)
-    plot = plot_loss(log_path, out / "loss.png")
-    manifest = {**base_manifest, "kind": "train", "status": "complete", "resumed_from": resumed,
-                "durations_s": {"load": s.load_seconds, "train": round(t_train, 2), "save": round(time.perf_counter() - t2, 2),
-                                "total": round(time.perf_counter() - t0, 2)},
-                "peak_memory": {**peak_memory(), **mem_loaded}, "parameters": s.parameters, "data": data, "metrics": result,
-                "speed": s.flags.model_dump() if hasattr(s.flags, "model_dump") else dataclasses.asdict(s.flags),
-                "distributed": _distributed_info(trainer, per_rank),
-                "outputs": {"adapter": str(adapter_dir), "log": str(log_path), "plot": str(plot) if plot else None}}
+    _save_adapter(trainer, tok, cfg, data, result, run, fsdp_sd)
+    plot = plot_loss(log_path, run.loss_plot)
+    manifest = _final_manifest(base_manifest, s, trainer, resumed, data, result, per_rank, mem_loaded, run, plot,
+                               durations={"train": round(t_train, 2), "save": round(time.perf_counter() - t2, 2),
+                                          "total": round(time.perf_counter() - t0, 2)})
     _manifest(out, manifest)
-    return TrainResult(out, adapter_dir, out / "manifest.json", log_path, plot, result["global_step"],
+    return TrainResult(out, adapter_dir, run.manifest, log_path, plot, result["global_step"],
                        result["train_loss"], result["eval_loss"], resumed, redact(manifest))
 
 # %% ../nbs/05_trainer.ipynb #6d4cd6b3
@@ -577,7 +585,8 @@ def describe_adapter(cfg, n_examples:int) -> str:
 def main(argv=None) -> int:
     "Train one adapter: `python -m kwanzaa.trainer --preset qlora -p key=value --out DIR` (also under `accelerate launch`)."
     import argparse
-    from kwanzaa.config import ConfigError, load_config
+    from kwanzaa.config import load_config
+    from kwanzaa.config_yaml import ConfigError
     from kwanzaa.loader import LoaderError
     from kwanzaa.records import RunLockedError
     ap = argparse.ArgumentParser(prog="python -m kwanzaa.trainer", description=main.__doc__,

@@ -9,6 +9,13 @@ TRAINING_KEYS = ("epochs, learning_rate, per_device_train_batch_size, gradient_a
 TOP_KEYS = "name, model, adapter, lora, quantization, training, speed, data, eval"
 
 
+def helps(key:str) -> str:
+    "'. key: help' that ends every message about `key`: its field's description (kwanzaa.config_help)."
+    model, f = RunConfig, None
+    for k in key.split("."): f = model.model_fields[k]; model = f.annotation
+    return f". {key}: {f.description.rstrip('.')}"
+
+
 def message(**kw) -> str:
     "The ConfigError message load_config raises for `kw` (fails the test if it does not raise)."
     with pytest.raises(ConfigError) as e: load_config(**kw)
@@ -32,32 +39,32 @@ FILE_CASES = {
     "duplicate key": ("lora:\n  r: 8\n  r: 4\n", "{f}:3: duplicate key 'lora.r'"),
     "unknown key": ("inherits: cpu\ntraining:\n  learnig_rate: 1.0e-4\n",
                     "{f}:3: unknown key 'training.learnig_rate' (did you mean 'training.learning_rate'?); "
-                    "allowed keys in 'training': " + TRAINING_KEYS),
+                    "allowed keys in 'training': " + TRAINING_KEYS + helps("training.learning_rate")),
     "unknown section": ("trainig:\n  epochs: 1\n",
                         "{f}:1: unknown section 'trainig' (did you mean 'training'?); allowed top-level keys: "
-                        + TOP_KEYS + ", inherits"),
-    "section not a mapping": ("training: 5\n", "{f}:1: 'training' must be a mapping of keys; got 5"),
-    "wrong type": ("training:\n  epochs: two\n", "{f}:2: 'training.epochs' must be a number; got 'two'"),
-    "wrong type int": ("lora:\n  r: 8.5\n", "{f}:2: 'lora.r' must be an integer; got 8.5"),
+                        + TOP_KEYS + ", inherits" + helps("training")),
+    "section not a mapping": ("training: 5\n", "{f}:1: 'training' must be a mapping of keys; got 5" + helps("training")),
+    "wrong type": ("training:\n  epochs: two\n", "{f}:2: 'training.epochs' must be a number; got 'two'" + helps("training.epochs")),
+    "wrong type int": ("lora:\n  r: 8.5\n", "{f}:2: 'lora.r' must be an integer; got 8.5" + helps("lora.r")),
     "wrong type bool": ("quantization:\n  bnb_4bit_use_double_quant: maybe\n",
-                        "{f}:2: 'quantization.bnb_4bit_use_double_quant' must be true or false; got 'maybe'"),
-    "r <= 0": ("lora:\n  r: 0\n", "{f}:2: 'lora.r' must be > 0; got 0"),
-    "lr <= 0": ("training:\n  learning_rate: -1.0e-4\n", "{f}:2: 'training.learning_rate' must be > 0; got -0.0001"),
-    "dropout = 1": ("lora:\n  dropout: 1.0\n", "{f}:2: 'lora.dropout' must be in [0, 1); got 1.0"),
-    "dropout < 0": ("lora:\n  dropout: -0.1\n", "{f}:2: 'lora.dropout' must be in [0, 1); got -0.1"),
-    "epochs <= 0": ("training:\n  epochs: 0\n", "{f}:2: 'training.epochs' must be > 0; got 0"),
+                        "{f}:2: 'quantization.bnb_4bit_use_double_quant' must be true or false; got 'maybe'" + helps("quantization.bnb_4bit_use_double_quant")),
+    "r <= 0": ("lora:\n  r: 0\n", "{f}:2: 'lora.r' must be > 0; got 0" + helps("lora.r")),
+    "lr <= 0": ("training:\n  learning_rate: -1.0e-4\n", "{f}:2: 'training.learning_rate' must be > 0; got -0.0001" + helps("training.learning_rate")),
+    "dropout = 1": ("lora:\n  dropout: 1.0\n", "{f}:2: 'lora.dropout' must be in [0, 1); got 1.0" + helps("lora.dropout")),
+    "dropout < 0": ("lora:\n  dropout: -0.1\n", "{f}:2: 'lora.dropout' must be in [0, 1); got -0.1" + helps("lora.dropout")),
+    "epochs <= 0": ("training:\n  epochs: 0\n", "{f}:2: 'training.epochs' must be > 0; got 0" + helps("training.epochs")),
     "grad accum < 1": ("training:\n  gradient_accumulation_steps: 0\n",
-                       "{f}:2: 'training.gradient_accumulation_steps' must be >= 1; got 0"),
+                       "{f}:2: 'training.gradient_accumulation_steps' must be >= 1; got 0" + helps("training.gradient_accumulation_steps")),
     "threshold > 1": ("eval:\n  thresholds:\n    citation_coverage: 90\n",
-                      "{f}:3: 'eval.thresholds.citation_coverage' must be in [0, 1]; got 90"),
+                      "{f}:3: 'eval.thresholds.citation_coverage' must be in [0, 1]; got 90" + helps("eval.thresholds.citation_coverage")),
     "misspelled method": ("adapter:\n  method: qlroa\n",
-                          "{f}:2: 'adapter.method' must be one of qlora, lora; got 'qlroa' (did you mean 'qlora'?)"),
+                          "{f}:2: 'adapter.method' must be one of qlora, lora; got 'qlroa' (did you mean 'qlora'?)" + helps("adapter.method")),
     "unknown optimizer": ("inherits: lora\ntraining: {optim: adamw}\n",
                           "{f}:2: 'training.optim' must be one of paged_adamw_8bit, paged_adamw_32bit, adamw_8bit, "
                           "adamw_bnb_8bit, adamw_torch, adamw_torch_fused, adafactor, sgd; got 'adamw' "
-                          "(did you mean 'adamw_8bit'?)"),
-    "empty target_modules": ("lora:\n  target_modules: []\n", "{f}:2: 'lora.target_modules' must not be empty"),
-    "list item type": ("eval:\n  arms: [base, 7]\n", "{f}:2: 'eval.arms[1]' must be a string; got 7"),
+                          "(did you mean 'adamw_8bit'?)" + helps("training.optim")),
+    "empty target_modules": ("lora:\n  target_modules: []\n", "{f}:2: 'lora.target_modules' must not be empty" + helps("lora.target_modules")),
+    "list item type": ("eval:\n  arms: [base, 7]\n", "{f}:2: 'eval.arms[1]' must be a string; got 7" + helps("eval.arms")),
     "unknown inherited preset": ("inherits: cpuu\n",
                                  "{f}:1: unknown preset 'cpuu' (did you mean 'cpu'?); presets: cpu, lora, pilot, qlora, qlora-fast, small-gpu"),
     "inherits not a name": ("inherits: [cpu]\n", "{f}:1: 'inherits' must be a preset name (cpu, lora, pilot, qlora, qlora-fast, small-gpu)"),
@@ -72,10 +79,10 @@ FILE_CASES = {
                               "speed.packing, ...; see the qlora-fast preset), and all off is the plain recipe"),
     "train is the golden set": ("data:\n  train: package:golden\n",
                                 "{f}:2: 'data.train' is 'package:golden', the golden set, which is held out for "
-                                "evaluation; keep eval data out of training: use package:train or your own file"),
+                                "evaluation; keep eval data out of training: use package:train or your own file" + helps("data.train")),
     "validation is the golden set": ("data:\n  validation: golden\n",
                                      "{f}:2: 'data.validation' is 'golden', the golden set, which is held out for "
-                                     "evaluation; keep eval data out of training: use package:validation or your own file"),
+                                     "evaluation; keep eval data out of training: use package:validation or your own file" + helps("data.validation")),
     "too deep": ("a: " + "[" * 20000 + "]" * 20000 + "\n", "{f}:1:67: invalid YAML: nested deeper than 64 levels"),
     "recursive alias": ("lora: &a\n  r: *a\n", "{f}:2:6: invalid YAML: alias *a refers to a node that contains it"),
 }
@@ -166,8 +173,8 @@ def test_one_key_per_fact():
 def test_two_problems_are_both_reported(tmp_path):
     f = yaml_file(tmp_path, "lora:\n  r: 0\n  dropout: 2\n")
     assert message(path=f) == ("2 problems in the run configuration:\n"
-                               f"- {f}:2: 'lora.r' must be > 0; got 0\n"
-                               f"- {f}:3: 'lora.dropout' must be in [0, 1); got 2")
+                               f"- {f}:2: 'lora.r' must be > 0; got 0{helps('lora.r')}\n"
+                               f"- {f}:3: 'lora.dropout' must be in [0, 1); got 2{helps('lora.dropout')}")
 
 
 def test_missing_file(tmp_path):
@@ -185,10 +192,10 @@ OVERRIDE_CASES = {
     "empty key": (["=3"], "override '=3': expected KEY=VALUE, e.g. training.learning_rate=1e-4"),
     "non-existent section": (["trainig.learning_rate=1e-4"],
                              "override 'trainig.learning_rate=1e-4': unknown section 'trainig' (did you mean "
-                             "'training'?); allowed top-level keys: " + TOP_KEYS),
+                             "'training'?); allowed top-level keys: " + TOP_KEYS + helps("training")),
     "unknown key in a section": (["lora.alhpa=8"],
                                  "override 'lora.alhpa=8': unknown key 'lora.alhpa' (did you mean 'lora.alpha'?); "
-                                 "allowed keys in 'lora': r, alpha, dropout, target_modules, bias"),
+                                 "allowed keys in 'lora': r, alpha, dropout, target_modules, bias" + helps("lora.alpha")),
     "value as a section": (["lora.r.x=1"],
                            "override 'lora.r.x=1': 'lora.r' is a value, not a section; set it with lora.r=VALUE"),
     "value not YAML": (["lora.target_modules=[q_proj,"],
@@ -196,22 +203,22 @@ OVERRIDE_CASES = {
                        "expected the node content, but found '<stream end>'"),
     "out of range": (["training.gradient_accumulation_steps=0"],
                      "override 'training.gradient_accumulation_steps=0': "
-                     "'training.gradient_accumulation_steps' must be >= 1; got 0"),
+                     "'training.gradient_accumulation_steps' must be >= 1; got 0" + helps("training.gradient_accumulation_steps")),
     "misspelled method": (["adapter.method=qlroa"],
                           "override 'adapter.method=qlroa': 'adapter.method' must be one of qlora, lora; "
-                          "got 'qlroa' (did you mean 'qlora'?)"),
+                          "got 'qlroa' (did you mean 'qlora'?)" + helps("adapter.method")),
     "dict: unknown section": ({"trainng.seed": 1},
                               "override 'trainng.seed': unknown section 'trainng' (did you mean 'training'?); "
-                              "allowed top-level keys: " + TOP_KEYS),
+                              "allowed top-level keys: " + TOP_KEYS + helps("training")),
     "dict: nested unknown key": ({"eval.thresholds": {"citation_covrage": 0.9}},
                                  "override 'eval.thresholds': unknown key 'eval.thresholds.citation_covrage' (did "
                                  "you mean 'eval.thresholds.citation_coverage'?); allowed keys in 'eval.thresholds': "
-                                 "json_parse_rate, citation_coverage, refusal_precision"),
+                                 "json_parse_rate, citation_coverage, refusal_precision" + helps("eval.thresholds.citation_coverage")),
     "dict: wrong type": ({"training.learning_rate": "fast"},
-                         "override 'training.learning_rate': 'training.learning_rate' must be a number; got 'fast'"),
+                         "override 'training.learning_rate': 'training.learning_rate' must be a number; got 'fast'" + helps("training.learning_rate")),
     "4-bit storage dtype": (["quantization.bnb_4bit_quant_storage=int8"],
                             "override 'quantization.bnb_4bit_quant_storage=int8': 'quantization.bnb_4bit_quant_storage' "
-                            "must be one of auto, uint8, bfloat16, float16, float32; got 'int8' (did you mean 'uint8'?)"),
+                            "must be one of auto, uint8, bfloat16, float16, float32; got 'int8' (did you mean 'uint8'?)" + helps("quantization.bnb_4bit_quant_storage")),
     "removed load_in_4bit": (["quantization.load_in_4bit=true"],
                              "override 'quantization.load_in_4bit=true': 'quantization.load_in_4bit' was removed: "
                              "adapter.method is the one key for 4-bit loading; set adapter.method=qlora (4-bit base) "
@@ -237,7 +244,7 @@ def test_bad_override(case):
 
 def test_override_blames_the_override_not_the_preset(tmp_path):
     f = yaml_file(tmp_path, "inherits: cpu\nlora:\n  r: 8\n")
-    assert message(path=f, overrides=["lora.r=-8"]) == "override 'lora.r=-8': 'lora.r' must be > 0; got -8"
+    assert message(path=f, overrides=["lora.r=-8"]) == "override 'lora.r=-8': 'lora.r' must be > 0; got -8" + helps("lora.r")
 
 
 DEVICE_CASES = {

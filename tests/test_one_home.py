@@ -113,3 +113,29 @@ def test_ask_with_a_loaded_model_uses_the_calibration_it_carries(tmp_path):
               calibrated=False)
     assert "the calibrated decision refused" not in json.dumps(off.model_dump())
     assert "the calibrated decision refused" not in json.dumps(plain.model_dump())
+
+
+def test_golden_only_change_is_the_same_train_step_for_runner_and_trainer(tmp_path, tiny_model_dir):
+    """Issue #24 defect: with only `data.golden` changed, the runner's fingerprint said "same run, resume" while the
+    trainer refused to resume its checkpoints. Both now read records.RESULT_FREE: the step is the same for both."""
+    import shutil
+    from kwanzaa.config import load_config
+    from kwanzaa.data import dataset_path
+    from kwanzaa.pipeline import step_fingerprint
+    from kwanzaa.records import changed_result_keys
+    from kwanzaa.trainer import train
+    from test_trainer import CONVS
+    over = {"model.base": str(tiny_model_dir), "model.device": "cpu", "training.max_steps": 2, "training.save_steps": 1,
+            "training.per_device_train_batch_size": 2, "training.gradient_accumulation_steps": 1,
+            "training.gradient_checkpointing": False, "training.torch_threads": 1, "training.max_seq_length": 512}
+    golden = shutil.copy(dataset_path("package:golden"), tmp_path / "my_golden.jsonl")
+    cfg, cfg2 = load_config("lora", overrides=over), load_config("lora", overrides={**over, "data.golden": str(golden)})
+    assert step_fingerprint("train", cfg, {})[0] == step_fingerprint("train", cfg2, {})[0]   # the runner: resume
+    assert changed_result_keys(cfg.model_dump(mode="json"), cfg2.model_dump(mode="json"), "train") == []
+    first = train(cfg, tmp_path / "run", CONVS[:4])
+    again = train(cfg2, tmp_path / "run", CONVS[:4], resume=True)                             # the trainer: resumes too
+    assert again.resumed_from and again.resumed_from.endswith(f"checkpoint-{first.global_step}")
+    bad = load_config("lora", overrides={**over, "training.learning_rate": 1e-3})
+    assert step_fingerprint("train", bad, {})[0] != step_fingerprint("train", cfg, {})[0]
+    with pytest.raises(Exception, match="different configuration \\(training.learning_rate\\)"):
+        train(bad, tmp_path / "run", CONVS[:4], resume=True)

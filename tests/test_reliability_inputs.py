@@ -7,7 +7,7 @@ import json, shutil
 import pytest
 import torch
 
-from kwanzaa.config import ConfigError, load_config
+from kwanzaa.config import ConfigError, RunConfig, load_config
 from kwanzaa.contract import MAX_PASSAGES, AnswerCore, Chunk, core_to_text
 from kwanzaa.data import DataError, load_dataset, load_examples, render_messages
 from kwanzaa.evaluate import compute_metrics, score_item
@@ -99,6 +99,13 @@ def test_unknown_packaged_dataset():
 
 
 # --- run configuration and papermill parameters ---------------------------------------------------------------------
+def helps(key:str) -> str:
+    "'. key: help' that ends every message about `key`: its field's description (kwanzaa.config_help)."
+    model, f = RunConfig, None
+    for k in key.split("."): f = model.model_fields[k]; model = f.annotation
+    return f". {key}: {f.description.rstrip('.')}"
+
+
 def config_error(*overrides) -> str:
     with pytest.raises(ConfigError) as e: load_config("qlora", overrides=list(overrides))
     return str(e.value)
@@ -107,9 +114,9 @@ def config_error(*overrides) -> str:
 CONFIG_CASES = {
     "scalar where a list is needed": ("lora.target_modules=q_proj",
                                       "override 'lora.target_modules=q_proj': 'lora.target_modules' must be a list; "
-                                      "got 'q_proj'"),
-    "infinite rank": ("lora.r=.inf", "override 'lora.r=.inf': 'lora.r': Input should be a finite number"),
-    "rank in float notation": ("lora.r=1e3", "override 'lora.r=1e3': 'lora.r' must be an integer; got '1e3'"),
+                                      "got 'q_proj'" + helps("lora.target_modules")),
+    "infinite rank": ("lora.r=.inf", "override 'lora.r=.inf': 'lora.r': Input should be a finite number" + helps("lora.r")),
+    "rank in float notation": ("lora.r=1e3", "override 'lora.r=1e3': 'lora.r' must be an integer; got '1e3'" + helps("lora.r")),
     "python tag in an override": ('training.seed=!!python/object/apply:os.system ["true"]',
                                   "override 'training.seed=!!python/object/apply:os.system [\"true\"]': value "
                                   "'!!python/object/apply:os.system [\"true\"]' is not valid YAML: could not determine "
@@ -117,10 +124,10 @@ CONFIG_CASES = {
     # infinity must not pass 'gt=0', and booleans must not pass as integers (true -> 1)
     "infinite learning rate": ("training.learning_rate=.inf",
                                "override 'training.learning_rate=.inf': 'training.learning_rate': "
-                               "Input should be a finite number"),
+                               "Input should be a finite number" + helps("training.learning_rate")),
     "infinite epochs": ("training.epochs=.inf",
-                        "override 'training.epochs=.inf': 'training.epochs': Input should be a finite number"),
-    "boolean rank": ("lora.r=true", "override 'lora.r=true': 'lora.r' must be an integer; got True"),
+                        "override 'training.epochs=.inf': 'training.epochs': Input should be a finite number" + helps("training.epochs")),
+    "boolean rank": ("lora.r=true", "override 'lora.r=true': 'lora.r' must be an integer; got True" + helps("lora.r")),
 }
 
 
@@ -133,8 +140,8 @@ def test_bad_config_override(case):
 def test_nan_learning_rate():
     "Refused today by 'gt=0'; once infinities are refused (see above) pydantic reports it as not finite. Both are clear."
     assert config_error("training.learning_rate=.nan") in (
-        "override 'training.learning_rate=.nan': 'training.learning_rate' must be > 0; got nan",
-        "override 'training.learning_rate=.nan': 'training.learning_rate': Input should be a finite number")
+        "override 'training.learning_rate=.nan': 'training.learning_rate' must be > 0; got nan" + helps("training.learning_rate"),
+        "override 'training.learning_rate=.nan': 'training.learning_rate': Input should be a finite number" + helps("training.learning_rate"))
 
 
 def test_misspelled_evaluation_arm_fails_at_configuration_time():
@@ -162,7 +169,7 @@ def test_papermill_parameter_errors():
     with pytest.raises(RunError) as e: check_params(("train",), "plot", [], {})
     assert str(e.value) == "bad configuration: unknown preset 'plot' (did you mean 'pilot'?); presets: cpu, lora, pilot, qlora, qlora-fast, small-gpu"
     with pytest.raises(RunError) as e: check_params(("train",), "pilot", ["lora.r=0"], {})
-    assert str(e.value) == "bad configuration: override 'lora.r=0': 'lora.r' must be > 0; got 0"
+    assert str(e.value) == "bad configuration: override 'lora.r=0': 'lora.r' must be > 0; got 0" + helps("lora.r")
 
 
 def test_papermill_parameter_that_is_not_yaml():
