@@ -315,17 +315,21 @@ def content_words(text:str) -> set[str]:
 UNIT_CHARS = 300                    # a longer unit is cut at '; ' or ', '
 MAX_UNIT_CHARS = MAX_ANSWER_CHARS - 10  # no unit is longer: one unit and its marker always fit an answer
 
+def _nearest(u:str, sep:str, mid:float) -> int | None:
+    "The position of the sep in u nearest to mid (None if none leaves text on both sides)."
+    at = [m.start() for m in re.finditer(re.escape(sep), u) if 0 < m.start() < len(u) - len(sep)]
+    return min(at, key=lambda i: abs(i - mid), default=None)
+
 def _cut(u:str) -> list[str]:
-    "An overlong unit cut at '; ', then ', ' (the mark stays left), then at a space, into pieces of at most UNIT_CHARS where it can."
-    out = []
-    while len(u) > UNIT_CHARS:
-        i = max(u.rfind("; ", 1, UNIT_CHARS), 0) or max(u.rfind(", ", 1, UNIT_CHARS), 0)
-        if not i: i = min((j for j in (u.find("; ", 1), u.find(", ", 1)) if 0 < j < MAX_UNIT_CHARS), default=0)
-        if i: out.append(u[:i + 1]); u = u[i + 2:]; continue
-        i = u.rfind(" ", 1, UNIT_CHARS)
-        if i > 0: out.append(u[:i]); u = u[i + 1:]
-        else: out.append(u[:UNIT_CHARS]); u = u[UNIT_CHARS:]
-    return out + [u]
+    "An overlong unit cut in two near its middle, at '; ' then ', ' (the mark stays left), else a space, until each piece fits."
+    if len(u) <= UNIT_CHARS: return [u]
+    mid = len(u) / 2
+    cuts = [(i, 2) for sep in ("; ", ", ") if (i := _nearest(u, sep, mid)) is not None]
+    i, skip = next((c for c in cuts if abs(c[0] - mid) <= len(u) / 4), None) or (cuts[0] if cuts else (None, 1))
+    if i is not None: return _cut(u[:i + 1]) + _cut(u[i + skip:])      # '; ' or ', ': the mark stays on the left
+    i = _nearest(u, " ", mid)
+    if i is not None: return _cut(u[:i]) + _cut(u[i + 1:])
+    return _cut(u[:len(u) // 2]) + _cut(u[len(u) // 2:])
 
 # %% ../nbs/00_contract.ipynb #k25s12
 def copy_units(text:str, # a passage
