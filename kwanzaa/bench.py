@@ -108,7 +108,7 @@ def step_clock():
         def on_train_begin(self, args, state, control, **kw): _sync(); self.stamps.append(time.perf_counter()); self.tokens.append(0)
         def on_step_end(self, args, state, control, **kw):
             _sync(); self.stamps.append(time.perf_counter())
-            speed._flush_metrics(self.trainer)
+            speed.flush_metrics(self.trainer)
             self.tokens.append(getattr(self.trainer, "_total_train_tokens", 0))
     return Clock()
 

@@ -4,58 +4,13 @@
 
 # %% ../nbs/11_cli.ipynb #cl003
 from __future__ import annotations
-import argparse, difflib, json, re, shlex, subprocess, sys, textwrap
+import argparse, json, shlex, subprocess, sys
 from typing import Sequence
 
-from pydantic import BaseModel
-
-from .config import RunConfig, list_presets
+from .config import ConfigError, config_help_text, list_presets, load_config
 
 # %% auto #0
-__all__ = ['VERBS', 'HANDED_ON', 'config_keys', 'CliError', 'config_listing', 'annotate_settings', 'hand_on', 'parser', 'main']
-
-# %% ../nbs/11_cli.ipynb #cl011
-def config_keys(section:type[BaseModel]=RunConfig, # RunConfig or one of its sections
-                prefix:str="", # the dotted name of `section`, with its trailing dot
-               ) -> list[tuple[str, object, str|None]]:
-    "(dotted key, default, help) of every configuration key, sections expanded, in declaration order."
-    out = []
-    for name, f in section.model_fields.items():
-        if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel):
-            out += config_keys(f.annotation, f"{prefix}{name}.")
-        else: out.append((f"{prefix}{name}", f.get_default(call_default_factory=True), f.description))
-    return out
-
-# %% ../nbs/11_cli.ipynb #cl015
-class CliError(ValueError):
-    "A command-line input this command cannot use; printed as `kwanzaa: error: ...` with exit code 2."
-
-def config_listing(names:Sequence[str]=(), # keys or sections (training, lora.r); none: every key
-                   width:int=100) -> str:
-    "Every configuration key (or those under `names`) with its default and its help, for a terminal."
-    keys = config_keys()
-    for n in names:
-        if not any(k == n or k.startswith(n + ".") for k, _, _ in keys):
-            near = difflib.get_close_matches(n, [k for k, _, _ in keys], n=1)
-            raise CliError(f"{n!r} is no configuration key" + (f"; did you mean {near[0]!r}?" if near else ""))
-    lines = []
-    for key, default, text in keys:
-        if names and not any(key == n or key.startswith(n + ".") for n in names): continue
-        lines.append(f"{key} (default: {json.dumps(default, default=str)})")
-        lines += textwrap.wrap(text or "(no help written yet)", width, initial_indent="    ", subsequent_indent="    ",
-                               break_on_hyphens=False, break_long_words=False)
-    return "\n".join(lines)
-
-# %% ../nbs/11_cli.ipynb #cl019
-def annotate_settings(yaml_text:str) -> str:
-    "A configuration's YAML (`RunConfig.to_yaml`) with each key's help as a comment at the end of its line."
-    helps, path, out = {k: h for k, _, h in config_keys() if h}, [], []
-    for line in yaml_text.splitlines():
-        if (m := re.match(r"^( *)([A-Za-z_]\w*):", line)):
-            path = path[: len(m[1]) // 2] + [m[2]]
-            if (h := helps.get(".".join(path))): line = f"{line}  # {h}"
-        out.append(line)
-    return "\n".join(out) + "\n"
+__all__ = ['VERBS', 'HANDED_ON', 'hand_on', 'parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #cl031
 VERBS = {  # verb: the line `kwanzaa --help` shows
@@ -87,14 +42,17 @@ def _error(message:str, code:int=2) -> int:
     print(f"kwanzaa: error: {message}", file=sys.stderr); return code
 
 def _presets(a) -> int:
-    from kwanzaa.pipeline import preset_line, preset_settings
+    from kwanzaa.pipeline import preset_line
     unknown = [n for n in a.names if n not in list_presets()]
     if unknown: return _error(f"unknown preset(s) {', '.join(unknown)}; presets: {', '.join(list_presets())}")
-    blocks = [annotate_settings(preset_settings(n)) if a.verbose else preset_line(n) for n in a.names or list_presets()]
+    blocks = [f"# {preset_line(n)}\n" + load_config(n).to_yaml(help=True) if a.verbose else preset_line(n)
+              for n in a.names or list_presets()]
     print(("\n\n" if a.verbose else "\n").join(b.rstrip("\n") for b in blocks)); return 0
 
 def _config(a) -> int:
-    print(config_listing(a.keys)); return 0
+    try: texts = [config_help_text(s) for s in a.sections or [None]]
+    except ConfigError as e: return _error(str(e))
+    print("\n".join(t.rstrip("\n") for t in texts)); return 0
 
 def _corpus(a) -> int:
     from kwanzaa.corpus import CorpusError, export_sources, find_sources_dir, load_manifest, load_sources
@@ -109,14 +67,14 @@ def _add_presets(sub):
     p = sub.add_parser("presets", help=VERBS["presets"], description="The shipped presets: what each is for, method, "
                        "base model, device; with -v the full resolved settings, each key with its help.")
     p.add_argument("names", nargs="*", help="only these presets")
-    p.add_argument("-v", "--verbose", action="store_true", help="the full resolved settings of each, with each key's help")
+    p.add_argument("-v", "--verbose", action="store_true", help="the full resolved settings of each, each key's help above it")
     p.set_defaults(func=_presets)
 
 def _add_config(sub):
     p = sub.add_parser("config", help=VERBS["config"], formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Every key of the run configuration (set with -p KEY=VALUE or in a preset YAML), "
-                                   "its default and its help:", epilog=config_listing())
-    p.add_argument("keys", nargs="*", help="only these keys or sections (e.g. training, lora.r)")
+                                   "its type, what it allows, its default and its help:", epilog=config_help_text())
+    p.add_argument("sections", nargs="*", help="only the keys of these sections (e.g. training, eval.thresholds)")
     p.set_defaults(func=_config)
 
 def _add_corpus(sub):
@@ -294,5 +252,4 @@ def main(argv:Sequence[str]|None=None) -> int:
     a = parser().parse_args(argv)
     a.command = "kwanzaa " + shlex.join(argv)
     try: return a.func(a) or 0
-    except CliError as e: return _error(str(e))
     except KeyboardInterrupt: print("kwanzaa: interrupted", file=sys.stderr); return 130
