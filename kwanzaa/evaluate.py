@@ -243,7 +243,7 @@ def _record(ex:Example, arm:str, prompt:str, gen:dict, seconds:float, chunks, ci
     recited = citecheck and core is not None and core != parse(gen["text"], n_passages=len(ex.context)).core
     return {"id": ex.id, "arm": arm, "persona": ex.persona, "category": ex.category, "prompt": prompt,
             "raw_output": gen["raw"], "text": gen["text"], "stopped": gen["stopped"], "n_new_tokens": gen["n_new_tokens"],
-            "fallback": gen.get("fallback"), "seconds": seconds, "parsed": core.model_dump() if core else None,
+            "fallback": gen.get("fallback"), "grammar": gen.get("grammar"), "seconds": seconds, "parsed": core.model_dump() if core else None,
             "recited": recited, "error_kind": scores["error_kind"], "scores": scores}
 
 # %% ../nbs/07_evaluate.ipynb #fe830b24
@@ -317,14 +317,17 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
         for i in range(0, len(todo), bs):
             batch = todo[i:i + bs]
             t0 = time.perf_counter()
+            texts = [[c.text for c in chunks_of[e.id]] for e in batch] if spec.get("extractive") else None
             gens = generate(model, tok, [chats[e.id] for e in batch], max_new_tokens=cfg.eval.max_new_tokens,
-                            batch_size=bs, constrained=spec["constrained"], n_passages=[len(e.context) for e in batch])
+                            batch_size=bs, constrained=spec["constrained"], n_passages=[len(e.context) for e in batch],
+                            passages=texts)
             if spec["calibrated"]:
                 from kwanzaa.inference import apply_decision, decide, status_probabilities
                 probs = status_probabilities(model, tok, [chats[e.id] for e in batch], bs)
                 gens = apply_decision(model, tok, [chats[e.id] for e in batch], gens,
                                       [decide(p, calibration.threshold) for p in probs], cfg.eval.max_new_tokens,
-                                      n_passages=[len(e.context) for e in batch], constrained=spec["constrained"])
+                                      n_passages=[len(e.context) for e in batch], constrained=spec["constrained"],
+                                      passages=texts)
             dt = (time.perf_counter() - t0) / len(batch)
             _append(pred_path, [_record(e, arm, prompt_text(tok, chats[e.id]), vars(g), dt, chunks_of[e.id],
                                         spec["citecheck"]) for e, g in zip(batch, gens)])

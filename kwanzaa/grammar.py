@@ -10,11 +10,14 @@ from typing import Sequence
 
 import torch
 
-from .contract import core_json_schema
+from .contract import (MAX_ANSWER_CHARS, MAX_CITATIONS, MAX_UNKNOWN_CHARS, MAX_UNKNOWNS, copy_units, core_json_schema,
+                              extractive_sentence)
+from itertools import combinations
 from .loader import stop_token_ids
 
 # %% auto #0
-__all__ = ['GrammarError', 'core_grammar_text', 'compiled_core_grammar', 'GrammarProcessor']
+__all__ = ['GrammarError', 'core_grammar_text', 'compiled_core_grammar', 'GrammarProcessor', 'extractive_grammar_text',
+           'compiled_extractive_grammar']
 
 # %% ../nbs/06a_grammar.ipynb #gr000005
 class GrammarError(ValueError):
@@ -71,3 +74,59 @@ class GrammarProcessor:
         self.started = True
         xgr.apply_token_bitmask_inplace(scores, self.mask.to(scores.device))
         return scores
+
+# %% ../nbs/06a_grammar.ipynb #gx000002
+def _lit(s:str) -> str:
+    "An EBNF string literal matching the JSON-string content of `s` (JSON-escaped, then EBNF-escaped)."
+    body = json.dumps(s, ensure_ascii=False)[1:-1]
+    return '"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+_TEXT = r"[^\0-\x1f\"\\\x7f]"   # free text: as the schema grammar's answer characters
+
+def _blocks(units_per_passage:list[list[str]], most:int) -> list[str]:
+    "The answer alternatives: one per non-empty ordered set of usable passages (at most `most` of them)."
+    usable = [i for i, us in enumerate(units_per_passage, 1) if us]
+    alts = []
+    for k in range(1, min(most, len(usable)) + 1):
+        for ps in combinations(usable, k):
+            cites = "[" + ", ".join(map(str, ps)) + "]"
+            body = ' " " '.join(f"p{p} (\" \" p{p}){{0, 2}}" for p in ps)
+            alts.append(f'"\\"citations\\": {cites}, \\"answer\\": \\"" {body} "\\""')
+    return alts
+
+# %% ../nbs/06a_grammar.ipynb #gx000003
+def extractive_grammar_text(passages:Sequence[str], # the passages' texts, passage n = passages[n-1]
+                            most:int=MAX_CITATIONS, # the largest set of passages one answer may cite
+                           ) -> str:
+    "The EBNF grammar of an answer core whose answered/partial text is copied, unit by unit, from the cited passages."
+    units = [copy_units(t or "") for t in passages]
+    rules = [f"p{n} ::= " + " | ".join(_lit(extractive_sentence(u, n)) for u in us) for n, us in enumerate(units, 1) if us]
+    nums = " | ".join(f'"{n}"' for n in range(1, len(passages) + 1))
+    cites = f'"[]"' + (f' | "[" ({nums}) (", " ({nums})){{0, {MAX_CITATIONS - 1}}} "]"' if passages else "")
+    free = (f'("\\"refused\\"" | "\\"clarify\\"") ", \\"citations\\": " ({cites}) ", \\"answer\\": \\"" '
+            f'{_TEXT}{{0, {MAX_ANSWER_CHARS}}} "\\""')
+    copied = _blocks(units, most)
+    body = free + (f' | ("\\"answered\\"" | "\\"partial\\"") ", " (' + " | ".join(copied) + ")" if copied else "")
+    unk = f'"\\"" {_TEXT}{{1, {MAX_UNKNOWN_CHARS}}} "\\""'
+    unknowns = f'"[]" | "[" {unk} (", " {unk}){{0, {MAX_UNKNOWNS - 1}}} "]"'
+    root = f'root ::= "{{\\"status\\": " ({body}) ", \\"unknowns\\": " ({unknowns}) "}}"'
+    return "\n".join([root, *rules]) + "\n"
+
+# %% ../nbs/06a_grammar.ipynb #gx000008
+_EXTRACTIVE = OrderedDict()   # (id(compiler), sha256 of the grammar text) -> compiled grammar, the most recent 256
+
+def compiled_extractive_grammar(tok, # the generation tokenizer
+                                passages:Sequence[str], # the passages' texts
+                                vocab_size:int, # the model's logits width
+                               ):
+    "The compiled extractive grammar of these passages (GrammarError if it cannot be built)."
+    compiled_core_grammar(tok, 0, vocab_size)   # makes sure the tokenizer's compiler exists
+    compiler = _COMPILERS[tok][vocab_size][0]
+    try:
+        text = extractive_grammar_text(passages)
+        key = (id(compiler), hashlib.sha256(text.encode()).hexdigest())
+        if key not in _EXTRACTIVE: _EXTRACTIVE[key] = compiler.compile_grammar(text)
+    except Exception as e: raise GrammarError(f"no extractive grammar for these passages: {type(e).__name__}: {e}") from e
+    _EXTRACTIVE.move_to_end(key)
+    while len(_EXTRACTIVE) > 256: _EXTRACTIVE.popitem(last=False)
+    return _EXTRACTIVE[key]

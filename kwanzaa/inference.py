@@ -17,7 +17,7 @@ from .prompt import render_messages
 from .config import check_device
 from .records import adapter_files, adapter_weights_problem, atomic_write_json, data_hash
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
-from .grammar import GrammarProcessor, compiled_core_grammar
+from .grammar import GrammarError, GrammarProcessor, compiled_core_grammar, compiled_extractive_grammar
 
 # %% auto #0
 __all__ = ['FALLBACK_CORE', 'STATUS_PREFIX', 'MAX_QUESTION_CHARS', 'MAX_QUESTION_TOKENS', 'InferenceError', 'adapter_record',
@@ -214,10 +214,18 @@ class Generation:
     n_new_tokens: int             # tokens generated, the stop token included
     stopped: bool                 # True if it ended on a stop token, False if cut off by max_new_tokens
     fallback: Optional[str] = None  # why `text` is the fallback core instead of `raw` (constrained decoding only)
+    grammar: Optional[str] = None   # constrained: "schema", "extractive", or why the extractive grammar fell back to the schema
 
 # %% ../nbs/06_inference.ipynb #c019
 FALLBACK_CORE = AnswerCore(status="refused", citations=[], unknowns=["no complete answer within the output budget"],
                            answer="No answer: the model did not produce a complete answer.")
+
+def _row_grammar(tok, n:int, passages, vocab_size:int):
+    "(compiled grammar, kind) of one row: extractive over its passages when given, else (or if that fails) the schema's."
+    if passages is not None and n:
+        try: return compiled_extractive_grammar(tok, passages, vocab_size), "extractive"
+        except GrammarError as e: return compiled_core_grammar(tok, n, vocab_size), f"schema (fallback: {e})"[:300]
+    return compiled_core_grammar(tok, n, vocab_size), "schema"
 
 def _stop_position(ids:list[int], stops:set[int]) -> int|None:
     return next((i for i, t in enumerate(ids) if t in stops), None)
@@ -243,6 +251,7 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
              n_passages:int|Sequence[int]|None=None, # passages in each prompt (one int for all, or one per row)
              prefixes:Sequence[str]|None=None, # text the answer must start with, per row (held to the grammar if constrained)
              cache=None, # the KV cache of the one prompt's leading tokens (Asker's status pass); one prompt only
+             passages:Sequence[Sequence[str]|None]|None=None, # constrained: each row's passage texts -> extractive grammar
             ) -> list[Generation]:
     "Greedy, batched generation that stops at the end-of-turn token; results in input order."
     from transformers import GenerationConfig, LogitsProcessorList
@@ -257,6 +266,7 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
                                                         "(load_for_inference sets it; or tok.padding_side = 'left')")
     if prefixes is not None and len(prefixes) != n: raise InferenceError(f"prefixes has {len(prefixes)} values for {n} prompts")
     if cache is not None and n != 1: raise InferenceError("a prompt cache is for one prompt")
+    if passages is not None and len(passages) != n: raise InferenceError(f"passages has {len(passages)} values for {n} prompts")
     pre = list(prefixes) if prefixes is not None else [""] * n
     prompts = [prompt_text(tok, m) + p for m, p in zip(message_lists, pre)]
     lengths = [len(tok(p, add_special_tokens=False).input_ids) for p in prompts]
@@ -271,14 +281,16 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
         enc = enc.to(model.device)
         procs = None
         if constrained:
-            grammars = [compiled_core_grammar(tok, ns[i], model.config.vocab_size) for i in rows]
-            procs = LogitsProcessorList([GrammarProcessor(grammars, [pre[i] for i in rows])])  # new per call: stateful
+            grammars, kinds = zip(*[_row_grammar(tok, ns[i], passages[i] if passages else None, model.config.vocab_size)
+                                    for i in rows])
+            procs = LogitsProcessorList([GrammarProcessor(list(grammars), [pre[i] for i in rows])])  # new per call: stateful
         with torch.inference_mode():
             seqs = model.generate(**enc, generation_config=gc, logits_processor=procs,
                                   **({"cache": cache} if cache is not None else {}))
         new = seqs[:, enc["input_ids"].shape[1]:].tolist()
-        for i, ids in zip(rows, new):
+        for j, (i, ids) in enumerate(zip(rows, new)):
             out[i] = _finish(tok, ids, set(stops), constrained, ns[i], pre[i])
+            if constrained: out[i].grammar = kinds[j]
     return out
 
 # %% ../nbs/06_inference.ipynb #c029
@@ -343,6 +355,7 @@ def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
                    max_new_tokens:int=160,
                    n_passages:Sequence[int]|None=None, # passages per prompt, to check regenerated citations
                    constrained:bool=False, # regenerate under the answer-core grammar (needs n_passages)
+                   passages:Sequence[Sequence[str]]|None=None, # constrained: each prompt's passage texts (extractive)
                   ) -> list:
     "The generations with the decided status enforced (refusal core, or a regeneration from the decided status)."
     out, redo = list(gens), []
@@ -357,7 +370,8 @@ def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
         grammar = constrained and n_passages is not None   # the grammar holds the rest of the core after the prefix
         pre = [f'{STATUS_PREFIX}{statuses[i]}"' + ("" if grammar else ", ") for i in redo]
         again = generate(model, tok, [message_lists[i] for i in redo], max_new_tokens=max_new_tokens, prefixes=pre,
-                         constrained=grammar, n_passages=[n_passages[i] for i in redo] if grammar else None)
+                         constrained=grammar, n_passages=[n_passages[i] for i in redo] if grammar else None,
+                         passages=[passages[i] for i in redo] if grammar and passages else None)
         for i, g in zip(redo, again):
             # a regeneration that is not a valid core (unconstrained, or out of budget) is dropped: the model's own answer stands
             if g.fallback is None and parse(g.text, n_passages=n_passages[i] if n_passages else None).ok:
@@ -448,7 +462,8 @@ class Asker:
         self.calibration = _calibration_for(model, adapter_dir, self.cfg, calibrated)
 
     def __call__(self, question:str, persona:str="educator", k:int|None=None, toggles:Toggles|None=None,
-                 constrained:bool=True, max_new_tokens:int|None=None, namespaces=None) -> AnswerDocument:
+                 constrained:bool=True, max_new_tokens:int|None=None, namespaces=None,
+                 extractive:bool|None=None) -> AnswerDocument:
         "Answer `question` (arguments as in `ask`); `self.timings` holds the seconds of each step."
         question, toggles = _check_question(question), _check_toggles(persona, toggles)
         _check_question_tokens(question, self.tok)
@@ -461,7 +476,9 @@ class Asker:
         doc = lambda core: assemble(core, chunks, question, persona=persona, toggles=toggles, scores=scores, top_k=k)
         self.timings = {"retrieve_s": time.perf_counter() - t0}
         if not chunks: return doc(refusal_core("no passage in the corpus matches the question"))
-        core = _answer_core(self, [render_messages(question, chunks, persona, toggles)], len(chunks), constrained, max_new_tokens)
+        copy = _extractive(extractive, cfg, toggles) and constrained
+        core = _answer_core(self, [render_messages(question, chunks, persona, toggles)], len(chunks), constrained, max_new_tokens,
+                            [c.text for c in chunks] if copy else None)
         return doc(_checked_core(core, toggles))
 
 # %% ../nbs/06_inference.ipynb #ask04
@@ -489,8 +506,13 @@ def _checked_core(core, toggles:Toggles) -> AnswerCore:
         return refusal_core(f"the model's answer and citations disagree: {bad[0]}")
     return core
 
+def _extractive(extractive:bool|None, cfg, toggles:Toggles) -> bool:
+    "Copy sentences (issue #25) unless told not to: the configured answer mode, only where an answer must cite passages."
+    on = cfg.data.answer_mode == "extractive" if extractive is None else extractive
+    return bool(on) and toggles.require_citations and not toggles.creative_mode
+
 def _answer_core(asker, msgs:list, # one chat, in a list (render_messages)
-                 n:int, constrained:bool, max_new_tokens:int):
+                 n:int, constrained:bool, max_new_tokens:int, passages:list[str]|None=None):
     "The parsed core for one prompt of `n` passages (an error kind string if it does not parse); times each step."
     t, cache, prefix = time.perf_counter(), None, ""
     if asker.calibration is not None:
@@ -503,7 +525,7 @@ def _answer_core(asker, msgs:list, # one chat, in a list (render_messages)
         cache = _reuse(cache, cached, asker.tok(prompt + prefix, add_special_tokens=False).input_ids)
     t = time.perf_counter()
     g = generate(asker.model, asker.tok, msgs, batch_size=1, max_new_tokens=max_new_tokens, constrained=constrained,
-                 n_passages=n, prefixes=[prefix], cache=cache)[0]
+                 n_passages=n, prefixes=[prefix], cache=cache, passages=[passages] if passages else None)[0]
     asker.timings.update(generate_s=time.perf_counter() - t, new_tokens=g.n_new_tokens)
     r = parse(g.text, n_passages=n)
     return r.core if r.ok else r.error_kind
@@ -523,6 +545,7 @@ def ask(question:str, # the user's question
         max_new_tokens:int|None=None, # >= 1; default cfg.eval.max_new_tokens
         namespaces=None, # corpus namespaces to search (default: the retriever's; primary_sources_only narrows it)
         calibrated:bool|None=None, # use the adapter's refusal threshold (calibration.json); None: when it has one
+        extractive:bool|None=None, # copy each answered sentence from a cited passage; None: cfg.data.answer_mode
        ) -> AnswerDocument:
     "Answer `question` from retrieved passages as a validated kwanzaa.answer.v1 document (a refusal if unanswerable)."
     _check_question(question); _check_toggles(persona, toggles)
@@ -533,7 +556,7 @@ def ask(question:str, # the user's question
         if key not in _ASKERS: _ASKERS[key] = Asker(adapter_dir, cfg, retriever=retriever, calibrated=calibrated)
         asker = _ASKERS[key]
         if retriever is not None: asker.retriever = retriever
-    return asker(question, persona, k, toggles, constrained, max_new_tokens, namespaces)
+    return asker(question, persona, k, toggles, constrained, max_new_tokens, namespaces, extractive)
 
 # %% ../nbs/06_inference.ipynb #c036
 def compare_batching(model, tok, # from load_for_inference
