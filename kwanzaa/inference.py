@@ -174,6 +174,13 @@ def _check_base(adapter:Path, rec:dict, cfg, base_path:str|None=None):
 
 
 # %% ../nbs/06_inference.ipynb #lf000002
+def _calibration_or_none(adapter:Path, base:str) -> Calibration|None:
+    "The adapter's calibration, or None (with a warning naming why) when its file is for other weights or unreadable."
+    try: return load_calibration(adapter, base)
+    except CalibrationError as e:
+        import warnings; warnings.warn(f"{e}; the model loads without it", stacklevel=3)
+        return None
+
 def load_for_inference(cfg_or_base, # a RunConfig, or a model name/dir ("embedded:smollm2", a local path, a hub id)
                        adapter_dir=None, # a trained LoRA adapter directory; None for the base model alone
                        quantize:bool|None=None, # None follows the config (qlora -> 4-bit); False loads bf16/fp32
@@ -196,7 +203,7 @@ def load_for_inference(cfg_or_base, # a RunConfig, or a model name/dir ("embedde
         except Exception as e:
             raise InferenceError(f"cannot load the adapter in {adapter} onto {cfg.model.base!r}: {e}. Was it trained "
                                  "on this base model?") from e
-    model.kwanzaa_calibration = None if adapter is None else load_calibration(adapter, cfg.model.base)
+    model.kwanzaa_calibration = None if adapter is None else _calibration_or_none(adapter, cfg.model.base)
     return model.eval(), tok
 
 # %% ../nbs/06_inference.ipynb #c012
