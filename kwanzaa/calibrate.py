@@ -15,7 +15,7 @@ from .records import arm_dirname, atomic_write_json, read_predictions
 
 # %% auto #0
 __all__ = ['refusal_curve', 'choose_threshold', 'calibrate', 'plot_curve', 'lexical_answerability', 'compare_decisions',
-           'decisions_report', 'main']
+           'decisions_report']
 
 # %% ../nbs/07a_calibrate.ipynb #c199ea67
 def refusal_curve(probs:Sequence[dict], gold:Sequence[str], thresholds=None) -> list[dict]:
@@ -136,26 +136,3 @@ def decisions_report(eval_dir, # an evaluation folder (compare_arms output)
                                                *sorted(Path(eval_dir).glob("adapter_constrained*/predictions.jsonl"))])
     atomic_write_json(out, rep)
     return rep
-
-def main(argv=None) -> int:
-    "python -m kwanzaa.calibrate decisions EVAL_DIR --out FILE"
-    import argparse
-    p = argparse.ArgumentParser(prog="python -m kwanzaa.calibrate")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("decisions", help="argmax vs calibrated threshold vs a lexical answerability check, on one evaluation")
-    d.add_argument("eval_dir"); d.add_argument("--out", required=True)
-    d.add_argument("--golden", default="package:golden"); d.add_argument("--validation", default="package:validation")
-    import os, shlex, sys
-    argv = list(sys.argv[1:] if argv is None else argv)
-    a = p.parse_args(argv)
-    os.environ.setdefault("KWANZAA_COMMAND", "python -m kwanzaa.calibrate " + shlex.join(argv))   # what provenance records
-    rep = decisions_report(a.eval_dir, a.out, a.golden, a.validation)
-    for name, s in rep["decisions"].items():
-        pct = lambda v: "n/a" if v is None else f"{v:.0%}"
-        print(f"{name}: refusal precision {pct(s['refusal_precision'])}, recall {pct(s['refusal_recall'])}, "
-              f"status accuracy {pct(s['status_accuracy'])}")
-    return 0
-
-if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.calibrate":
-    import sys
-    sys.exit(main())

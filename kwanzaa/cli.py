@@ -4,10 +4,13 @@
 
 # %% ../nbs/11_cli.ipynb #cl003
 from __future__ import annotations
-import argparse, json, shlex, subprocess, sys
+import argparse, json, os, shlex, subprocess, sys
+from pathlib import Path
 from typing import Sequence
 
-from .config import ConfigError, config_help_text, list_presets, load_config
+from .config import config_help_text, list_presets, load_config
+from .config_yaml import ConfigError
+from .records import redact
 
 # %% auto #0
 __all__ = ['VERBS', 'HANDED_ON', 'hand_on', 'parser', 'main']
@@ -25,17 +28,14 @@ VERBS = {  # verb: the line `kwanzaa --help` shows
     "corpus": "the shipped source texts: export-sources DIR | check-sources [DIR]",
     "data": "the dataset: check-specs [FILE ...] | build [--out DIR]",
 }
-HANDED_ON = ("run", "sweep", "plan", "trainer", "calibrate", "data")  # verbs whose module's main reads the arguments
+HANDED_ON = ("data",)  # verbs whose module's main still reads the arguments
 
 def hand_on(verb:str, argv:list[str]) -> int:
     "Run a HANDED_ON verb through its module's own main; its exit code."
-    if verb in ("run", "sweep", "plan"):
-        from kwanzaa.pipeline import main as pipeline_main
-        return pipeline_main(["run", "plan", *argv] if verb == "plan" else [verb, *argv])
-    if verb == "trainer": from kwanzaa.trainer import main as module_main
-    elif verb == "calibrate": from kwanzaa.calibrate import main as module_main
-    else: from kwanzaa.data import main as module_main
-    return module_main(argv) or 0
+    from kwanzaa.data import main as data_main, token_budget
+    if {"--no-budget", "-h", "--help"} & set(argv): return data_main(argv) or 0
+    from kwanzaa.loader import embedded_model_path, load_tokenizer
+    return data_main(argv, fits=token_budget(load_tokenizer(embedded_model_path("smollm2")))) or 0
 
 # %% ../nbs/11_cli.ipynb #cl033
 def _error(message:str, code:int=2) -> int:
@@ -83,6 +83,109 @@ def _add_corpus(sub):
     s.add_parser("export-sources", help="write the shipped source texts, uncompressed, into DIR").add_argument("dir")
     s.add_parser("check-sources", help="check a directory of texts against the manifest").add_argument("dir", nargs="?")
     p.set_defaults(func=_corpus)
+
+# %% ../nbs/11_cli.ipynb #cl036
+def _pipeline(a) -> int:
+    from kwanzaa.pipeline import (RunError, comparison_markdown, decision_markdown, interrupted_message, plan, run,
+                                  sweep)
+    from kwanzaa.records import RunLockedError
+    if getattr(a, "sources", None): a.param = [*a.param, f"data.sources_dir={a.sources}"]
+    is_plan, one_run = a.verb == "plan" or getattr(a, "kind", None) == "plan", a.verb == "run" and a.kind != "plan"
+    try:
+        if a.verb == "sweep":
+            if a.jobs is not None and a.jobs < 1: raise RunError(f"--jobs {a.jobs}: give a whole number >= 1")
+            print(comparison_markdown(sweep(a.spec, a.out, force=a.force, smoke=a.smoke, notebooks=a.notebooks,
+                                            params=a.param, jobs=a.jobs)))
+        elif is_plan:
+            print(decision_markdown(plan(a.preset if a.preset is not None else "qlora", a.out or "outputs/plan", a.param,
+                                         force=a.force, smoke=a.smoke, notebooks=a.notebooks)))
+        else: run(a.kind, a.preset if a.preset is not None else "pilot", a.param, a.out, force=a.force, smoke=a.smoke,
+                  notebooks=a.notebooks, log_output=a.log_output, quiet=a.quiet)   # each step prints its own lines
+        return 0
+    except (RunError, RunLockedError) as e: return _error(str(e))
+    except KeyboardInterrupt:
+        out = (a.out or Path("outputs")/"runs"/Path(str(a.preset or "pilot")).stem) if one_run else None
+        print(interrupted_message(a.kind if one_run else None, out), file=sys.stderr); return 130
+
+# %% ../nbs/11_cli.ipynb #cl037
+def _run_options(p, plan:bool=False):
+    "The options `run` and `plan` share."
+    p.add_argument("--preset", default=None, help="preset name (see `kwanzaa presets`) or a YAML path; "
+                   + ("default qlora" if plan else "default pilot (plan: qlora)"))
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="dotted keys override the config (training.epochs=1); plain names set notebook parameters (max_steps=5)")
+    p.add_argument("--out", default=None, help="run directory (default outputs/runs/<preset>, plan: outputs/plan)")
+    p.add_argument("--force", action="store_true", help="redo steps that already finished, from scratch")
+    p.add_argument("--smoke", action="store_true", help="tiny offline model and a few steps (for CI)")
+    p.add_argument("--notebooks", default=None, help="folder of train.ipynb/evaluate.ipynb (default: the repo's nbs/pipelines)")
+    p.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
+    p.set_defaults(func=_pipeline)
+
+def _add_run(sub):
+    from kwanzaa.pipeline import KINDS
+    r = sub.add_parser("run", help=VERBS["run"], description="Execute pipeline notebooks with papermill. 'all' = train "
+                       "then evaluate; 'plan' = the seed's gated plan (pilot, full, rank 32, LoRA fallback).")
+    r.add_argument("kind", choices=[*KINDS, "plan"], help="which notebooks to run")
+    _run_options(r)
+    r.add_argument("--log-output", action="store_true", help="stream the notebooks' cell output to this terminal")
+    r.add_argument("-q", "--quiet", action="store_true", help="print no progress or result lines (errors only)")
+
+def _add_plan(sub): _run_options(sub.add_parser("plan", help=VERBS["plan"]), plan=True)
+
+# %% ../nbs/11_cli.ipynb #cl038
+def _add_sweep(sub):
+    s = sub.add_parser("sweep", help=VERBS["sweep"])
+    s.add_argument("spec", help="sweep YAML: preset, params, grid of dotted keys -> lists")
+    s.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="parameters added to every run of the sweep (after the spec's own)")
+    s.add_argument("--out", default=None); s.add_argument("--force", action="store_true"); s.add_argument("--smoke", action="store_true")
+    s.add_argument("--notebooks", default=None)
+    s.add_argument("--jobs", type=int, default=None, help="runs at a time, each in its own process (default: the spec's jobs, else 1)")
+    s.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
+    s.set_defaults(func=_pipeline)
+
+# %% ../nbs/11_cli.ipynb #cl03a
+def _trainer(a) -> int:
+    from kwanzaa.loader import LoaderError
+    from kwanzaa.records import RunLockedError
+    from kwanzaa.trainer import TrainError, train_from_preset
+    try: res = train_from_preset(a.out, a.preset, a.param, a.conversations, a.validation_conversations, a.restart,
+                                 command=a.command)
+    except (ConfigError, LoaderError, TrainError, RunLockedError, ValueError, FileNotFoundError) as e:   # DataError is a ValueError
+        print(f"kwanzaa.trainer: error: {e}", file=sys.stderr); return 2
+    if res.manifest: print(f"adapter: {res.adapter_dir} | step {res.global_step} | train loss {res.train_loss} | "
+                           f"validation loss {res.eval_loss} | manifest: {res.manifest_path}")
+    return 0
+
+def _add_trainer(sub):
+    p = sub.add_parser("trainer", help=VERBS["trainer"], description="Train one adapter from a preset and dotted overrides.",
+                       epilog="several GPUs: accelerate launch --config_file kwanzaa/accelerate/ddp.yaml "
+                              "--num_processes 2 -m kwanzaa trainer --preset qlora --out DIR")
+    p.add_argument("--preset", default="qlora", help="preset name or YAML path (default qlora)")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="dotted config override, repeatable")
+    p.add_argument("--out", required=True, help="run directory (an unfinished run there resumes)")
+    p.add_argument("--conversations", help="rendered conversations (JSON/JSONL, .gz allowed) instead of data.train")
+    p.add_argument("--validation-conversations", help="rendered validation conversations instead of data.validation")
+    p.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
+    p.set_defaults(func=_trainer)
+
+# %% ../nbs/11_cli.ipynb #cl03b
+def _calibrate(a) -> int:
+    from kwanzaa.calibrate import decisions_report
+    rep = decisions_report(a.eval_dir, a.out, a.golden, a.validation)
+    pct = lambda v: "n/a" if v is None else f"{v:.0%}"
+    for name, s in rep["decisions"].items():
+        print(f"{name}: refusal precision {pct(s['refusal_precision'])}, recall {pct(s['refusal_recall'])}, "
+              f"status accuracy {pct(s['status_accuracy'])}")
+    return 0
+
+def _add_calibrate(sub):
+    p = sub.add_parser("calibrate", help=VERBS["calibrate"])
+    s = p.add_subparsers(dest="cmd", required=True)
+    d = s.add_parser("decisions", help="argmax vs calibrated threshold vs a lexical answerability check, on one evaluation")
+    d.add_argument("eval_dir"); d.add_argument("--out", required=True)
+    d.add_argument("--golden", default="package:golden"); d.add_argument("--validation", default="package:validation")
+    p.set_defaults(func=_calibrate)
 
 # %% ../nbs/11_cli.ipynb #cl041
 def _bench_one(a):
@@ -229,7 +332,8 @@ def _add_bench(sub):
     _add_bench_steps(bs); _add_bench_trainer(bs); _add_bench_cpu(bs)
 
 # %% ../nbs/11_cli.ipynb #cl051
-_BUILDERS = {"presets": _add_presets, "config": _add_config, "corpus": _add_corpus, "bench": _add_bench}
+_BUILDERS = {"run": _add_run, "sweep": _add_sweep, "plan": _add_plan, "presets": _add_presets, "config": _add_config,
+             "trainer": _add_trainer, "bench": _add_bench, "calibrate": _add_calibrate, "corpus": _add_corpus}
 
 def parser() -> argparse.ArgumentParser:
     "The `kwanzaa` command line: one verb per job, each with its own --help."
@@ -250,6 +354,7 @@ def main(argv:Sequence[str]|None=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] and argv[0] in HANDED_ON: return hand_on(argv[0], argv[1:])
     a = parser().parse_args(argv)
-    a.command = "kwanzaa " + shlex.join(argv)
+    a.command = redact("kwanzaa " + shlex.join(argv))
+    os.environ.setdefault("KWANZAA_COMMAND", a.command)   # what every result's provenance records
     try: return a.func(a) or 0
     except KeyboardInterrupt: print("kwanzaa: interrupted", file=sys.stderr); return 130

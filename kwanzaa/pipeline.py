@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_pipeline.ipynb #c003
 from __future__ import annotations
-import argparse, contextlib, difflib, itertools, json, logging, os, re, shlex, shutil, sys, tempfile, threading, time
+import contextlib, difflib, itertools, json, logging, os, re, shlex, shutil, sys, tempfile, threading, time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,16 +18,17 @@ from .records import (RESULT_FREE, RunDir, RunLock, RunLockedError, TOKEN_SHAPE,
                              redact, redact_file, redact_tree)
 
 # %% auto #0
-__all__ = ['STEPS', 'SHORTCUTS', 'SWEEP_KEYS', 'SELECT', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters',
-           'as_overrides', 'shortcut_overrides', 'notebook_config', 'split_params', 'check_params', 'check_inputs',
-           'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration', 'progress_line', 'LogTail',
-           'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides', 'run', 'read_run', 'sweep_runs',
-           'compare_runs', 'select_best', 'comparison_markdown', 'plot_comparison', 'sweep', 'gate', 'plan',
-           'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message', 'main']
+__all__ = ['STEPS', 'KINDS', 'SHORTCUTS', 'SWEEP_KEYS', 'SELECT', 'SEED_BUDGET', 'RunError', 'pipeline_dir',
+           'notebook_parameters', 'as_overrides', 'shortcut_overrides', 'notebook_config', 'split_params',
+           'check_params', 'check_inputs', 'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration',
+           'progress_line', 'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides',
+           'run', 'read_run', 'sweep_runs', 'compare_runs', 'select_best', 'comparison_markdown', 'plot_comparison',
+           'sweep', 'gate', 'plan', 'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
-_KINDS = {"train": ("train",), "evaluate": ("evaluate",), "all": STEPS}
+KINDS = {"train": ("train",), "evaluate": ("evaluate",), "all": STEPS}   # what `kwanzaa run KIND` runs
+_KINDS = KINDS   # the old name
 
 class RunError(RuntimeError):
     "A pipeline run that could not start or did not finish; the message says what to do."
@@ -425,7 +426,7 @@ def run_step(step:str, # 'train' or 'evaluate'
         adapter = Path(params.get("adapter_dir") or RunDir(out).adapter) if step == "evaluate" else None
         if adapter is not None and (why := adapter_weights_problem(adapter)): raise RunError(why)
         fp, parts = step_fingerprint(step, cfg, params, adapter)
-        done, begun = _markerRunDir(out).done(step), _marker(RunDir(out).started(step))
+        done, begun = _marker(RunDir(out).done(step)), _marker(RunDir(out).started(step))
         if done and done.get("fingerprint") == fp and not force: done = {**done, "skipped": True}
         else:
             nb = _begin(step, out, cfg, params, fp, parts, done, begun, force)
@@ -615,6 +616,7 @@ def _sweep_spec(spec_path:Path) -> dict:
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1: raise RunError(f"{spec_path}: jobs {_short(jobs)}: give a whole number >= 1")
     return spec
 
+# %% ../nbs/09_pipeline.ipynb #c032b
 def _run_command(kind, preset, ps, out, force, smoke, notebooks) -> list[str]:
     "The `kwanzaa run ...` arguments that do what `run(kind, preset, ps, out, ...)` does."
     args = ["run", kind, "--preset", str(preset), "--out", str(out)] + [a for p in ps for a in ("-p", p)]
@@ -625,8 +627,9 @@ def _run_in_process(args:list[str], log:Path) -> int:
     import subprocess
     env = dict(os.environ, KWANZAA_COMMAND=redact("kwanzaa " + shlex.join(args)))
     with open(log, "w") as f:
-        return subprocess.run([sys.executable, "-m", "kwanzaa.pipeline", *args], stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+        return subprocess.run([sys.executable, "-m", "kwanzaa", *args], stdout=f, stderr=subprocess.STDOUT, env=env).returncode
 
+# %% ../nbs/09_pipeline.ipynb #c032d
 def sweep(spec_path:str|Path, # the sweep YAML
           out:str|Path|None=None, # the sweep folder (default outputs/sweeps/<name>)
           force=False, smoke=False, notebooks=None, params:Sequence[str]=(),
@@ -791,73 +794,3 @@ def interrupted_message(kind:str|None=None, # 'train', 'evaluate' or 'all'; None
     ckpts = sorted((int(m[1]), p) for p in (out/"checkpoints").glob("checkpoint-*") if (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
     if ckpts: return f"{again}: training resumes from {ckpts[-1][1]}"
     return f"{again}: no checkpoint was saved yet, so training starts over"
-
-# %% ../nbs/09_pipeline.ipynb #c038
-def _parser():
-    p = argparse.ArgumentParser(prog="kwanzaa", description="Train and evaluate the Kwanzaa adapter through papermill notebooks.",
-        epilog="Examples:\n  kwanzaa run all --preset pilot --out outputs/runs/pilot\n"
-               "  kwanzaa run train --preset cpu -p training.learning_rate=1e-4 -p max_steps=20\n"
-               "  kwanzaa run plan --preset cpu\n  kwanzaa sweep sweep.yaml\n", formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="execute the train and/or evaluate notebooks into a run directory",
-                       description="Execute pipeline notebooks with papermill. 'all' = train then evaluate; "
-                                   "'plan' = the seed's gated plan (pilot, full, rank 32, LoRA fallback).")
-    r.add_argument("kind", choices=[*_KINDS, "plan"], help="which notebooks to run")
-    r.add_argument("--preset", default=None, help="preset name (see `kwanzaa presets`) or a YAML path; default pilot (plan: qlora)")
-    r.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="dotted keys override the config (training.epochs=1); plain names set notebook parameters (max_steps=5)")
-    r.add_argument("--out", default=None, help="run directory (default outputs/runs/<preset>, plan: outputs/plan)")
-    r.add_argument("--force", action="store_true", help="redo steps that already finished, from scratch")
-    r.add_argument("--smoke", action="store_true", help="tiny offline model and a few steps (for CI)")
-    r.add_argument("--notebooks", default=None, help="folder of train.ipynb/evaluate.ipynb (default: the repo's nbs/pipelines)")
-    r.add_argument("--log-output", action="store_true", help="stream the notebooks' cell output to this terminal")
-    r.add_argument("-q", "--quiet", action="store_true", help="print no progress or result lines (errors only)")
-    r.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
-    s = sub.add_parser("sweep", help="run a grid of configurations and compare them")
-    s.add_argument("spec", help="sweep YAML: preset, params, grid of dotted keys -> lists")
-    s.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="parameters added to every run of the sweep (after the spec's own)")
-    s.add_argument("--out", default=None); s.add_argument("--force", action="store_true"); s.add_argument("--smoke", action="store_true")
-    s.add_argument("--notebooks", default=None)
-    s.add_argument("--jobs", type=int, default=None, help="runs at a time, each in its own process (default: the spec's jobs, else 1)")
-    s.add_argument("--sources", default=None, metavar="DIR", help="folder of the primary-source texts (sets data.sources_dir)")
-    pr = sub.add_parser("presets", help="list the shipped presets: what each is for, method, base model, device")
-    pr.add_argument("names", nargs="*", help="only these presets")
-    pr.add_argument("-v", "--verbose", action="store_true", help="the full resolved settings of each")
-    return p
-
-# %% ../nbs/09_pipeline.ipynb #5fb5cc59
-def main(argv:Sequence[str]|None=None) -> int:
-    "The `kwanzaa` command."
-    argv = list(sys.argv[1:] if argv is None else argv)
-    a = _parser().parse_args(argv)
-    os.environ.setdefault("KWANZAA_COMMAND", redact("kwanzaa " + shlex.join(argv)))
-    if getattr(a, "sources", None): a.param = [*getattr(a, "param", []), f"data.sources_dir={a.sources}"]
-    try:
-        if a.cmd == "presets":
-            from kwanzaa.config import list_presets
-            unknown = [n for n in a.names if n not in list_presets()]
-            if unknown: raise RunError(f"unknown preset(s) {', '.join(unknown)}; presets: {', '.join(list_presets())}")
-            blocks = [(preset_settings if a.verbose else preset_line)(n) for n in a.names or list_presets()]
-            print(("\n\n" if a.verbose else "\n").join(b.rstrip("\n") for b in blocks)); return 0
-        if a.cmd == "sweep":
-            if a.jobs is not None and a.jobs < 1: raise RunError(f"--jobs {a.jobs}: give a whole number >= 1")
-            rows = sweep(a.spec, a.out, force=a.force, smoke=a.smoke, notebooks=a.notebooks, params=a.param, jobs=a.jobs)
-            print(comparison_markdown(rows)); return 0
-        if a.kind == "plan":
-            rep = plan(a.preset if a.preset is not None else "qlora", a.out or "outputs/plan", a.param, force=a.force,
-                       smoke=a.smoke, notebooks=a.notebooks)
-            print(decision_markdown(rep)); return 0
-        run(a.kind, a.preset if a.preset is not None else "pilot", a.param, a.out, force=a.force, smoke=a.smoke,
-            notebooks=a.notebooks, log_output=a.log_output, quiet=a.quiet)   # each step prints its own lines
-        return 0
-    except (RunError, RunLockedError) as e:
-        print(f"kwanzaa: error: {e}", file=sys.stderr); return 2
-    except KeyboardInterrupt:
-        one_run = a.cmd == "run" and a.kind != "plan"
-        out = (a.out or Path("outputs")/"runs"/Path(str(a.preset or "pilot")).stem) if one_run else None
-        print(interrupted_message(a.kind if one_run else None, out), file=sys.stderr)
-        return 130
-
-if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.pipeline":
-    sys.exit(main())  # `python -m kwanzaa.pipeline ...`: what `kwanzaa sweep --jobs N` starts per run

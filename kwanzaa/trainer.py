@@ -8,24 +8,26 @@ import contextlib, dataclasses, functools, json, os, re, resource, shutil, sys, 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from transformers import TrainerCallback
 
-from .config import is_qlora, resolve_compute_dtype
+from .config import is_qlora, load_config, resolve_compute_dtype
 from .records import ADAPTER_RECORD, RunDir, RunLock, changed_result_keys, atomic_write_json, atomic_write_text, chmod_default, file_sha256, provenance, redact, shown_path
 from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_param_count, model_device,
                             resolve_model_path, trainable_report)
 from . import speed
 from .publish import model_card, update_model_card, merge_adapter, push_adapter  # re-exported: the card is written here
-from .data import load_conversations, training_examples  # re-exported: the trainer command reads them
+from .data import example_messages, load_conversations, training_examples  # what train_from_preset reads
 
 # %% auto #0
 __all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'save_adapter_tensors', 'JsonlLog',
            'ProgressLines', 'CheckpointModes', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
            'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths',
            'check_lengths', 'TrainResult', 'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer',
-           'make_adapter_record', 'interrupted_message', 'train', 'memory_report', 'describe_adapter', 'main']
+           'make_adapter_record', 'interrupted_message', 'train', 'memory_report', 'describe_adapter',
+           'train_from_preset']
 
 # %% ../nbs/05_trainer.ipynb #c008
 def _under_papermill() -> bool:
@@ -455,7 +457,7 @@ def _holding_run_lock(train_fn):
     "`train_fn(cfg, out_dir, ...)` run while this process holds out_dir's run lock (rank 0 of a distributed launch)."
     @functools.wraps(train_fn)
     def locked(cfg, out_dir, *args, **kwargs):
-        # every door that trains (kwanzaa run, python -m kwanzaa.trainer, a notebook by hand) holds the run directory's
+        # every door that trains (kwanzaa run, kwanzaa trainer, a notebook by hand) holds the run directory's
         # lock; under `kwanzaa run` the kernel shares the lock its runner holds
         with RunLock(out_dir, "training") if _rank() == 0 else contextlib.nullcontext():
             return train_fn(cfg, out_dir, *args, **kwargs)
@@ -582,41 +584,17 @@ def describe_adapter(cfg, n_examples:int) -> str:
             "evaluate`) before trusting it; README's Results section has the project's measured numbers.")
 
 # %% ../nbs/05_trainer.ipynb #a967de16
-def main(argv=None) -> int:
-    "Train one adapter: `python -m kwanzaa.trainer --preset qlora -p key=value --out DIR` (also under `accelerate launch`)."
-    import argparse
-    from kwanzaa.config import load_config
-    from kwanzaa.config_yaml import ConfigError
-    from kwanzaa.loader import LoaderError
-    from kwanzaa.records import RunLockedError
-    ap = argparse.ArgumentParser(prog="python -m kwanzaa.trainer", description=main.__doc__,
-                                 epilog="several GPUs: accelerate launch --config_file kwanzaa/accelerate/ddp.yaml "
-                                        "--num_processes 2 -m kwanzaa.trainer --preset qlora --out DIR")
-    ap.add_argument("--preset", default="qlora", help="preset name or YAML path (default qlora)")
-    ap.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE", help="dotted config override, repeatable")
-    ap.add_argument("--out", required=True, help="run directory (an unfinished run there resumes)")
-    ap.add_argument("--conversations", help="rendered conversations (JSON/JSONL, .gz allowed) instead of data.train")
-    ap.add_argument("--validation-conversations", help="rendered validation conversations instead of data.validation")
-    ap.add_argument("--restart", action="store_true", help="ignore existing checkpoints and start over")
-    a = ap.parse_args(argv)
-    try:
-        cfg = load_config(a.preset, overrides=a.param)
-        if a.conversations:
-            train_msgs = load_conversations(a.conversations)[: cfg.data.limit or None]
-            val_msgs = load_conversations(a.validation_conversations) if a.validation_conversations else None
-            files = [a.conversations] + ([a.validation_conversations] if a.validation_conversations else [])
-        else:
-            from kwanzaa.data import example_messages
-            corpus, train_ex, val_ex, files = training_examples(cfg)
-            train_msgs = [example_messages(e, corpus) for e in train_ex]
-            val_msgs = [example_messages(e, corpus) for e in val_ex] or None
-        res = train(cfg, a.out, train_msgs, val_msgs, resume=not a.restart, data_paths=files,
-                    command="python -m kwanzaa.trainer " + " ".join(argv if argv is not None else sys.argv[1:]))
-    except (ConfigError, LoaderError, TrainError, RunLockedError, ValueError, FileNotFoundError) as e:   # DataError is a ValueError
-        print(f"kwanzaa.trainer: error: {e}", file=sys.stderr); return 2
-    if res.manifest: print(f"adapter: {res.adapter_dir} | step {res.global_step} | train loss {res.train_loss} | "
-                           f"validation loss {res.eval_loss} | manifest: {res.manifest_path}")
-    return 0
-
-if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.trainer":
-    sys.exit(main())  # `python -m kwanzaa.trainer ...` (a notebook kernel is also __main__, but has no such __spec__)
+def train_from_preset(out, preset:str="qlora", params:Sequence[str]=(), # run directory; preset name or YAML; KEY=VALUE overrides
+                      conversations=None, validation_conversations=None, # rendered conversations instead of data.train/validation
+                      restart:bool=False, command:str|None=None, # ignore checkpoints; the command line the manifest records
+                     ) -> TrainResult:
+    "Train one adapter from a preset and overrides on the configured data or on rendered conversations (`kwanzaa trainer`)."
+    cfg = load_config(preset, overrides=list(params))
+    if conversations:
+        train_msgs = load_conversations(conversations)[: cfg.data.limit or None]
+        val_msgs = load_conversations(validation_conversations) if validation_conversations else None
+        files = [conversations] + ([validation_conversations] if validation_conversations else [])
+    else:
+        corpus, train_ex, val_ex, files = training_examples(cfg)
+        train_msgs, val_msgs = [example_messages(e, corpus) for e in train_ex], [example_messages(e, corpus) for e in val_ex] or None
+    return train(cfg, out, train_msgs, val_msgs, resume=not restart, data_paths=files, command=command)

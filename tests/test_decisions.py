@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_decisions_file_is_reproduced_from_the_committed_predictions(tmp_path):
     out = tmp_path / "decisions.json"
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    p = subprocess.run([sys.executable, "-m", "kwanzaa.calibrate", "decisions", "outputs/golden/eval", "--out", str(out)],
+    p = subprocess.run([sys.executable, "-m", "kwanzaa", "calibrate", "decisions", "outputs/golden/eval", "--out", str(out)],
                        cwd=ROOT, capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
     got, committed = json.loads(out.read_text()), json.loads((ROOT / "outputs/golden/decisions.json").read_text())

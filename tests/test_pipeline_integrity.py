@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kwanzaa.pipeline import RunError, adapter_files, main, sweep, sweep_runs
+from kwanzaa.cli import main
+from kwanzaa.pipeline import RunError, adapter_files, sweep, sweep_runs
 from kwanzaa.records import data_hash, file_sha256
 
 REPO = Path(__file__).resolve().parents[1]

@@ -39,7 +39,7 @@ def test_trainer_command_is_refused_while_a_run_holds_the_directory(tmp_path, ti
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".kwanzaa.lock"}
     holder = _hold_lock(run, tmp_path)
     try:
-        r = subprocess.run([sys.executable, "-m", "kwanzaa.trainer", "--preset", "pilot", "-p", f"model.base={tiny_model_dir}",
+        r = subprocess.run([sys.executable, "-m", "kwanzaa", "trainer", "--preset", "pilot", "-p", f"model.base={tiny_model_dir}",
                             "-p", "training.max_steps=1", "-p", "data.limit=2", "-p", "training.max_seq_length=4096", "--out", str(run), "--restart"],
                            env=_env(), capture_output=True, text=True, timeout=600, cwd=ROOT)
     finally: holder.kill(); holder.wait()
@@ -99,7 +99,7 @@ def test_sweep_folder_resumes_and_never_writes_a_token(tmp_path):
                                 "params": ["data.train=/nonexistent/train.jsonl"],   # each run fails fast, in its own process
                                 "grid": {"model.revision": [TOKEN, "main"]}}))
     out = tmp_path / "sweep"
-    code = f"from kwanzaa.pipeline import main; import sys; sys.exit(main(['sweep', {str(spec)!r}, '--out', {str(out)!r}]))"
+    code = f"from kwanzaa.cli import main; import sys; sys.exit(main(['sweep', {str(spec)!r}, '--out', {str(out)!r}]))"
     for attempt in range(2):   # the second time: the folder of a finished (here: failed) sweep
         r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
         assert r.returncode == 2 and "sweep runs failed" in r.stderr, (attempt, r.stderr[-2000:])
@@ -129,7 +129,7 @@ def test_tokens_glued_to_word_characters_are_redacted():
 def test_yaml_bomb_in_a_sweep_spec_is_refused_quickly(tmp_path, text):
     spec = tmp_path / "bomb.yaml"; spec.write_text(text)
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-            f"from kwanzaa.pipeline import main; sys.exit(main(['sweep', {str(spec)!r}, '--out', {str(tmp_path / 'o')!r}]))")
+            f"from kwanzaa.cli import main; sys.exit(main(['sweep', {str(spec)!r}, '--out', {str(tmp_path / 'o')!r}]))")
     t0 = time.time()
     r = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr[-2000:]

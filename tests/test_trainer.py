@@ -208,7 +208,7 @@ def test_trainer_command_names_a_bad_conversations_file(tmp_path):
     bad = tmp_path / "conv.jsonl"
     bad.write_text('[{"role": "user", "content": "q"}, {"role": "assistant"}]\n')
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    p = subprocess.run([sys.executable, "-m", "kwanzaa.trainer", "--preset", "cpu", "--out", str(tmp_path / "run"),
+    p = subprocess.run([sys.executable, "-m", "kwanzaa", "trainer", "--preset", "cpu", "--out", str(tmp_path / "run"),
                         "--conversations", str(bad)], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 2, p.stderr
     assert f"kwanzaa.trainer: error: {bad}, line 1, message 1: needs string fields 'role' and 'content'" in p.stderr

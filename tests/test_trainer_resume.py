@@ -86,7 +86,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_the_same_command_resumes(tiny_mode
     data = tmp_path / "messages.jsonl"
     data.write_text("".join(json.dumps({"messages": m}) + "\n" for m in MESSAGES))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "kwanzaa.trainer", "--preset", "qlora", "--out", str(out), "--conversations", str(data),
+    cmd = [sys.executable, "-m", "kwanzaa", "trainer", "--preset", "qlora", "--out", str(out), "--conversations", str(data),
            *[a for k, v in over.items() for a in ("-p", f"{k}={v}")]]
     env = {**os.environ, "KWANZAA_PROGRESS": "lines", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     # a shell's background job inherits SIGINT ignored, and Python then never raises KeyboardInterrupt: restore it

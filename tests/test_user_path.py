@@ -140,8 +140,9 @@ MODULES = sorted(p.name for p in (REPO / "kwanzaa").glob("*.py") if p.name != "_
 
 @pytest.mark.parametrize("module", MODULES)
 def test_messages_suggest_only_commands_that_exist(module):
-    from kwanzaa.pipeline import _KINDS, _parser
-    subs = next(a for a in _parser()._actions if a.dest == "cmd").choices
+    from kwanzaa.cli import parser as _parser
+    from kwanzaa.pipeline import _KINDS
+    subs = next(a for a in _parser()._actions if a.dest == "verb").choices
     kinds = {*_KINDS, "plan"}
     bad = [(line, cmd) for line, cmd in _suggested_commands(REPO / "kwanzaa" / module)
            if cmd.split()[1] not in subs or (cmd.split()[1] == "run" and len(cmd.split()) > 2 and cmd.split()[2] not in kinds)]
