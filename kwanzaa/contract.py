@@ -284,8 +284,8 @@ _END = re.compile(r"(?:[.!?]+[\"'\u201d\u2019)\]]*(?:\s*" + _MK + r")*|(?:" + _M
 _ABBREV = frozenset("dr mr mrs ms prof rev st jr sr vs e.g i.e u.s".split())
 
 def _no_end(line:str, start:int, m) -> bool:
-    "No end: . ! ? before a lower-case word, or a full stop after an initial or abbreviation (marker + ';' always ends)."
-    if m.group()[0] == "[": return False
+    "No end: . ! ? before a lower-case word, or a full stop after an initial or abbreviation (an end at a marker always ends)."
+    if "[" in m.group() or re.search(_MK + r"$", line[start:m.start()]): return False
     words, nxt = line[start:m.start()].split(), line[m.end():].lstrip()[:1]
     w = words[-1].casefold().lstrip("(\"'\u201c\u2018") if words else ""
     return nxt.islower() or (m.group()[0] == "." and (len(w) == 1 and w.isalpha() or w in _ABBREV))

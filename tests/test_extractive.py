@@ -125,3 +125,10 @@ def test_the_data_floor_loads_no_model():
         names = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + \
                 [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
         assert not [m for m in names if m.rsplit(".", 1)[-1] in up], (mod, names)
+
+def test_a_whole_passage_copied_as_an_answer_splits_back_into_its_units(corpus):
+    "Units joined in an answer stay apart, even where the next one starts in lower case (a cut at ', ')."
+    for ch in corpus.chunks:
+        units = copy_units(ch.text)
+        written = [extractive_sentence(u, i % 3 + 1) for i, u in enumerate(units)]
+        assert sentences(" ".join(written)) == written, ch.chunk_id
