@@ -51,7 +51,7 @@ def test_the_golden_leak_check_covers_train_and_validation(tmp_path, split):
     p = tmp_path / "s.jsonl"
     p.write_text(json.dumps(base | {"id": "g-1", "split": "golden"}) + "\n" + json.dumps(base | {"id": "o-1", "split": split}) + "\n")
     corpus = build_corpus()
-    problems = check_specs([p], corpus, Retriever(corpus), out=io.StringIO(), max_tokens=None)
+    problems = check_specs([p], corpus, Retriever(corpus), out=io.StringIO())
     assert f"{p}:1: g-1: golden question near-duplicates o-1 ({p}:2)" in problems, problems
 
 
