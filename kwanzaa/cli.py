@@ -13,7 +13,7 @@ from .config_yaml import ConfigError
 from .records import redact
 
 # %% auto #0
-__all__ = ['VERBS', 'HANDED_ON', 'hand_on', 'parser', 'main']
+__all__ = ['VERBS', 'parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #cl031
 VERBS = {  # verb: the line `kwanzaa --help` shows
@@ -28,14 +28,6 @@ VERBS = {  # verb: the line `kwanzaa --help` shows
     "corpus": "the shipped source texts: export-sources DIR | check-sources [DIR]",
     "data": "the dataset: check-specs [FILE ...] | build [--out DIR]",
 }
-HANDED_ON = ("data",)  # verbs whose module's main still reads the arguments
-
-def hand_on(verb:str, argv:list[str]) -> int:
-    "Run a HANDED_ON verb through its module's own main; its exit code."
-    from kwanzaa.data import main as data_main, token_budget
-    if {"--no-budget", "-h", "--help"} & set(argv): return data_main(argv) or 0
-    from kwanzaa.loader import embedded_model_path, load_tokenizer
-    return data_main(argv, fits=token_budget(load_tokenizer(embedded_model_path("smollm2")))) or 0
 
 # %% ../nbs/11_cli.ipynb #cl033
 def _error(message:str, code:int=2) -> int:
@@ -83,6 +75,32 @@ def _add_corpus(sub):
     s.add_parser("export-sources", help="write the shipped source texts, uncompressed, into DIR").add_argument("dir")
     s.add_parser("check-sources", help="check a directory of texts against the manifest").add_argument("dir", nargs="?")
     p.set_defaults(func=_corpus)
+
+# %% ../nbs/11_cli.ipynb #cl034b
+def _data(a) -> int:
+    from kwanzaa.data import build_dataset_files, check_specs, token_budget
+    fits = None
+    if not a.no_budget:   # the shipped datasets' budget: the embedded SmolLM2 tokenizer's
+        from kwanzaa.loader import embedded_model_path, load_tokenizer
+        fits = token_budget(load_tokenizer(embedded_model_path("smollm2")))
+    if a.cmd == "check-specs":
+        return 1 if any(": warning:" not in p for p in check_specs(a.files or None, fits=fits)) else 0
+    problems = [] if a.skip_bad else None
+    for name, p in build_dataset_files(a.out, problems=problems, fits=fits).items():
+        print(f"{name}: {p} ({sum(1 for _ in open(p))} examples)")
+    for p in problems or []: print("skipped:", p)
+    return 1 if problems else 0
+
+def _add_data(sub):
+    p = sub.add_parser("data", help=VERBS["data"], description="The dataset: build it from the specs, or check the specs.")
+    p.add_argument("--no-budget", action="store_true", help="build without a token budget (the shipped files have one)")
+    s = p.add_subparsers(dest="cmd", required=True)
+    c = s.add_parser("check-specs", help="build the specs and print file:line problems")
+    c.add_argument("files", nargs="*", help="spec files (default: kwanzaa/datasets/specs/*.jsonl)")
+    b = s.add_parser("build", help="write train/validation/golden/pilot JSONL files")
+    b.add_argument("--out", default=None, help="output dir (default: the package's datasets dir)")
+    b.add_argument("--skip-bad", action="store_true", help="print failing specs and build without them")
+    p.set_defaults(func=_data)
 
 # %% ../nbs/11_cli.ipynb #cl036
 def _pipeline(a) -> int:
@@ -333,7 +351,8 @@ def _add_bench(sub):
 
 # %% ../nbs/11_cli.ipynb #cl051
 _BUILDERS = {"run": _add_run, "sweep": _add_sweep, "plan": _add_plan, "presets": _add_presets, "config": _add_config,
-             "trainer": _add_trainer, "bench": _add_bench, "calibrate": _add_calibrate, "corpus": _add_corpus}
+             "trainer": _add_trainer, "bench": _add_bench, "calibrate": _add_calibrate, "corpus": _add_corpus,
+             "data": _add_data}
 
 def parser() -> argparse.ArgumentParser:
     "The `kwanzaa` command line: one verb per job, each with its own --help."
@@ -344,15 +363,12 @@ def parser() -> argparse.ArgumentParser:
                "  accelerate launch --config_file kwanzaa/accelerate/ddp.yaml --num_processes 2 -m kwanzaa trainer "
                "--preset qlora --out DIR\n", formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for verb, text in VERBS.items():
-        if verb in _BUILDERS: _BUILDERS[verb](sub)
-        else: sub.add_parser(verb, help=text, add_help=False)   # HANDED_ON: its module reads the arguments
+    for verb in VERBS: _BUILDERS[verb](sub)
     return p
 
 def main(argv:Sequence[str]|None=None) -> int:
     "The `kwanzaa` command (also `python -m kwanzaa`): `kwanzaa <verb> ...`; returns the exit code."
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] and argv[0] in HANDED_ON: return hand_on(argv[0], argv[1:])
     a = parser().parse_args(argv)
     a.command = redact("kwanzaa " + shlex.join(argv))
     os.environ.setdefault("KWANZAA_COMMAND", a.command)   # what every result's provenance records

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #c003
 from __future__ import annotations
-import argparse, difflib, json, random, re, sys, tempfile
+import difflib, json, random, re, sys, tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, Literal
@@ -24,7 +24,7 @@ from .examples import (CATEGORIES, SPLITS, ANSWERABLE, MAX_LINE_BYTES, DataError
 # %% auto #0
 __all__ = ['ADVERSARIAL_NAMESPACE', 'PRIMARY_NAMESPACE', 'MAX_TOKENS', 'TARGETS', 'PERSONA_MIX', 'STATUS_MIX', 'Evidence',
            'Contrastive', 'Spec', 'load_specs', 'build_examples', 'token_budget', 'example_problems', 'specs_dir',
-           'spec_paths', 'build_splits', 'build_dataset_files', 'check_specs', 'main']
+           'spec_paths', 'build_splits', 'build_dataset_files', 'check_specs']
 
 # %% ../nbs/03_data.ipynb #c026
 class Evidence(BaseModel):
@@ -475,33 +475,3 @@ def check_specs(paths=None, # spec files; default: all of kwanzaa/datasets/specs
           f"{sum(1 for p in problems if ': warning:' in p)} warnings", file=out)
     _print_counts(splits, out)
     return problems
-
-# %% ../nbs/03_data.ipynb #2d45bf83
-def main(argv=None, # command-line arguments (default sys.argv[1:])
-         fits=None, # the token budget the caller makes (token_budget of the embedded tokenizer); None: --no-budget needed
-        ):
-    "Command line: check-specs [FILE ...] | build [--out DIR] [--skip-bad]; the caller passes the token budget."
-    ap = argparse.ArgumentParser(prog="kwanzaa data", description=main.__doc__)
-    ap.add_argument("--no-budget", action="store_true", help="build without a token budget (the shipped files have one)")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("check-specs", help="build the specs and print file:line problems")
-    c.add_argument("files", nargs="*", help="spec files (default: kwanzaa/datasets/specs/*.jsonl)")
-    b = sub.add_parser("build", help="write train/validation/golden/pilot JSONL files")
-    b.add_argument("--out", default=None, help="output dir (default: the package's datasets dir)")
-    b.add_argument("--skip-bad", action="store_true", help="print failing specs and build without them")
-    a = ap.parse_args(argv)
-    if fits is None and not a.no_budget:
-        print("kwanzaa data: no token budget was given: run `kwanzaa data ...` (it passes the embedded tokenizer's), "
-              "or pass --no-budget", file=sys.stderr); return 2
-    if a.cmd == "check-specs":
-        problems = check_specs(a.files or None, fits=fits)
-        return 1 if any(": warning:" not in p for p in problems) else 0
-    problems = [] if a.skip_bad else None
-    for name, p in build_dataset_files(a.out, problems=problems, fits=fits).items():
-        print(f"{name}: {p} ({sum(1 for _ in open(p))} examples)")
-    for p in problems or []: print("skipped:", p)
-    return 1 if problems else 0
-
-# %% ../nbs/03_data.ipynb #c067
-if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", None) == "kwanzaa.data":
-    sys.exit(main())  # `python -m kwanzaa.data ...`; a notebook kernel is also __main__, but has no such __spec__

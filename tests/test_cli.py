@@ -99,3 +99,11 @@ def test_corpus_check_sources_end_to_end(tmp_path):
 def test_exit_codes_on_bad_input(capsys, argv, code, message):
     got, out, err = _main(capsys, *argv)
     assert got == code and message in err, (argv, got, err)
+
+
+def test_data_check_specs_names_the_bad_line_and_exits_1(capsys, tmp_path):
+    "`kwanzaa data check-specs FILE` end to end (without the token budget: no tokenizer needed): file:line, exit 1."
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "y", "persona": "teacher"}\n')
+    code, out, _ = _main(capsys, "data", "--no-budget", "check-specs", str(bad))
+    assert code == 1 and f"{bad}:1:" in out

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from kwanzaa.corpus import build_corpus, Retriever
 from kwanzaa.data import (CATEGORIES, DataError, build_examples, build_dataset_files, check_specs, example_messages,
-                          example_problems, load_examples, load_specs, main, normalise_text, token_budget)
+                          example_problems, load_examples, load_specs, normalise_text, token_budget)
+from kwanzaa.cli import main
 from kwanzaa.loader import load_tokenizer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "specs_sample.jsonl"
@@ -118,8 +119,7 @@ def test_check_specs_reports(tmp_path, corpus, retriever, capsys):
     assert "10 specs in 1 file(s); 0 problems, 0 warnings" in text
     assert "train: 9 examples (target >= 300)" in text and "golden: 1 examples (target exactly 40)" in text
     p = tmp_path / "bad.jsonl"; p.write_text(json.dumps(_spec(id="y", persona="teacher")) + "\n")
-    assert main(["check-specs", str(p)]) == 2   # no token budget given: the caller (kwanzaa data) brings it
-    assert main(["--no-budget", "check-specs", str(p)]) == 1
+    assert main(["data", "--no-budget", "check-specs", str(p)]) == 1
     assert f"{p}:1: field 'persona': expected one of educator, researcher, creator, builder; got 'teacher'" in capsys.readouterr().out
 
 def test_token_budget_drops_distractors(tiny_model_dir, corpus, retriever, built):
