@@ -113,6 +113,8 @@ class TrainingSection(_Section):
     save_total_limit: int|None = Field(2, ge=1, description="checkpoints kept, the oldest deleted first (None: all)")
     logging_steps: int = Field(5, ge=1, description="optimizer steps between two loss log lines; does not change the result")
     max_steps: int = Field(-1, ge=-1, description="> 0 stops after that many optimizer steps; -1 runs all epochs")
+    keep: Literal["best", "last"] = Field("best", description="which adapter the run keeps: `best`, the epoch with the "
+                                         "lowest validation loss (the last step's when there is no validation split), or `last`")
     gradient_checkpointing: bool = Field(True, description="recompute activations in the backward pass: less memory, about 30% slower")
     torch_threads: int|None = Field(None, ge=1, description="CPU threads for torch (None: torch's default); 1 on a machine shared with "
                                     "other jobs; does not change the result")

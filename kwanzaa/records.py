@@ -323,6 +323,8 @@ class RunDir:
     @property
     def loss_plot(self) -> Path: return self.root / "loss.png"
     @property
+    def best_adapter(self) -> Path: return self.root / ".best-adapter"  # the lowest-validation-loss adapter so far
+    @property
     def run_config(self) -> Path: return self.root / "run_config.json"  # the trainer's configuration, for resuming
     @property
     def manifest(self) -> Path: return self.root / "manifest.json"      # what training made, with provenance

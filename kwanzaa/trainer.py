@@ -23,10 +23,10 @@ from .data import example_messages, load_conversations, training_examples  # wha
 
 # %% auto #0
 __all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'save_adapter_tensors', 'JsonlLog',
-           'ProgressLines', 'CheckpointModes', 'TrainError', 'checkpoint_problem', 'list_checkpoints',
-           'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text', 'conversation_lengths',
-           'check_lengths', 'TrainResult', 'oom_advice', 'plot_loss', 'TrainerSetup', 'build_trainer',
-           'make_adapter_record', 'interrupted_message', 'train', 'memory_report', 'describe_adapter',
+           'ProgressLines', 'CheckpointModes', 'KeepBest', 'restore_best', 'TrainError', 'checkpoint_problem',
+           'list_checkpoints', 'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text',
+           'conversation_lengths', 'check_lengths', 'TrainResult', 'oom_advice', 'plot_loss', 'TrainerSetup',
+           'build_trainer', 'make_adapter_record', 'interrupted_message', 'train', 'memory_report', 'describe_adapter',
            'train_from_preset']
 
 # %% ../nbs/05_trainer.ipynb #c008
@@ -169,6 +169,40 @@ class CheckpointModes(TrainerCallback):
     def on_save(self, args, state, control, **kw):
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and ckpt.is_dir(): chmod_default(ckpt)
+
+# %% ../nbs/05_trainer.ipynb #kb000002
+class KeepBest(TrainerCallback):
+    "Copies the LoRA weights aside whenever the validation loss is the lowest so far (run.best_adapter)."
+    def __init__(self, run:RunDir): self.dir = run.best_adapter
+
+    def best(self) -> dict|None:
+        "The kept step: {step, epoch, eval_loss}, or None."
+        p = self.dir / "best.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
+        loss, b = (metrics or {}).get("eval_loss"), self.best()
+        if loss is None or model is None or not state.is_world_process_zero or (b and loss >= b["eval_loss"]): return
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
+        tmp = self.dir.with_name(self.dir.name + ".tmp"); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()},
+                  str(tmp / "adapter.safetensors"))
+        atomic_write_json(tmp / "best.json", {"step": state.global_step, "epoch": state.epoch, "eval_loss": loss})
+        chmod_default(tmp)   # the modes a plain mkdir/open gives, as every file of a run
+        shutil.rmtree(self.dir, ignore_errors=True); os.replace(tmp, self.dir)
+
+def restore_best(trainer, run:RunDir, keep:str) -> dict:
+    "Put the kept weights back into the trainer's model; what was kept and why (for the manifest)."
+    last = {"step": trainer.state.global_step, "rule": "last step"}
+    b = KeepBest(run).best()
+    if keep != "best" or b is None or trainer.is_fsdp_enabled: return {**last, "why": "keep: last" if keep != "best" else
+                                                                       "no validation loss" if b is None else "FSDP"}
+    if b["step"] != trainer.state.global_step:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+        set_peft_model_state_dict(trainer.model, load_file(str(run.best_adapter / "adapter.safetensors")))
+    return {**b, "rule": "lowest validation loss"}
 
 # %% ../nbs/05_trainer.ipynb #c013
 class TrainError(RuntimeError):
@@ -471,7 +505,7 @@ def _resume_point(run:RunDir, cfg, resume:bool):
         _check_same_run(run.root, cfg)
         resume_from = last_good_checkpoint(run.checkpoints)
     if (not resume or resume_from is None) and _rank() == 0:   # the other ranks of a launch delete nothing
-        shutil.rmtree(run.checkpoints, ignore_errors=True)
+        shutil.rmtree(run.checkpoints, ignore_errors=True); shutil.rmtree(run.best_adapter, ignore_errors=True)
         run.train_log.unlink(missing_ok=True)
     atomic_write_json(run.run_config, redact(cfg.model_dump(mode="json")))
     return resume_from
@@ -521,7 +555,8 @@ def train(cfg, # RunConfig
     run = RunDir(out)
     ckpt_dir, adapter_dir, log_path = run.checkpoints, run.adapter, run.train_log
     resume_from = _resume_point(run, cfg, resume)
-    s = build_trainer(cfg, out, train_messages, eval_messages, device, [JsonlLog(log_path), CheckpointModes(), *callbacks],
+    s = build_trainer(cfg, out, train_messages, eval_messages, device, [JsonlLog(log_path), CheckpointModes(), KeepBest(run),
+                                                                        *callbacks],
                       trainer_class)
     trainer, tok, dev = s.trainer, s.tokenizer, s.device
     mem_loaded = _gpu_memory(dev)
@@ -541,7 +576,8 @@ def train(cfg, # RunConfig
     evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
     result = {"global_step": trainer.state.global_step, "train_loss": out_train.metrics.get("train_loss"),
               "eval_loss": evals[-1] if evals else None, "train_runtime_s": round(t_train, 2),
-              "trainable": s.parameters["trainable"], "total": s.parameters["total"], "device": str(dev)}
+              "trainable": s.parameters["trainable"], "total": s.parameters["total"], "device": str(dev),
+              "kept": restore_best(trainer, run, cfg.training.keep)}
     data = {"train_examples": len(train_messages), "eval_examples": len(eval_messages or []),
             "data_hash": base_manifest.get("data_hash"), "files": [shown_path(p) for p in data_paths]}
     t2 = time.perf_counter()
