@@ -18,12 +18,11 @@ from .records import (RESULT_FREE, RunDir, RunLock, RunLockedError, TOKEN_SHAPE,
                              redact, redact_file, redact_tree)
 
 # %% auto #0
-__all__ = ['STEPS', 'KINDS', 'SHORTCUTS', 'SWEEP_KEYS', 'SELECT', 'SEED_BUDGET', 'RunError', 'pipeline_dir',
-           'notebook_parameters', 'as_overrides', 'shortcut_overrides', 'notebook_config', 'split_params',
-           'check_params', 'check_inputs', 'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration',
-           'progress_line', 'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides',
-           'run', 'read_run', 'sweep_runs', 'compare_runs', 'select_best', 'comparison_markdown', 'plot_comparison',
-           'sweep', 'gate', 'plan', 'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message']
+__all__ = ['STEPS', 'KINDS', 'SHORTCUTS', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters', 'as_overrides',
+           'override_text', 'shortcut_overrides', 'notebook_config', 'shown_value', 'split_params', 'check_params',
+           'check_inputs', 'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration', 'progress_line',
+           'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides', 'run', 'read_run',
+           'gate', 'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -64,12 +63,13 @@ def as_overrides(overrides) -> list[str]:
     if isinstance(overrides, str): return [o.strip() for o in overrides.split(",") if o.strip()] if "=" in overrides else []
     return [str(o) for o in overrides]
 
-def _override(key:str, value) -> str:
+def override_text(key:str, value) -> str:
+    "`key=value` as an override string: a string value as it is, any other as JSON."
     return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
 
 def shortcut_overrides(values:dict) -> list[str]:
     "The dotted overrides that notebook shortcuts (`SHORTCUTS`) stand for; None values are left out."
-    return [_override(SHORTCUTS[k], v) for k, v in values.items() if k in SHORTCUTS and v is not None]
+    return [override_text(SHORTCUTS[k], v) for k, v in values.items() if k in SHORTCUTS and v is not None]
 
 def notebook_config(config:str|None=None, # a configuration file resolved by the runner: wins over everything else
                     preset:str="qlora", # opened by hand: the preset ...
@@ -83,7 +83,7 @@ def notebook_config(config:str|None=None, # a configuration file resolved by the
     return load_config(preset, overrides=as_overrides(overrides) + shortcut_overrides(shortcuts))
 
 # %% ../nbs/09_pipeline.ipynb #c011
-def _short(v, n:int=120) -> str:
+def shown_value(v, n:int=120) -> str:
     "A value as shown in a message: repr, cut to n characters."
     s = repr(v)
     return s if len(s) <= n else s[:n] + f"... ({len(s)} characters)"
@@ -94,17 +94,17 @@ def split_params(pairs:Sequence[str]|dict, # ["key=value", ...] or a dict
     items = pairs.items() if isinstance(pairs, dict) else [_split_pair(p) for p in pairs]
     overrides, params = [], {}
     for k, v in items:
-        if "." in k: overrides.append(_override(k, v))
+        if "." in k: overrides.append(override_text(k, v))
         elif isinstance(v, str):
-            try: params[k] = load_yaml(v, f"parameter {_short(k)}")   # the bounded loader, as for every YAML read
+            try: params[k] = load_yaml(v, f"parameter {shown_value(k)}")   # the bounded loader, as for every YAML read
             except ConfigError as e:
                 why = str(e).split("invalid YAML: ", 1)[-1]
-                raise RunError(f"parameter {_short(k)}: value {_short(v)} is not valid YAML: {why}") from None
+                raise RunError(f"parameter {shown_value(k)}: value {shown_value(v)} is not valid YAML: {why}") from None
         else: params[k] = v
     return overrides, params
 
 def _split_pair(p):
-    if "=" not in p: raise RunError(f"parameter {_short(p)} is not of the form key=value")
+    if "=" not in p: raise RunError(f"parameter {shown_value(p)} is not of the form key=value")
     k, v = p.split("=", 1)
     return k.strip(), v.strip()
 
@@ -115,7 +115,7 @@ def check_params(steps:Sequence[str], preset:str, overrides:list[str], params:di
         if k not in known:
             close = difflib.get_close_matches(k, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise RunError(f"unknown parameter {_short(k)} for the {'/'.join(steps)} notebook{hint}; "
+            raise RunError(f"unknown parameter {shown_value(k)} for the {'/'.join(steps)} notebook{hint}; "
                            f"its parameters are: {', '.join(sorted(known))}; config keys are dotted (e.g. training.epochs=1)")
     try: return load_config(preset, overrides=list(overrides) + shortcut_overrides(params))
     except ConfigError as e: raise RunError(f"bad configuration: {e}") from None
@@ -127,7 +127,7 @@ def _check_model_base(base:str):
     if base.startswith("embedded:") or p.exists(): return
     if base.startswith((".", "/", "~")) or base.count("/") > 1 or ("/" in base and p.parent.is_dir()):
         near = difflib.get_close_matches(p.name, [c.name for c in p.parent.iterdir()] if p.parent.is_dir() else [], n=1)
-        raise RunError(f"model.base: the model folder {_short(base)} does not exist" + (f" (did you mean {str(p.parent/near[0])!r}?)" if near else "")
+        raise RunError(f"model.base: the model folder {shown_value(base)} does not exist" + (f" (did you mean {str(p.parent/near[0])!r}?)" if near else "")
                        + "; a Hub model is named org/name, an embedded one embedded:<name>")
 
 def check_inputs(cfg, # the resolved RunConfig
@@ -142,7 +142,7 @@ def check_inputs(cfg, # the resolved RunConfig
     for k, ref in refs.items():
         try: p = dataset_path(ref)
         except DataError as e: raise RunError(f"data.{k}: {e}") from None
-        if not p.is_file(): raise RunError(f"data.{k}: dataset file {_short(str(p))} does not exist; pass an existing JSONL "
+        if not p.is_file(): raise RunError(f"data.{k}: dataset file {shown_value(str(p))} does not exist; pass an existing JSONL "
                                            "file or a packaged split (train, validation, golden, pilot)")
     if not refs: return
     try: corpus = build_corpus(cfg.data.sources_dir)   # what the notebooks check chunk ids against
@@ -162,13 +162,13 @@ def check_out_dir(out:str|Path) -> Path:
     try: return _check_out_dir(Path(out).expanduser(), out)
     except RunError: raise
     except (OSError, RuntimeError) as e:   # a name too long, a symlink loop, no permission
-        raise RunError(f"cannot use the output directory {_short(str(out))}: {getattr(e, 'strerror', None) or e}; "
+        raise RunError(f"cannot use the output directory {shown_value(str(out))}: {getattr(e, 'strerror', None) or e}; "
                        "choose another --out") from None
 
 def _check_out_dir(p:Path, out) -> Path:
     r = p.resolve(strict=False)
     if r == Path(r.anchor) or r == Path.home().resolve():
-        raise RunError(f"--out {_short(str(out))} is {'the filesystem root' if r == Path(r.anchor) else 'your home directory'}; "
+        raise RunError(f"--out {shown_value(str(out))} is {'the filesystem root' if r == Path(r.anchor) else 'your home directory'}; "
                        "give a folder of its own, e.g. outputs/runs/NAME")
     if p.exists() and not p.is_dir(): raise RunError(f"cannot write to the output directory {p}: it is a file; choose another --out")
     if p.is_dir() and any(p.iterdir()) and not RunDir(p).is_run():
@@ -230,8 +230,10 @@ def _clear_eval(out:Path, eval_dir:str):
     "Remove the per-arm predictions and reports an evaluation step left in out/eval_dir."
     e = (out / eval_dir)
     if not e.is_dir(): return
-    for pred in e.glob("*/predictions.jsonl"): shutil.rmtree(pred.parent, ignore_errors=True)
-    for f in ("comparison.json", "report.md", "metrics.png", "by_persona.png", "human_review.csv"): (e / f).unlink(missing_ok=True)
+    for pred in e.rglob("predictions.jsonl"): shutil.rmtree(pred.parent, ignore_errors=True)   # arms, live arms too
+    for d in (e, e / "live"):
+        for f in ("comparison.json", "report.md", "metrics.png", "by_persona.png", "human_review.csv", "live.json"):
+            (d / f).unlink(missing_ok=True)
 
 # %% ../nbs/09_pipeline.ipynb #a23t0002
 def duration(seconds:float) -> str:
@@ -324,7 +326,7 @@ def failed_cell(nb_path, # the executed notebook papermill saved
     heads = [l.lstrip("#").strip() for c in cells[:cell_index] if c["cell_type"] == "markdown" for l in src(c) if l.startswith("#")]
     first = next((l.strip() for l in src(cells[cell_index]) if l.strip() and not l.lstrip().startswith("#")), None)
     return (f"code cell {code.index(cell_index) + 1} of {len(code)}" + (f", under '{heads[-1]}'" if heads else "")
-            + (f" ({_short(first, 80)})" if first else ""))
+            + (f" ({shown_value(first, 80)})" if first else ""))
 
 # %% ../nbs/09_pipeline.ipynb #a23t0013
 class _Plain(logging.Formatter):
@@ -397,7 +399,7 @@ def _eval_dir(out:Path, params:dict) -> str:
     root = out.resolve()
     target = (root/eval_dir).resolve()
     if target == root or not target.is_relative_to(root):
-        raise RunError(f"eval_dir {_short(eval_dir)} is not a folder inside the run directory {out}: an evaluation writes only "
+        raise RunError(f"eval_dir {shown_value(eval_dir)} is not a folder inside the run directory {out}: an evaluation writes only "
                        "into its own run directory; give a relative folder such as eval_validation, or another --out")
     return eval_dir
 
@@ -458,10 +460,10 @@ def _adapter_dir_problem(adapter:Path):
     try: adapter.resolve(strict=True)
     except FileNotFoundError: return   # the caller says there is no adapter
     except (OSError, RuntimeError) as e:
-        raise RunError(f"adapter_dir {_short(str(adapter))} cannot be read: {getattr(e, 'strerror', None) or e} "
+        raise RunError(f"adapter_dir {shown_value(str(adapter))} cannot be read: {getattr(e, 'strerror', None) or e} "
                        "(a symlink loop?); pass the folder train.ipynb wrote (<run>/adapter)") from None
     if adapter.is_file():
-        raise RunError(f"adapter_dir {_short(str(adapter))} is a file; pass the adapter's folder (<run>/adapter), "
+        raise RunError(f"adapter_dir {shown_value(str(adapter))} is a file; pass the adapter's folder (<run>/adapter), "
                        "which holds adapter_config.json and adapter_model.safetensors")
 
 # %% ../nbs/09_pipeline.ipynb #c023
@@ -512,173 +514,6 @@ def read_run(out:str|Path) -> dict:
     except (OSError, UnicodeDecodeError, ConfigError) as e: raise RunError(f"cannot read the run's configuration: {e}") from None
     return dict(dir=str(out), config=cfg, arms=read_json(out/"eval"/"comparison.json", {}), train=read_json(RunDir(out).manifest, {}))
 
-# %% ../nbs/09_pipeline.ipynb #c028
-def _label(key:str, lab:str) -> str:
-    "A run-name part for a grid value; a token in it is redacted (a folder name is written everywhere the run goes)."
-    return redact(f"{key.split('.')[-1]}_{Path(lab).name.replace(':', '_')}").replace("***", "redacted")
-
-def _axis(k, vals) -> list[tuple[str, list[str]]]:
-    "One grid entry as [(label, [key=value, ...]), ...], labels unique within the entry."
-    if isinstance(vals, dict):  # named bundles
-        axis = []
-        for n, ps in vals.items():
-            ps = [ps] if isinstance(ps, str) else ps
-            if not isinstance(ps, list) or not all(isinstance(p, str) and "=" in p for p in ps):
-                raise RunError(f"sweep grid entry {k!r}, bundle {n!r}: give a list of 'key=value' strings, got {_short(ps)}")
-            axis.append((_label(k, str(n)), list(ps), n))
-    else: axis = [(_label(k, str(v)), [_override(k, v)], v) for v in (vals if isinstance(vals, list) else [vals])]
-    if not axis: raise RunError(f"sweep grid entry {k!r} has no values")
-    names = [n for n, _, _ in axis]
-    # colliding labels get a suffix hashed from the value as written (its type too: 8 and "8" differ) and its parameters
-    return [(n if names.count(n) == 1 else f"{n}-{fingerprint([type(raw).__name__, repr(raw), ps])[:6]}", ps)
-            for n, ps, raw in axis]
-
-SWEEP_KEYS = ("preset", "params", "grid", "kind", "arm", "select", "jobs")
-
-def sweep_runs(spec:dict) -> list[tuple[str, list[str]]]:
-    "Expand a sweep spec into (run name, parameters) pairs, in a stable order; names are unique."
-    grid = spec.get("grid") or {}
-    if not isinstance(grid, dict) or not grid: raise RunError("a sweep needs a non-empty 'grid' mapping of dotted keys to lists")
-    unknown = set(spec) - set(SWEEP_KEYS)
-    if unknown: raise RunError(f"unknown sweep keys {sorted(unknown)}; allowed: {', '.join(SWEEP_KEYS)}")
-    params = spec.get("params") or []
-    if not isinstance(params, list) or not all(isinstance(p, str) and "=" in p for p in params):
-        raise RunError(f"sweep params {_short(redact(params))}: give a list of 'key=value' strings, e.g. [training.epochs=1]")
-    axes = [_axis(k, vals) for k, vals in grid.items()]
-    runs = [("-".join(n for n, _ in combo), list(params) + [p for _, ps in combo for p in ps])
-            for combo in itertools.product(*axes)]
-    dup = {n for n, _ in runs if [m for m, _ in runs].count(n) > 1}
-    if dup: raise RunError(f"sweep runs {sorted(dup)} would share a directory; give the values distinct labels (named bundles)")
-    return runs
-
-# %% ../nbs/09_pipeline.ipynb #c030
-def compare_runs(run_dirs:Sequence[str|Path], arm:str="adapter") -> list[dict]:
-    "One row per run: what was varied, the arm's headline metrics, time and memory."
-    from kwanzaa.evaluate import HEADLINE
-    rows = []
-    for d in run_dirs:
-        r = read_run(d)
-        m = r["arms"].get(arm, {})
-        rows.append(dict(run=Path(d).name, **{k: m.get(k) for k in HEADLINE},
-                         train_seconds=(r["train"].get("durations_s") or {}).get("train"),
-                         peak_memory_gib=peak_gib(r["train"])))
-    return rows
-
-SELECT = ("citation_coverage", "citation_precision", "refusal_precision", "refusal_recall", "key_fact_accuracy")
-
-def select_best(rows:list[dict], # compare_runs rows (with the metrics named in `metrics`)
-                metrics:Sequence[str]=SELECT, # the score is their mean; a missing metric counts 0
-               ) -> str|None:
-    "Add a `score` to each row and return the name of the best run (None when no run has metrics)."
-    best = None
-    for r in rows:
-        vals = [r.get(k) for k in metrics]
-        r["score"] = None if all(v is None for v in vals) else round(sum(v or 0.0 for v in vals) / len(metrics), 4)
-        if r["score"] is not None and (best is None or r["score"] > best["score"]): best = r
-    return best["run"] if best else None
-
-def comparison_markdown(rows:list[dict]) -> str:
-    "A markdown table of `compare_runs` rows."
-    if not rows: return "(no runs)\n"
-    cols = list(rows[0])
-    fmt = lambda v: "-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|"*len(cols)]
-    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-def plot_comparison(rows:list[dict], path:str|Path, keys=None):
-    "Grouped bars of the summary metrics (`kwanzaa.evaluate.SUMMARY`) per run."
-    import matplotlib; matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from kwanzaa.evaluate import SUMMARY
-    keys = keys or SUMMARY
-    fig, ax = plt.subplots(figsize=(max(6, 1.6*len(rows)), 3.5))
-    w = 0.8/len(keys)
-    for i, k in enumerate(keys):
-        ax.bar([j + i*w for j in range(len(rows))], [r.get(k) or 0 for r in rows], w, label=k)
-    ax.set_xticks([j + 0.4 - w/2 for j in range(len(rows))], [r["run"] for r in rows], rotation=20, ha="right", fontsize=8)
-    ax.set_ylim(0, 1.05); ax.legend(fontsize=7, ncol=2); ax.set_title("sweep: adapter arm")
-    fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
-
-# %% ../nbs/09_pipeline.ipynb #c032
-def _sweep_spec(spec_path:Path) -> dict:
-    try: spec = load_yaml(spec_path.read_text(encoding="utf-8"), str(spec_path))   # the bounded loader: no YAML bombs
-    except (OSError, UnicodeDecodeError) as e: raise RunError(f"cannot read sweep file {spec_path}: {e}") from None
-    except ConfigError as e: raise RunError(f"cannot read sweep file {e}") from None   # file:line:column: what
-    if not isinstance(spec, dict): raise RunError(f"{spec_path}: a sweep file is a mapping with preset, params, grid")
-    kind, select = spec.get("kind", "all"), spec.get("select", list(SELECT))
-    if kind not in _KINDS: raise RunError(f"{spec_path}: kind {kind!r}; choose one of {', '.join(_KINDS)}")
-    from kwanzaa.evaluate import METRICS
-    bad = [m for m in (select if isinstance(select, list) else [select]) if m not in METRICS]
-    if bad or not isinstance(select, list) or not select:
-        raise RunError(f"{spec_path}: select {_short(select)}: give a list of metrics from {', '.join(METRICS)}")
-    jobs = spec.get("jobs", 1)
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1: raise RunError(f"{spec_path}: jobs {_short(jobs)}: give a whole number >= 1")
-    return spec
-
-# %% ../nbs/09_pipeline.ipynb #c032b
-def _run_command(kind, preset, ps, out, force, smoke, notebooks) -> list[str]:
-    "The `kwanzaa run ...` arguments that do what `run(kind, preset, ps, out, ...)` does."
-    args = ["run", kind, "--preset", str(preset), "--out", str(out)] + [a for p in ps for a in ("-p", p)]
-    return args + ["--force"]*bool(force) + ["--smoke"]*bool(smoke) + (["--notebooks", str(notebooks)] if notebooks else [])
-
-def _run_in_process(args:list[str], log:Path) -> int:
-    "One `kwanzaa run` in its own process (its output in `log`): concurrent runs on one big GPU."
-    import subprocess
-    env = dict(os.environ, KWANZAA_COMMAND=redact("kwanzaa " + shlex.join(args)))
-    with open(log, "w") as f:
-        return subprocess.run([sys.executable, "-m", "kwanzaa", *args], stdout=f, stderr=subprocess.STDOUT, env=env).returncode
-
-# %% ../nbs/09_pipeline.ipynb #c032d
-def sweep(spec_path:str|Path, # the sweep YAML
-          out:str|Path|None=None, # the sweep folder (default outputs/sweeps/<name>)
-          force=False, smoke=False, notebooks=None, params:Sequence[str]=(),
-          jobs:int|None=None, # runs at a time, each in its own process (None: the spec's `jobs`, else 1: one after another here)
-         ) -> list[dict]:
-    "Run every combination of a sweep, pick the best by the `select` metrics, write `comparison.md/.json/.png`."
-    spec_path = Path(spec_path)
-    spec = _sweep_spec(spec_path)
-    kind, preset, jobs = spec.get("kind", "all"), spec.get("preset", "cpu"), jobs or spec.get("jobs", 1)
-    out = check_out_dir(out or Path("outputs")/"sweeps"/spec_path.stem)
-    runs = [(n, list(params) + p) for n, p in sweep_runs(spec)]
-    for name, ps in runs:  # validate every combination before the first one starts (or the folder exists)
-        try: check_params(_KINDS[kind], preset, *split_params(ps), notebooks)
-        except RunError as e: raise RunError(f"sweep run {name}: {e}") from None
-    with RunLock(out, "sweep"):   # one sweep per folder; a finished or failed sweep's folder resumes
-        return _sweep(spec, kind, preset, jobs, out, runs, force, smoke, notebooks)
-
-def _sweep(spec, kind, preset, jobs, out, runs, force, smoke, notebooks) -> list[dict]:
-    failed = {}
-    if jobs == 1:
-        for name, ps in runs:
-            print(f"[sweep] {name}", flush=True)
-            run(kind, preset, ps, out/name, force=force, smoke=smoke, notebooks=notebooks)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-        out.mkdir(parents=True, exist_ok=True)
-        def one(item):
-            name, ps = item
-            print(f"[sweep] {name}: started (log {out/name}.log)", flush=True)
-            rc = _run_in_process(_run_command(kind, preset, ps, out/name, force, smoke, notebooks), out/f"{name}.log")
-            print(f"[sweep] {name}: " + ("done" if rc == 0 else f"failed (exit {rc}), see {out/name}.log"), flush=True)
-            with contextlib.suppress(OSError, UnicodeDecodeError): redact_file(out/f"{name}.log")
-            if rc: failed[name] = rc
-        with ThreadPoolExecutor(max_workers=jobs) as ex: list(ex.map(one, runs))
-    rows = compare_runs([out/n for n, _ in runs], arm=spec.get("arm", "adapter"))
-    select = list(spec.get("select", SELECT))
-    best = select_best(rows, select)
-    split = (read_run(out/best)["config"].get("data") or {}).get("golden") if best else None
-    atomic_write_json(out/"comparison.json", redact(dict(rows=rows, spec=spec, jobs=jobs, failed=failed,
-                                                  selection=dict(metrics=select, arm=spec.get("arm", "adapter"), split=split,
-                                                                 best=best), provenance=provenance())))
-    note = (f"\nBest on {split} by the mean of {', '.join(select)} ({spec.get('arm', 'adapter')} arm): **{best}**.\n"
-            if best else "\nNo run has metrics.\n")
-    atomic_write_text(out/"comparison.md", redact(comparison_markdown(rows) + note))
-    plot_comparison(rows, out/"comparison.png")
-    if failed: raise RunError(f"sweep runs failed: {', '.join(f'{n} (log {out/n}.log)' for n in failed)}; "
-                              "the comparison holds the others; run the sweep again to resume the failed ones")
-    return rows
-
 # %% ../nbs/09_pipeline.ipynb #c034
 SEED_BUDGET = dict(usd=300.0, hours=8.0)
 
@@ -691,60 +526,6 @@ def gate(metrics:dict, # an arm's metrics.json
     missed = {k: (c["value"], c["threshold"]) for k, c in check_thresholds(metrics, thresholds).items() if not c["pass"]}
     is_near = bool(missed) and all(v is not None and v >= near*t for v, t in missed.values())
     return dict(met=not missed, near=is_near, missed={k: dict(value=v, target=t) for k, (v, t) in missed.items()})
-
-# %% ../nbs/09_pipeline.ipynb #c036
-def _cost(seconds, device_name, price=None):
-    from kwanzaa.hardware import hourly_usd
-    rate = price if price is not None else hourly_usd(device_name)
-    return None if rate is None or seconds is None else round(seconds/3600*rate, 4)
-
-# %% ../nbs/09_pipeline.ipynb #1d9d7564
-def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu for the embedded model on a CPU)
-         out:str|Path="outputs/plan", # the plan folder: one run directory per step
-         params:Sequence[str]=(), # shared "key=value" parameters
-         pilot_preset:str="pilot", force=False, smoke=False, notebooks=None, price:float|None=None) -> dict:
-    "Run the seed's gated plan (pilot, full, rank 32, LoRA fallback) and write `decision.md` / `decision.json`."
-    out = prepare_run_dir(out)
-    with RunLock(out, "plan"): return _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price)
-
-def _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price) -> dict:
-    steps, decision = [], None
-    def step(name, pre, extra):
-        t0 = time.time()
-        run("all", pre, list(params) + extra, out/name, force=force, smoke=smoke, notebooks=notebooks)
-        r = read_run(out/name)
-        thresholds = (r["config"].get("eval") or {}).get("thresholds") or {}
-        g = gate(r["arms"].get("adapter", {}), thresholds)
-        d = r["train"].get("device") or {}
-        dev = d.get("name", "cpu") if d.get("type") == "cuda" else "cpu"
-        secs = round(time.time() - t0, 1)
-        from kwanzaa.evaluate import HEADLINE
-        steps.append(dict(step=name, preset=pre, params=extra, gate=g, seconds=secs, device=dev,
-                          peak_memory_gib=peak_gib(r["train"]), cost_usd=_cost(secs, dev, price),
-                          metrics={k: r["arms"].get("adapter", {}).get(k) for k in HEADLINE}))
-        return g
-    step("01-pilot", pilot_preset, [])
-    g = step("02-full-r16", preset, [])
-    if g["met"]: decision = "02-full-r16 meets every target: ship it"
-    else:
-        g = step("03-full-r32", preset, ["lora.r=32", "lora.alpha=64"])
-        if g["met"]: decision = "03-full-r32 (rank 32) meets every target: ship it"
-        elif load_config(preset, overrides=split_params(list(params))[0]).adapter.method == "lora":  # the plan's own params count
-            decision = "no configuration met every target; the preset is already 16-bit LoRA, so there is no fallback to try"
-        else:
-            g = step("04-lora-16bit", preset, ["adapter.method=lora"])
-            decision = ("04-lora-16bit (16-bit LoRA fallback) meets every target: ship it" if g["met"] else
-                        "no configuration met every target after the 16-bit LoRA fallback: see the missed metrics below")
-    total_s = sum(s["seconds"] for s in steps)
-    costs = [s["cost_usd"] for s in steps]
-    report = dict(decision=decision, steps=steps, total_hours=round(total_s/3600, 3),
-                  total_cost_usd=None if None in costs else round(sum(costs), 2), seed_budget=SEED_BUDGET,
-                  within_budget=dict(hours=total_s/3600 < SEED_BUDGET["hours"],
-                                     usd=None if None in costs else sum(costs) < SEED_BUDGET["usd"]),
-                  provenance=provenance())
-    atomic_write_json(out/"decision.json", report)
-    atomic_write_text(out/"decision.md", decision_markdown(report))
-    return report
 
 # %% ../nbs/09_pipeline.ipynb #b79a976a
 def decision_markdown(report:dict) -> str:
