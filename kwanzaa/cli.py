@@ -104,8 +104,8 @@ def _add_data(sub):
 
 # %% ../nbs/11_cli.ipynb #cl036
 def _pipeline(a) -> int:
-    from kwanzaa.pipeline import (RunError, comparison_markdown, decision_markdown, interrupted_message, plan, run,
-                                  sweep)
+    from kwanzaa.pipeline import RunError, decision_markdown, interrupted_message, run
+    from kwanzaa.sweeps import comparison_markdown, plan, sweep
     from kwanzaa.records import RunLockedError
     if getattr(a, "sources", None): a.param = [*a.param, f"data.sources_dir={a.sources}"]
     is_plan, one_run = a.verb == "plan" or getattr(a, "kind", None) == "plan", a.verb == "run" and a.kind != "plan"

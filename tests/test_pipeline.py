@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from kwanzaa.pipeline import RunError, run, sweep, read_run
+from kwanzaa.pipeline import RunError, run, read_run
+from kwanzaa.sweeps import sweep
 
 REPO = Path(__file__).resolve().parents[1]
 KWANZAA = [str(Path(sys.executable).parent / "kwanzaa")]  # the console script declared in settings.ini

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from kwanzaa.cli import main
-from kwanzaa.pipeline import RunError, adapter_files, sweep, sweep_runs
+from kwanzaa.pipeline import RunError, adapter_files
+from kwanzaa.sweeps import sweep, sweep_runs
 from kwanzaa.records import data_hash, file_sha256
 
 REPO = Path(__file__).resolve().parents[1]

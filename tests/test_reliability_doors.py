@@ -114,7 +114,7 @@ def test_sweep_folder_resumes_and_never_writes_a_token(tmp_path):
 
 def test_tokens_glued_to_word_characters_are_redacted():
     from kwanzaa.records import redact
-    from kwanzaa.pipeline import sweep_runs
+    from kwanzaa.sweeps import sweep_runs
     assert redact(f"r_2-revision_{TOKEN}") == "r_2-revision_***"
     assert redact(f"{TOKEN}_v2") == "***_v2"   # -p hub_repo=${T}_v2 reaches the model card as ***_v2
     assert redact("task-" + "a" * 30) == "task-" + "a" * 30   # 'sk-' inside a word is not a token
@@ -222,7 +222,8 @@ def test_unusable_out_folders_are_refused_clearly(tmp_path, out, message):
 
 @pytest.mark.parametrize("params", [[1, {"a": "b"}], "training.epochs=1", ["training.epochs"]])
 def test_sweep_params_must_be_key_value_strings(params):
-    from kwanzaa.pipeline import RunError, sweep_runs
+    from kwanzaa.pipeline import RunError
+    from kwanzaa.sweeps import sweep_runs
     with pytest.raises(RunError, match="sweep params .*give a list of 'key=value' strings"):
         sweep_runs({"params": params, "grid": {"lora.r": [8]}})
 

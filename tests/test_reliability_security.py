@@ -129,7 +129,8 @@ def test_python_tags_in_yaml_are_rejected_and_never_run(tmp_path):
     with pytest.raises(ConfigError) as e: load_config("cpu", overrides=[f"training.seed={tag}"])
     assert str(e.value).startswith("override 'training.seed=!!python/object/apply:os.system")   # long values are cut
     assert str(e.value).endswith(f"value '{tag}' is not valid YAML: {ctor}")
-    from kwanzaa.pipeline import RunError, sweep
+    from kwanzaa.pipeline import RunError
+    from kwanzaa.sweeps import sweep
     s = tmp_path / "sweep.yaml"
     s.write_text(f"preset: cpu\ngrid:\n  lora.r: {tag}\n")
     with pytest.raises(RunError) as e: sweep(s, tmp_path / "sweep-out")
