@@ -18,62 +18,16 @@ from .records import ADAPTER_RECORD, RunDir, RunLock, changed_result_keys, atomi
 from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_param_count, model_device,
                             resolve_model_path, trainable_report)
 from . import speed
+from .progress import JsonlLog, ProgressLines, peak_memory, peak_memory_per_rank, plot_loss, progress_mode
 from .publish import model_card, update_model_card, merge_adapter, push_adapter  # re-exported: the card is written here
 from .data import example_messages, load_conversations, training_examples  # what train_from_preset reads
 
 # %% auto #0
-__all__ = ['progress_mode', 'peak_memory', 'peak_memory_per_rank', 'fsdp_adapter_state_dict', 'save_adapter_tensors', 'JsonlLog',
-           'ProgressLines', 'CheckpointModes', 'KeepBest', 'restore_best', 'TrainError', 'checkpoint_problem',
-           'list_checkpoints', 'last_good_checkpoint', 'compute_dtype', 'sft_config', 'trained_text',
-           'conversation_lengths', 'check_lengths', 'TrainResult', 'oom_advice', 'plot_loss', 'TrainerSetup',
+__all__ = ['fsdp_adapter_state_dict', 'save_adapter_tensors', 'CheckpointModes', 'KeepBest', 'restore_best', 'TrainError',
+           'checkpoint_problem', 'list_checkpoints', 'last_good_checkpoint', 'compute_dtype', 'sft_config',
+           'trained_text', 'conversation_lengths', 'check_lengths', 'TrainResult', 'oom_advice', 'TrainerSetup',
            'build_trainer', 'make_adapter_record', 'interrupted_message', 'train', 'memory_report', 'describe_adapter',
            'train_from_preset']
-
-# %% ../nbs/05_trainer.ipynb #c008
-def _under_papermill() -> bool:
-    try:
-        import psutil
-        return any("papermill" in " ".join(p.cmdline()) for p in psutil.Process().parents())
-    except Exception: return False
-
-def progress_mode() -> str:
-    "How to show progress here: 'bar' (interactive), 'lines' (batch/papermill/logs) or 'none'."
-    env = os.environ.get("KWANZAA_PROGRESS", "").strip().lower()
-    if env in ("bar", "lines", "none"): return env
-    if _under_papermill(): return "lines"
-    if _in_notebook(): return "bar"
-    return "bar" if sys.stderr.isatty() else "lines"
-
-def _in_notebook() -> bool:
-    "True in a Jupyter kernel, Colab's included (its shell subclasses ZMQInteractiveShell)."
-    try:
-        from IPython import get_ipython
-        from ipykernel.zmqshell import ZMQInteractiveShell
-    except ImportError: return False
-    return isinstance(get_ipython(), ZMQInteractiveShell)
-
-# %% ../nbs/05_trainer.ipynb #c011
-def _rss_mb() -> float:
-    try:
-        import psutil
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError: return float("nan")
-
-def peak_memory() -> dict:
-    "Peak resident memory of this process, and peak GPU memory when CUDA is in use, in MiB."
-    mem = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        mem.update(gpu_peak_allocated_mb=round(torch.cuda.max_memory_allocated() / 2**20, 1),
-                   gpu_peak_reserved_mb=round(torch.cuda.max_memory_reserved() / 2**20, 1))
-    return mem
-
-def peak_memory_per_rank() -> list[dict]:
-    "`peak_memory()` of every process of a distributed run, in rank order (a collective call); one entry when alone."
-    import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()): return [peak_memory()]
-    out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, peak_memory())
-    return out
 
 # %% ../nbs/05_trainer.ipynb #fe1b78ce
 def _clean_fsdp_name(n:str) -> str:
@@ -118,50 +72,6 @@ def _distributed_info(trainer, per_rank) -> dict:
     fsdp = trainer.is_fsdp_enabled
     return {"world_size": trainer.args.world_size, "strategy": "fsdp" if fsdp else "ddp" if trainer.args.world_size > 1 else "single",
             "peak_memory_per_rank": per_rank}
-
-# %% ../nbs/05_trainer.ipynb #217a2f31
-def _record(line:str) -> dict|None:
-    "A log line as a dict; None for a blank or half-written line (a process killed mid-write)."
-    try: return json.loads(line) if line.strip() else None
-    except ValueError: return None
-
-class JsonlLog(TrainerCallback):
-    "Append every trainer log to a JSONL file with throughput, memory, the total steps and the time left."
-    def __init__(self, path): self.path, self.last, self.start = Path(path), None, None
-    def on_train_begin(self, args, state, control, **kw):
-        if not state.is_world_process_zero: return   # one log per run, written by rank 0
-        if self.path.exists():   # a resumed run: keep only what happened up to the checkpoint
-            keep = [l for l in self.path.read_text().splitlines() if (r := _record(l)) and r["step"] <= state.global_step]
-            atomic_write_text(self.path, "".join(l + "\n" for l in keep))
-        self.last = (time.perf_counter(), state.num_input_tokens_seen)
-        self.start = (self.last[0], state.global_step)   # the ETA counts this process's steps (a resumed run too)
-    def on_log(self, args, state, control, logs=None, **kw):
-        if not state.is_world_process_zero: return
-        now, seen = time.perf_counter(), state.num_input_tokens_seen
-        rec = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0.0, 4),
-               **{k: v for k, v in (logs or {}).items() if isinstance(v, (int, float))}}
-        if "loss" in rec and self.last and now > self.last[0]:
-            rec["tokens_per_s"] = round((seen - self.last[1]) / (now - self.last[0]), 1)
-            self.last = (now, seen)
-        if self.start and state.global_step > self.start[1]:
-            per = (now - self.start[0]) / (state.global_step - self.start[1])
-            rec["eta_s"] = round(per * max(state.max_steps - state.global_step, 0), 1)
-        rec.update(tokens_seen=seen, rss_mb=round(_rss_mb(), 1), **peak_memory(),
-                   time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        with open(self.path, "a") as f: f.write(json.dumps(rec) + "\n")
-
-# %% ../nbs/05_trainer.ipynb #d25e9426
-class ProgressLines(TrainerCallback):
-    "Quiet progress for batch runs: one line per logging step, with the time left."
-    def on_train_begin(self, args, state, control, **kw): self.t0, self.step0 = time.perf_counter(), state.global_step
-    def on_log(self, args, state, control, logs=None, **kw):
-        logs, step, total = logs or {}, state.global_step, state.max_steps
-        done = max(step - self.step0, 1)
-        per = (time.perf_counter() - self.t0) / done
-        if "loss" in logs:
-            print(f"step {step}/{total} | epoch {state.epoch:.2f} | loss {logs['loss']:.4f} | lr {logs.get('learning_rate', 0):.2e}"
-                  f" | {per:.2f} s/step | eta {int(per * (total - step))} s", flush=True)
-        elif "eval_loss" in logs: print(f"eval at step {step}: loss {logs['eval_loss']:.4f}", flush=True)
 
 # %% ../nbs/05_trainer.ipynb #b7c8d9e1
 class CheckpointModes(TrainerCallback):
@@ -374,24 +284,6 @@ def _check_same_run(out_dir, cfg):
     if diff:
         raise TrainError(f"{out_dir} holds checkpoints of a run with a different configuration ({', '.join(diff)}); "
                          "resume with the same configuration, use another out_dir, or pass resume=False to start over")
-
-# %% ../nbs/05_trainer.ipynb #d353aa3a
-def plot_loss(log_path, png_path) -> Path|None:
-    "Plot train (and validation) loss by step from a train_log.jsonl; None if there is nothing to plot."
-    from matplotlib.figure import Figure
-    recs = [r for l in Path(log_path).read_text().splitlines() if (r := _record(l))]
-    tr = [(r["step"], r["loss"]) for r in recs if "loss" in r]
-    ev = [(r["step"], r["eval_loss"]) for r in recs if "eval_loss" in r]
-    if not tr: return None
-    fig = Figure(figsize=(6, 3.5), dpi=100)
-    ax = fig.subplots()
-    ax.plot(*zip(*tr), label="train")
-    if ev: ax.plot(*zip(*ev), "o-", label="validation (each epoch)")
-    ax.set_xlabel("optimizer step"); ax.set_ylabel("loss (assistant tokens)"); ax.grid(alpha=0.3); ax.legend()
-    fig.tight_layout()
-    tmp = Path(png_path).with_name(f".{Path(png_path).stem}.tmp.png")
-    fig.savefig(tmp); os.replace(tmp, png_path)
-    return Path(png_path)
 
 # %% ../nbs/05_trainer.ipynb #e6ba95f7
 @dataclass

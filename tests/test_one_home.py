@@ -14,7 +14,7 @@ FLOORS = {
     "foundations": ("records", "contract", "config", "config_yaml"),
     "knowledge": ("prompt", "corpus", "retrieval", "examples", "data", "specs"),
     "model": ("loader", "speed", "fused", "hardware"),
-    "work": ("trainer", "publish", "grammar", "inference"),
+    "work": ("trainer", "progress", "publish", "grammar", "inference"),
     "evaluation": ("calibrate", "evaluate", "review"),
     "operations": ("pipeline", "sweeps", "cli", "__main__", "bench", "bench_trainer", "bench_reports", "estimate", "readme",
                    "ask_bench"),

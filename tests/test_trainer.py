@@ -12,7 +12,8 @@ from kwanzaa.data import render_messages
 from kwanzaa.loader import FAMILIES, load_tokenizer, make_tiny_model
 from kwanzaa.publish import PublishError
 from kwanzaa.trainer import (TrainError, checkpoint_problem, last_good_checkpoint, list_checkpoints, merge_adapter,
-                             progress_mode, push_adapter, sft_config, train, trained_text, update_model_card)
+                             push_adapter, sft_config, train, trained_text, update_model_card)
+from kwanzaa.progress import progress_mode
 
 torch.set_num_threads(1)
 os.environ["KWANZAA_PROGRESS"] = "lines"
