@@ -528,8 +528,9 @@ def live_example(e:Example, ctx:list[str]) -> tuple[Example, bool]:
         gold, target = Gold(status="refused"), AnswerCore(status="refused", citations=[], unknowns=[],
                                                           answer="The passages do not hold an answer to this question.")
     else: gold, target = e.gold.model_copy(update={"supporting": sup}), _renumber(e.target, e.context, ctx)
+    free = None if missed or e.free_target is None else _renumber(e.free_target, e.context, ctx).model_dump()
     d = e.model_dump()
-    d.update(context=ctx, gold=gold.model_dump(), target=target.model_dump())
+    d.update(context=ctx, gold=gold.model_dump(), target=target.model_dump(), free_target=free)
     return Example(**d), missed
 
 # %% ../nbs/07_evaluate.ipynb #lv000003
