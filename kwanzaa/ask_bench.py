@@ -108,7 +108,7 @@ def run_ask_bench(adapter_dir="outputs/golden/adapter", # the adapter README's e
                  ) -> dict:
     "Cold start and warm questions of Asker on this CPU, written as this CPU's record in <out_dir>/ask.json."
     from kwanzaa.corpus import build_corpus
-    from kwanzaa.data import load_dataset
+    from kwanzaa.examples import load_dataset
     from kwanzaa.inference import Asker
     asker = Asker(adapter_dir)
     examples = load_dataset(split, build_corpus(asker.cfg.data.sources_dir))[:limit or None]

@@ -299,7 +299,7 @@ def bench_bundle(dest=BUNDLE, # folder to write (kept out of git; carried to the
 
 def load_bundle_messages(split:str, bundle=BUNDLE) -> list:
     "The rendered conversations of a split from the bundle."
-    from kwanzaa.data import load_conversations
+    from kwanzaa.examples import load_conversations
     return load_conversations(Path(bundle) / f"{split}_messages.json.gz")
 
 def chat_model_dir(shape:str, bundle=BUNDLE, model_dir=None) -> Path:

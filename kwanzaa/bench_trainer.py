@@ -13,7 +13,8 @@ import torch
 from . import loader
 from .bench import (ACCELERATE_DIR, BUNDLE, chat_model_dir, load_bundle_messages, local_device, step_clock,
                            step_profiler, step_timing)
-from .config import load_config, load_yaml
+from .config import load_config
+from .config_yaml import load_yaml
 from .hardware import flops_per_token, mean_keys, mfu
 from .records import atomic_write_json
 from .speed import FAST, SpeedFlags
@@ -81,7 +82,7 @@ def dotted_pairs(pairs) -> dict:
 # %% ../nbs/08e_bench_trainer.ipynb #bt013
 def package_messages(cfg, n:int|None=None) -> list:
     "The first `n` rendered training conversations of the package's data for `cfg` (corpus joined)."
-    from kwanzaa.data import example_messages, training_examples
+    from kwanzaa.examples import example_messages, training_examples
     corpus, train_ex, _, _ = training_examples(cfg)
     return [example_messages(e, corpus) for e in train_ex[:n]]
 

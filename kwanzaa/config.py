@@ -19,11 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .records import atomic_write_text, atomic_write_json, file_sha256, provenance  # re-exported: callers import them from here
-from .records import cpu_flags
+from .records import atomic_write_text, cpu_flags
 from .config_yaml import (ConfigError, commented_yaml, compose_yaml, did_you_mean, dotted_key, field_allows, field_choices,
                                  field_range, is_yaml_path, load_yaml_lines, read_config_file, type_name, walk_fields, yaml_inline)
-from .config_yaml import load_yaml  # re-exported: callers import it from here
 
 # %% ../nbs/01_config.ipynb #c006
 DTYPES = ("auto", "bfloat16", "float16", "float32")

@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 import bm25s, Stemmer
 import numpy as np
 
-from .config import atomic_write_text, file_sha256
+from .records import atomic_write_text, file_sha256
 from .contract import Chunk
 
 # %% auto #0
@@ -459,8 +459,6 @@ def top_chunks(corpus:Corpus, scores:np.ndarray, k:int) -> list[tuple[Chunk, flo
     if k < 1: raise ValueError(f"k must be >= 1, got {k}")
     order = np.lexsort((np.arange(len(scores)), -scores))[:k]
     return [(corpus.chunks[i], float(scores[i])) for i in order if scores[i] > 0]
-
-_check_namespaces, _mask, _top = check_namespaces, search_mask, top_chunks   # the old names, until retrieval uses the new ones
 
 # %% ../nbs/02_corpus.ipynb #c047d
 def _tokenizer() -> bm25s.tokenization.Tokenizer:

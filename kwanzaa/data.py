@@ -13,13 +13,11 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from .contract import (AnswerCore, Chunk, Toggles, PERSONAS, STATUSES, MAX_ANSWER_CHARS, MAX_PASSAGES,
                               core_to_text, parse, check_consistency, copy_units, extractive_sentence)
-from .prompt import system_prompt, defuse, format_context, render_messages  # re-exported: the one prompt
-from .examples import (CATEGORIES, SPLITS, ANSWERABLE, MAX_LINE_BYTES, DataError, Gold, Example, load_examples,
-                              write_examples, Conversation, ANSWER_MODES, example_target, example_messages,
-                              normalise_text, question_similarity, near_duplicate, leaked_questions, DATASETS,
-                              datasets_dir, dataset_path, load_dataset, dataset_hash, select_pilot, dataset_stats,
-                              load_conversations, training_examples, held_out_problems,  # re-exported, as before
+from .prompt import render_messages
+from .examples import (CATEGORIES, SPLITS, ANSWERABLE, DataError, Gold, Example, write_examples, normalise_text,
+                              leaked_questions, datasets_dir, select_pilot,
                               _STOP, _words, _jsonl_records, _validate, _validation_message, _needs_passages)
+from .examples import dataset_path, example_messages, load_dataset, load_examples  # until 06_inference, 07_evaluate, 07a_calibrate import them from kwanzaa.examples
 
 # %% auto #0
 __all__ = ['ADVERSARIAL_NAMESPACE', 'PRIMARY_NAMESPACE', 'MAX_TOKENS', 'TARGETS', 'PERSONA_MIX', 'STATUS_MIX', 'Evidence',

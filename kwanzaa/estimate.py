@@ -285,7 +285,7 @@ def _menu_lengths() -> tuple[list[int], str]:
     "The training set's token lengths: the recorded ones, else approximated from the packaged set (4 chars/token)."
     try: return load_train_lengths(), "recorded token lengths (outputs/bench/train_lengths.json)"
     except FileNotFoundError: pass
-    from kwanzaa.data import example_messages, training_examples
+    from kwanzaa.examples import example_messages, training_examples
     from kwanzaa.config import load_config
     corpus, train, _, _ = training_examples(load_config("cpu"))
     chars = [sum(len(m["content"]) for m in example_messages(e, corpus)) for e in train]

@@ -136,7 +136,7 @@ def check_inputs(cfg, # the resolved RunConfig
     "Raise RunError if the local model or a dataset the run reads is missing, or a dataset holds a bad or held-out record."
     _check_model_base(str(cfg.model.base))
     from kwanzaa.corpus import CorpusError, build_corpus
-    from kwanzaa.data import DataError, dataset_path, held_out_problems, load_dataset
+    from kwanzaa.examples import DataError, dataset_path, held_out_problems, load_dataset
     keys = (("train", "validation") if "train" in steps else ()) + (("golden",) if "evaluate" in steps else ())
     refs = {k: str(getattr(cfg.data, k)) for k in keys if getattr(cfg.data, k) is not None}
     for k, ref in refs.items():
@@ -207,7 +207,7 @@ def step_fingerprint(step:str, # 'train' or 'evaluate'
                     ) -> tuple[str, dict]:
     "(fingerprint, parts) of a step: the configuration, parameters, hashes of every file it reads, the package version."
     from kwanzaa import __version__
-    from kwanzaa.data import dataset_path
+    from kwanzaa.examples import dataset_path
     keys = ("train", "validation") if step == "train" else ("golden",)
     inputs = {f"data.{k}": data_hash([dataset_path(str(getattr(cfg.data, k)))]) for k in keys if getattr(cfg.data, k)}
     inputs["corpus"] = data_hash(_corpus_files())

@@ -205,8 +205,6 @@ def flush_metrics(trainer):
     trainer._total_train_tokens += int(toks)
     m["num_tokens"] = [trainer._total_train_tokens]
 
-_flush_metrics = flush_metrics  # the name kwanzaa.bench still calls
-
 # %% ../nbs/05a_speed.ipynb #dc57d3f4
 def _nosync_loss(self, model, inputs, num_items_in_batch=None):
     "TRL's nll loss through the fused LM head, with the metrics kept on the device."

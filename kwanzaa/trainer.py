@@ -19,8 +19,8 @@ from .loader import (attach_lora, detect_family, load_model_and_tokenizer, lora_
                             resolve_model_path, trainable_report)
 from . import speed
 from .progress import JsonlLog, ProgressLines, peak_memory, peak_memory_per_rank, plot_loss, progress_mode
-from .publish import model_card, update_model_card, merge_adapter, push_adapter  # re-exported: the card is written here
-from .data import example_messages, load_conversations, training_examples  # what train_from_preset reads
+from .publish import model_card
+from .examples import example_messages, load_conversations, training_examples  # what train_from_preset reads
 
 # %% auto #0
 __all__ = ['fsdp_adapter_state_dict', 'save_adapter_tensors', 'CheckpointModes', 'KeepBest', 'restore_best', 'TrainError',

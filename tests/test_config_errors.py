@@ -1,7 +1,8 @@
 """Bad run configurations give one ConfigError naming the file:line or override, the key and what is allowed."""
 import pytest
 import torch
-from kwanzaa.config import ConfigError, RunConfig, apply_overrides, check_device, load_config, resolve_compute_dtype
+from kwanzaa.config import RunConfig, apply_overrides, check_device, load_config, resolve_compute_dtype
+from kwanzaa.config_yaml import ConfigError
 
 TRAINING_KEYS = ("epochs, learning_rate, per_device_train_batch_size, gradient_accumulation_steps, optim, "
                  "lr_scheduler_type, warmup_ratio, max_seq_length, seed, save_steps, save_total_limit, logging_steps, "
@@ -139,7 +140,7 @@ def test_empty_and_miscased_presets():
 
 
 def test_golden_file_path_is_held_out():
-    from kwanzaa.data import dataset_path
+    from kwanzaa.examples import dataset_path
     gold = str(dataset_path("golden"))
     assert message(overrides=[f"data.train={gold}"]).startswith(
         f"override 'data.train={gold}': 'data.train' is '{gold}', the golden set, which is held out for evaluation")

@@ -8,7 +8,7 @@ import kwanzaa.corpus as kc
 from kwanzaa.corpus import (DEFAULT_NAMESPACES, MANIFEST_FIELDS, NAMESPACES, Corpus, CorpusError, Retriever,
                             build_corpus, chunk_text, export_sources, find_sources_dir, load_injections, load_manifest,
                             load_notes, load_sources, recall_at_k, shipped_sources_dir)
-from kwanzaa.config import file_sha256
+from kwanzaa.records import file_sha256
 from kwanzaa.contract import AnswerCore, Chunk, assemble
 
 

@@ -3,8 +3,8 @@ import io, json
 from pathlib import Path
 import pytest
 from kwanzaa.corpus import build_corpus, Retriever
-from kwanzaa.data import (CATEGORIES, DataError, build_examples, build_dataset_files, check_specs, example_messages,
-                          example_problems, load_examples, load_specs, normalise_text, token_budget)
+from kwanzaa.data import build_examples, build_dataset_files, check_specs, example_problems, load_specs, token_budget
+from kwanzaa.examples import CATEGORIES, DataError, example_messages, load_examples, normalise_text
 from kwanzaa.cli import main
 from kwanzaa.loader import load_tokenizer
 

@@ -4,7 +4,8 @@ import json
 import pytest
 from kwanzaa.contract import AnswerCore, Chunk
 from kwanzaa.corpus import Corpus, load_notes, chunk_text
-from kwanzaa.data import DataError, Example, Gold, load_examples, load_specs, write_examples
+from kwanzaa.data import load_specs
+from kwanzaa.examples import DataError, Example, Gold, load_examples, write_examples
 
 _META = ("doc_id", "title", "author", "year", "source_org", "license", "canonical_url", "namespace", "content_type")
 

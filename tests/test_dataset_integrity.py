@@ -5,8 +5,8 @@ from kwanzaa.config import load_config
 from kwanzaa.contract import copy_units, core_to_text, inline_markers, parse, sentences, unquote_extractive
 from kwanzaa.corpus import build_corpus, Retriever
 from kwanzaa.contract import PERSONAS
-from kwanzaa.data import (CATEGORIES, build_dataset_files, dataset_path, example_messages, example_problems,
-                          leaked_questions, load_dataset, normalise_text, spec_paths)
+from kwanzaa.data import build_dataset_files, example_problems, spec_paths
+from kwanzaa.examples import CATEGORIES, dataset_path, example_messages, leaked_questions, load_dataset, normalise_text
 
 @pytest.fixture(scope="module")
 def corpus(): return build_corpus()
@@ -116,14 +116,14 @@ def test_rendered_examples_fit_max_seq_length(splits, corpus):
 
 def _content_overlap(a, b):
     "Jaccard of the content words (near_duplicate's second test), to show which test a pair exercises."
-    from kwanzaa.data import _STOP, _words
+    from kwanzaa.examples import _STOP, _words
     ca, cb = ({w for w in _words(q) if w not in _STOP} for q in (a, b))
     return len(ca & cb) / len(ca | cb)
 
 
 def test_reworded_golden_question_is_a_near_duplicate():
     "A golden question with a word added and a clause appended leaks: the 3-gram test must catch it on its own."
-    from kwanzaa.data import near_duplicate, question_similarity
+    from kwanzaa.examples import near_duplicate, question_similarity
     golden = load_dataset("golden")
     q = next(e.question for e in golden if e.question.startswith("Besides Habari gani"))
     words = q.rstrip("?").split()
@@ -137,7 +137,7 @@ def test_reworded_golden_question_is_a_near_duplicate():
 
 
 def test_different_questions_are_not_near_duplicates():
-    from kwanzaa.data import near_duplicate
+    from kwanzaa.examples import near_duplicate
     golden = load_dataset("golden")
     pairs = [(a.question, b.question) for a, b in zip(golden[:10], golden[10:20])]
     assert [near_duplicate(a, b) for a, b in pairs] == [False] * len(pairs)

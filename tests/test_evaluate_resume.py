@@ -30,7 +30,7 @@ if __name__ == "__main__": run(*sys.argv[1:4])
 
 def _examples(corpus):
     from kwanzaa.contract import AnswerCore, PERSONAS
-    from kwanzaa.data import Example, Gold
+    from kwanzaa.examples import Example, Gold
     notes, out = corpus.chunks, []
     for i in range(N):
         ctx = [c.chunk_id for c in notes[i:i + 1 + i % 3]]
@@ -58,7 +58,7 @@ def _complete_lines(path):
 
 def test_sigkill_then_resume(tmp_path):
     import importlib.util, torch
-    from kwanzaa.data import write_examples
+    from kwanzaa.examples import write_examples
     torch.set_num_threads(1)
     tiny = make_tiny_model(tmp_path / "tiny")
     script = tmp_path / "run_eval.py"

@@ -46,7 +46,8 @@ def test_passages_without_sentence_ends_and_bad_input():
 import ast, json
 from pathlib import Path
 from kwanzaa.corpus import Retriever
-from kwanzaa.data import DataError, build_examples, example_messages, example_problems, load_specs
+from kwanzaa.data import build_examples, example_problems, load_specs
+from kwanzaa.examples import DataError, example_messages
 
 FIXTURE = Path(__file__).parent / "fixtures" / "specs_sample.jsonl"
 
@@ -85,7 +86,7 @@ def test_example_messages_and_training_pick_the_mode(built, corpus):
 
 def test_training_examples_follow_the_configured_answer_mode():
     from kwanzaa.config import load_config
-    from kwanzaa.data import training_examples
+    from kwanzaa.examples import training_examples
     _, ext, _, _ = training_examples(load_config("pilot"))
     _, free, _, _ = training_examples(load_config("pilot", overrides=["data.answer_mode=free"]))
     assert [e.id for e in free] == [e.id for e in ext]

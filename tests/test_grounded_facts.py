@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kwanzaa.contract import AnswerCore, Toggles
-from kwanzaa.data import Example, Gold
+from kwanzaa.examples import Example, Gold
 from kwanzaa.contract import sentences
 from kwanzaa.evaluate import METRICS, compute_metrics, has_fact, score_item, summary_lines, write_report
 from kwanzaa.review import rescore, rescore_table

@@ -8,7 +8,7 @@ import torch
 from kwanzaa.config import load_config
 from kwanzaa.contract import AnswerDocument, Chunk, Toggles, parse, validate_document
 from kwanzaa.corpus import Corpus, Retriever, load_notes
-from kwanzaa.data import render_messages
+from kwanzaa.prompt import render_messages
 from kwanzaa.inference import (FALLBACK_CORE, InferenceError, ask, compare_batching, generate, load_for_inference)
 from kwanzaa.loader import make_tiny_model
 

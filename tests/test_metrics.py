@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from kwanzaa.contract import AnswerCore, Chunk, Toggles
-from kwanzaa.data import DataError, Example, Gold
+from kwanzaa.examples import DataError, Example, Gold
 from kwanzaa.evaluate import METRICS, breakdown, check_thresholds, compute_metrics, recite, score_item
 from kwanzaa.review import REVIEW_COLUMNS, ReviewSheetError, score_review_sheet
 

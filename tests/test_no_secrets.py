@@ -72,7 +72,7 @@ def test_a_run_with_a_token_in_the_environment_writes_it_nowhere(tiny_model_dir,
     from kwanzaa.config import load_config
     from kwanzaa.contract import AnswerCore, Chunk
     from kwanzaa.corpus import Corpus, load_notes
-    from kwanzaa.data import Example, Gold, example_messages
+    from kwanzaa.examples import Example, Gold, example_messages
     from kwanzaa.evaluate import evaluate
     from kwanzaa.trainer import train
     token = "hf_" + "".join(random.SystemRandom().choice(string.ascii_letters + string.digits) for _ in range(34))

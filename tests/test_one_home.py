@@ -120,7 +120,7 @@ def test_golden_only_change_is_the_same_train_step_for_runner_and_trainer(tmp_pa
     trainer refused to resume its checkpoints. Both now read records.RESULT_FREE: the step is the same for both."""
     import shutil
     from kwanzaa.config import load_config
-    from kwanzaa.data import dataset_path
+    from kwanzaa.examples import dataset_path
     from kwanzaa.pipeline import step_fingerprint
     from kwanzaa.records import changed_result_keys
     from kwanzaa.trainer import train

@@ -81,7 +81,7 @@ def test_recalibrating_changes_the_evaluate_fingerprint(tmp_path):
 
 def test_the_training_fingerprint_covers_the_validation_file(tmp_path):
     from kwanzaa.config import load_config
-    from kwanzaa.data import dataset_path
+    from kwanzaa.examples import dataset_path
     from kwanzaa.pipeline import step_fingerprint
     from kwanzaa.records import changed_parts
     val = tmp_path / "val.jsonl"; val.write_bytes(dataset_path("validation").read_bytes())
@@ -240,7 +240,7 @@ def test_adapter_dir_that_is_a_file_or_a_loop_is_named_so(tmp_path):
 
 def test_held_out_check_compares_content_and_questions_not_paths(tmp_path):
     from kwanzaa.config import load_config
-    from kwanzaa.data import DataError, dataset_path, training_examples
+    from kwanzaa.examples import DataError, dataset_path, training_examples
     from kwanzaa.pipeline import RunError, check_inputs
     copy = tmp_path / "mine.jsonl"; copy.write_bytes(dataset_path("golden").read_bytes())
     with pytest.raises(RunError, match="has the same content as package:golden"):
@@ -290,7 +290,7 @@ def test_damaged_adapter_weights_are_named_as_damage(tmp_path):
 
 def test_an_over_long_example_is_named_by_file_line_and_id(tmp_path, tiny_model_dir):
     from kwanzaa.corpus import build_corpus
-    from kwanzaa.data import dataset_path, example_messages, load_examples
+    from kwanzaa.examples import dataset_path, example_messages, load_examples
     from kwanzaa.loader import load_tokenizer
     from kwanzaa.trainer import TrainError, check_lengths
     lines = dataset_path("pilot").read_text().splitlines()[:2]

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kwanzaa.config import atomic_write_json, atomic_write_text, load_config
-from kwanzaa.data import Example, write_examples
-from kwanzaa.records import RecordError, read_predictions
+from kwanzaa.config import load_config
+from kwanzaa.examples import Example, write_examples
+from kwanzaa.records import RecordError, atomic_write_json, atomic_write_text, read_predictions
 
 torch.set_num_threads(1)
 
@@ -44,7 +44,7 @@ def test_full_disk_keeps_the_old_result_and_leaves_no_partial_file(full_disk):
 
 def test_full_disk_dataset_and_config_writes(full_disk):
     from kwanzaa.contract import AnswerCore
-    from kwanzaa.data import Gold
+    from kwanzaa.examples import Gold
     exs = [Example(id=f"e{i}", persona="educator", category="refusal_no_context", question="q" * 500, context=[],
                    gold=Gold(status="refused"), target=AnswerCore(status="refused", citations=[], answer="No.", unknowns=[]))
            for i in range(200)]

@@ -8,10 +8,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, event, example, given, settings, strategies as st
 
-from kwanzaa.config import ConfigError, RunConfig, load_config
+from kwanzaa.config import RunConfig, load_config
+from kwanzaa.config_yaml import ConfigError
 from kwanzaa.contract import (MAX_PASSAGES, PERSONAS, AnswerCore, AnswerDocument, Chunk, ContractError, Toggles,
                               assemble, validate_document)
-from kwanzaa.data import DataError, load_examples, load_specs, render_messages
+from kwanzaa.data import load_specs
+from kwanzaa.examples import DataError, load_examples
+from kwanzaa.prompt import render_messages
 from kwanzaa.records import RecordError, read_predictions
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),

@@ -7,9 +7,11 @@ import json, shutil
 import pytest
 import torch
 
-from kwanzaa.config import ConfigError, RunConfig, load_config
+from kwanzaa.config import RunConfig, load_config
+from kwanzaa.config_yaml import ConfigError
 from kwanzaa.contract import MAX_PASSAGES, AnswerCore, Chunk, core_to_text
-from kwanzaa.data import DataError, load_dataset, load_examples, render_messages
+from kwanzaa.examples import DataError, load_dataset, load_examples
+from kwanzaa.prompt import render_messages
 from kwanzaa.evaluate import compute_metrics, score_item
 from kwanzaa.loader import LoaderError, load_base_model, load_tokenizer
 from kwanzaa.pipeline import RunError, check_params, split_params
@@ -180,7 +182,7 @@ def test_papermill_parameter_that_is_not_yaml():
 
 # --- model output, as the evaluator scores it -----------------------------------------------------------------------
 def _example(category="single_source"):
-    from kwanzaa.data import Example, Gold
+    from kwanzaa.examples import Example, Gold
     return Example(id="q", persona="educator", category=category, question="When?", context=CTX,
                    gold=Gold(status="answered", supporting=[CTX[1]], key_facts=["1966"]),
                    target=AnswerCore(status="answered", citations=[2], answer="In 1966 [2].", unknowns=[]))

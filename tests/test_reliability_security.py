@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kwanzaa.config import ConfigError, load_config
+from kwanzaa.config import load_config
+from kwanzaa.config_yaml import ConfigError
 from kwanzaa.loader import LoaderError, load_base_model, load_model_and_tokenizer, load_tokenizer
 
 torch.set_num_threads(1)
@@ -168,7 +169,8 @@ def test_source_uses_no_unsafe_loader():
 
 # --- hub push -------------------------------------------------------------------------------------------------------
 def test_hub_push_is_opt_in(tiny_model_dir, tmp_path):
-    from kwanzaa.trainer import push_adapter, sft_config, train
+    from kwanzaa.trainer import sft_config, train
+    from kwanzaa.publish import push_adapter
     args = sft_config(_cfg(tiny_model_dir, "qlora"), tmp_path, device="cpu")
     assert (args.push_to_hub, args.hub_token, args.hub_model_id, list(args.report_to)) == (False, None, None, [])
     assert not any("push" in p or "hub" in p or "token" in p for p in inspect.signature(train).parameters)

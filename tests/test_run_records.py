@@ -2,8 +2,8 @@
 import json, os, subprocess, sys
 import pytest
 import yaml
-from kwanzaa.config import (RunConfig, atomic_write_json, atomic_write_text, file_sha256, list_presets, load_config,
-                            provenance, resolve_compute_dtype)
+from kwanzaa.config import RunConfig, list_presets, load_config, resolve_compute_dtype
+from kwanzaa.records import atomic_write_json, atomic_write_text, file_sha256, provenance
 
 
 @pytest.mark.parametrize("name", ["qlora", "lora", "cpu", "pilot"])

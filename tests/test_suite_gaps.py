@@ -58,7 +58,7 @@ def test_the_golden_leak_check_covers_train_and_validation(tmp_path, split):
 def test_a_marker_of_passage_0_makes_the_citations_invalid_in_scoring():
     "score_item counts a citation valid only for passages 1..n: an inline [0] is not one."
     from kwanzaa.contract import AnswerCore, core_to_text
-    from kwanzaa.data import load_dataset
+    from kwanzaa.examples import load_dataset
     from kwanzaa.evaluate import score_item
     ex = next(e for e in load_dataset("pilot") if e.target.status == "answered" and len(e.context) >= 2)
     good = AnswerCore(status="answered", citations=[1], answer="It began in 1966 [1].", unknowns=[])

@@ -8,11 +8,11 @@ from transformers import TrainerCallback
 
 from kwanzaa.config import load_config
 from kwanzaa.contract import AnswerCore, Chunk, Toggles, core_to_text
-from kwanzaa.data import render_messages
+from kwanzaa.prompt import render_messages
 from kwanzaa.loader import FAMILIES, load_tokenizer, make_tiny_model
-from kwanzaa.publish import PublishError
-from kwanzaa.trainer import (TrainError, checkpoint_problem, last_good_checkpoint, list_checkpoints, merge_adapter,
-                             push_adapter, sft_config, train, trained_text, update_model_card)
+from kwanzaa.publish import PublishError, merge_adapter, push_adapter, update_model_card
+from kwanzaa.trainer import (TrainError, checkpoint_problem, last_good_checkpoint, list_checkpoints, sft_config, train,
+                             trained_text)
 from kwanzaa.progress import progress_mode
 
 torch.set_num_threads(1)

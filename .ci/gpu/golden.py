@@ -6,7 +6,7 @@ set, for the QLoRA-vs-LoRA table. Each evaluation is `kwanzaa run evaluate` (pap
 """
 import json, os, shlex, subprocess, sys
 from pathlib import Path
-from kwanzaa.config import load_yaml
+from kwanzaa.config_yaml import load_yaml
 from kwanzaa.sweeps import compare_runs, select_best, sweep_runs, SELECT
 from kwanzaa.publish import cast_adapter
 
