@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from .contract import STATUSES, content_words
+from .contract import STATUSES, content_words, refusal_counts
 from .inference import (Calibration, CalibrationError, adapter_sha256, decide, load_for_inference,
                                save_calibration, status_probabilities)
 from .records import arm_dirname, atomic_write_json, read_predictions
@@ -30,11 +30,11 @@ def refusal_curve(probs:Sequence[dict], gold:Sequence[str], thresholds=None) -> 
     return rows
 
 def _refusal_scores(pred:Sequence[str], gold:Sequence[str]) -> dict:
-    "Refusal precision and recall, refusals made and status accuracy of predicted statuses against gold ones."
-    tp = sum(p == g == "refused" for p, g in zip(pred, gold))
-    npred, ngold = sum(p == "refused" for p in pred), sum(g == "refused" for g in gold)
-    return dict(refusal_precision=tp / npred if npred else None, refusal_recall=tp / ngold if ngold else None,
-                refused=npred, status_accuracy=sum(p == g for p, g in zip(pred, gold)) / len(gold), n=len(gold))
+    "Refusal precision and recall (contract.refusal_counts), refusals made and status accuracy of predicted statuses."
+    rc = refusal_counts(pred, gold)
+    return dict(refusal_precision=rc["correct"] / rc["refused"] if rc["refused"] else None,
+                refusal_recall=rc["correct"] / rc["gold_refused"] if rc["gold_refused"] else None,
+                refused=rc["refused"], status_accuracy=sum(p == g for p, g in zip(pred, gold)) / len(gold), n=len(gold))
 
 def choose_threshold(curve:list[dict], min_recall:float=0.85) -> dict:
     "The most precise threshold with recall >= min_recall (ties: the lower threshold); else the best F1."
@@ -54,7 +54,7 @@ def calibrate(cfg, # RunConfig (model, data.validation)
               split:str|None=None, # what `examples` are, for the record (default: "given examples")
              ) -> Calibration:
     "Choose the refusal threshold on the validation split and write it to <adapter_dir>/calibration.json."
-    from kwanzaa.data import example_messages, load_dataset
+    from kwanzaa.examples import example_messages, load_dataset
     if examples is None:
         if cfg.data.validation is None: raise CalibrationError("no validation split configured (data.validation)")
         examples, split = load_dataset(cfg.data.validation), str(cfg.data.validation)
@@ -128,9 +128,10 @@ def decisions_report(eval_dir, # an evaluation folder (compare_arms output)
                      golden:str="package:golden", validation:str="package:validation", sources_dir=None) -> dict:
     "`compare_decisions` on the items of `golden`, written with its provenance (command, data hashes, versions)."
     from kwanzaa.corpus import build_corpus
-    from kwanzaa.data import dataset_path, load_dataset
+    from kwanzaa.examples import dataset_path, load_dataset
     from kwanzaa.records import provenance
     corpus = build_corpus(sources_dir)
+    if golden is None: golden = str(Path(eval_dir) / "examples.jsonl") if (Path(eval_dir) / "examples.jsonl").exists() else "package:golden"
     rep = compare_decisions(eval_dir, load_dataset(golden, corpus), load_dataset(validation, corpus), corpus)
     rep["provenance"] = provenance(data_paths=[dataset_path(golden), dataset_path(validation),
                                                *sorted(Path(eval_dir).glob("adapter_constrained*/predictions.jsonl"))])

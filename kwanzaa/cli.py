@@ -202,7 +202,7 @@ def _add_calibrate(sub):
     s = p.add_subparsers(dest="cmd", required=True)
     d = s.add_parser("decisions", help="argmax vs calibrated threshold vs a lexical answerability check, on one evaluation")
     d.add_argument("eval_dir"); d.add_argument("--out", required=True)
-    d.add_argument("--golden", default="package:golden"); d.add_argument("--validation", default="package:validation")
+    d.add_argument("--golden", default=None, help="the scored items (default: EVAL_DIR/examples.jsonl, else package:golden)"); d.add_argument("--validation", default="package:validation")
     p.set_defaults(func=_calibrate)
 
 # %% ../nbs/11_cli.ipynb #cl041

@@ -6,17 +6,17 @@
 __all__ = ['STATUSES', 'PERSONAS', 'MAX_PASSAGES', 'MAX_CITATIONS', 'MAX_ANSWER_CHARS', 'MAX_UNKNOWNS', 'MAX_UNKNOWN_CHARS',
            'VERSION', 'CORE_FIELDS', 'ERROR_KINDS', 'MARKER', 'UNIT_CHARS', 'MAX_UNIT_CHARS', 'CONFIDENCE_THRESHOLDS',
            'SCHEMA_FILES', 'ContractError', 'AnswerCore', 'core_to_text', 'core_json_schema', 'ParseResult', 'parse',
-           'Chunk', 'Toggles', 'inline_markers', 'check_consistency', 'sentences', 'content_words', 'copy_units',
-           'extractive_sentence', 'unquote_extractive', 'AnswerText', 'Source', 'RetrievalResult', 'RetrievalSummary',
-           'Unknowns', 'Integrity', 'AnswerDocument', 'retrieval_confidence', 'assemble', 'validate_document',
-           'schema_of', 'load_schema', 'write_schemas']
+           'Chunk', 'Toggles', 'inline_markers', 'check_consistency', 'sentences', 'content_words', 'refusal_counts',
+           'copy_units', 'extractive_sentence', 'unquote_extractive', 'AnswerText', 'Source', 'RetrievalResult',
+           'RetrievalSummary', 'Unknowns', 'Integrity', 'AnswerDocument', 'retrieval_confidence', 'assemble',
+           'validate_document', 'schema_of', 'load_schema', 'write_schemas']
 
 # %% ../nbs/00_contract.ipynb #c003
 import json, math, re
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -310,6 +310,14 @@ she that the their them they this to was were what when where which who whom why
 def content_words(text:str) -> set[str]:
     "Lower-cased words minus stop words and [n] markers: what overlap is counted on."
     return {w for w in _WORD.findall(MARKER.sub(" ", text).casefold()) if w not in _STOP}
+
+# %% ../nbs/00_contract.ipynb #rc00000b
+def refusal_counts(pred:Sequence[str|None], # predicted statuses (None: no valid answer)
+                   gold:Sequence[str], # gold statuses
+                  ) -> dict[str, int]:
+    "{'correct': refusals that were right, 'refused': refusals made, 'gold_refused': refusals due}."
+    return {"correct": sum(p == g == "refused" for p, g in zip(pred, gold)),
+            "refused": sum(p == "refused" for p in pred), "gold_refused": sum(g == "refused" for g in gold)}
 
 # %% ../nbs/00_contract.ipynb #k25s09
 UNIT_CHARS = 300                    # a longer unit is cut at '; ' or ', '

@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from .contract import (AnswerCore, Chunk, Toggles, MAX_PASSAGES, check_consistency, inline_markers, parse, MARKER,
-                              core_to_text, content_words, sentences)
-from .data import Example, Gold, example_messages, load_examples
+                              core_to_text, content_words, refusal_counts, sentences)
+from .examples import Example, Gold, example_messages, load_examples, write_examples
 from .config import arm_flags
 from .records import arm_dirname, atomic_write_json, atomic_write_text, provenance, read_predictions
 
 # %% auto #0
 __all__ = ['ANSWERABLE', 'METRICS', 'LOWER_IS_BETTER', 'DEFAULT_ARMS', 'PREDICTIONS', 'HEADLINE', 'SUMMARY', 'GROUP_KEYS',
-           'gold_positions', 'has_fact', 'sentence_citations', 'grounded_facts', 'unsupported_sentences', 'score_item',
-           'compute_metrics', 'breakdown', 'check_thresholds', 'recite', 'EvaluationError', 'arm_spec',
+           'EXAMPLES', 'gold_positions', 'has_fact', 'sentence_citations', 'grounded_facts', 'unsupported_sentences',
+           'score_item', 'compute_metrics', 'breakdown', 'check_thresholds', 'recite', 'EvaluationError', 'arm_spec',
            'generation_arm', 'score_text', 'examples_and_paths', 'evaluate', 'metric_cell', 'write_report',
            'plot_metrics', 'plot_breakdown', 'summary_lines', 'compare_arms', 'live_example', 'live_examples',
            'compare_arms_live']
@@ -142,10 +142,14 @@ def _sum(scored, field, den_field=None) -> list:
     num = sum(s[field] for s in rows)
     return [round(num, 9) if isinstance(num, float) else num, sum(s[den_field] for s in rows) if den_field else len(rows)]
 
+
+# %% ../nbs/07_evaluate.ipynb #cm000001
 def compute_metrics(scored:Sequence[dict], # score_item results
                    ) -> dict:
     "Every metric (a fraction in [0, 1], or None when undefined) plus counts = {metric: [numerator, denominator]}."
     n = len(scored)
+    rc = refusal_counts(["refused" if s["refused"] else "other" for s in scored],
+                        ["refused" if s["gold_refused"] else "other" for s in scored])
     counts = {"json_parse_rate": [sum(s["json_ok"] for s in scored), n],
               "json_strict_rate": [sum(s["json_strict"] for s in scored), n],
               "schema_compliance": [sum(s["schema_ok"] for s in scored), n],
@@ -156,10 +160,7 @@ def compute_metrics(scored:Sequence[dict], # score_item results
               "citation_precision": [sum(s["n_cited_gold"] for s in scored), sum(s["n_cited"] for s in scored)],
               "citation_recall": [sum(s["n_cited_gold"] for s in scored if s["gold_status"] in ANSWERABLE),
                                   sum(s["n_gold"] for s in scored if s["gold_status"] in ANSWERABLE)],
-              "refusal_precision": [sum(s["refused"] and s["gold_refused"] for s in scored),
-                                    sum(s["refused"] for s in scored)],
-              "refusal_recall": [sum(s["refused"] and s["gold_refused"] for s in scored),
-                                 sum(s["gold_refused"] for s in scored)],
+              "refusal_precision": [rc["correct"], rc["refused"]], "refusal_recall": [rc["correct"], rc["gold_refused"]],
               "key_fact_accuracy": list(_count(scored, "key_fact_ok")),
               "key_fact_recall": _sum(scored, "key_fact_share"),
               "key_fact_accuracy_ungrounded": list(_count(scored, "key_fact_ok_ungrounded")),
@@ -173,6 +174,8 @@ def compute_metrics(scored:Sequence[dict], # score_item results
     m["counts"] = counts
     return {k: m[k] for k in ("n", *METRICS, "error_kinds", "counts")}
 
+
+# %% ../nbs/07_evaluate.ipynb #cm000002
 def breakdown(scored:Sequence[dict], # score_item results
               by:str="persona", # the field to group by: "persona" or "category"
              ) -> dict:
@@ -251,7 +254,7 @@ def _record(ex:Example, arm:str, prompt:str, gen:dict, seconds:float, chunks, ci
 def examples_and_paths(examples):
     "(examples, the dataset files they came from): a list is taken as it is, a reference or path is loaded."
     if isinstance(examples, (str, Path)):
-        from kwanzaa.data import dataset_path
+        from kwanzaa.examples import dataset_path
         p = dataset_path(str(examples))
         return load_examples(p), [p]
     return list(examples), []
@@ -478,6 +481,8 @@ def summary_lines(metrics_by_arm:dict, # {arm: metrics} from evaluate / compare_
     return out
 
 # %% ../nbs/07_evaluate.ipynb #c048
+EXAMPLES = "examples.jsonl"   # the scored examples, kept beside an evaluation's arms
+
 def compare_arms(cfg, # RunConfig
                  examples, # list[Example] or a dataset reference
                  out_dir, # one sub-directory per arm, plus the combined report
@@ -505,6 +510,7 @@ def compare_arms(cfg, # RunConfig
     results = {a: results[a] for a in arms}
     atomic_write_json(out / "comparison.json", {a: {k: m[k] for k in ("n", *METRICS, "counts", "thresholds",
                                                                        "generation")} for a, m in results.items()})
+    write_examples(examples_and_paths(examples)[0], out / EXAMPLES)   # what was scored, as it was: re-scoring reads it
     write_report(results, out / "report.md")
     plot_metrics(results, out / "metrics.png")
     plot_breakdown(results, out / "by_persona.png", by="persona")

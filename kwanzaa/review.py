@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .contract import core_to_text
 from .corpus import build_corpus
-from .evaluate import (PREDICTIONS, EvaluationError, examples_and_paths, score_text, arm_spec, compute_metrics,
+from .evaluate import (EXAMPLES, PREDICTIONS, EvaluationError, examples_and_paths, score_text, arm_spec, compute_metrics,
                               metric_cell, score_item)
 from .records import atomic_write_json, atomic_write_text, provenance, read_predictions
 
@@ -113,13 +113,15 @@ def _v2_row(m:dict, old:dict|None=None) -> dict:
 
 # %% ../nbs/07b_review.ipynb #rv000016
 def rescore(eval_dir="outputs/golden/eval", # one sub-directory per arm holding predictions.jsonl and metrics.json (read only)
-            examples="golden", # the evaluated examples (list or dataset reference)
+            examples=None, # the evaluated examples (list or reference); default: eval_dir/examples.jsonl, else golden
             corpus=None, # anything with .get(chunk_id) -> Chunk; default kwanzaa.corpus.build_corpus()
             out=None, # the JSON to write; default eval_dir/../metrics_v2.json
             command:str|None=None, # recorded in provenance (default: sys.argv)
            ) -> dict:
     "Re-score committed predictions under the rules of issue #25 (no generation), beside the old numbers; write `out`."
-    eval_dir, (exs, paths) = Path(eval_dir), examples_and_paths(examples)
+    eval_dir = Path(eval_dir)
+    if examples is None: examples = eval_dir / EXAMPLES if (eval_dir / EXAMPLES).exists() else "golden"
+    exs, paths = examples_and_paths(examples)
     if corpus is None: corpus = build_corpus()
     rel = lambda p: Path(os.path.relpath(p)) if Path(p).resolve().is_relative_to(Path.cwd().resolve()) else Path(p)
     chunks_of, arms, used = {e.id: [corpus.get(c) for c in e.context] for e in exs}, {}, [rel(p) for p in paths]
