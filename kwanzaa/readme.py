@@ -85,7 +85,7 @@ def multigpu_table(multigpu:str|Path="outputs/bench/multigpu.json") -> str:
     lines = ["| what | shape | global batch | 1 GPU tok/s | 2 GPUs tok/s | scaling | peak GiB per GPU (1 GPU -> 2) | run |",
              "|---|---|---|---|---|---|---|---|"]
     for t in m.get("trainer_launches", []):
-        lines.append(f"| `python -m kwanzaa.trainer`, qlora preset, {t['strategy'].upper()} | {t['shape']} | {t['one_gpu_global_batch']} -> "
+        lines.append(f"| `kwanzaa trainer`, qlora preset, {t['strategy'].upper()} | {t['shape']} | {t['one_gpu_global_batch']} -> "
                      f"{t['global_batch']} | {t['one_gpu_tokens_per_s']:,} | {t['tokens_per_s']:,} | {t['scaling']:.2f}x | "
                      f"{t['one_gpu_peak_gib']:.1f} -> {max(t['peak_gib_per_gpu']):.1f} | {t['run']} |")
     for c in m["comparisons"]:
@@ -223,6 +223,7 @@ def sweep_table(comparison:str|Path="outputs/sweeps/gpu-smollm2/comparison.json"
                  f"{c['jobs']} runs at a time shared one GPU, so the minutes are not a speed measurement. Source: `{f.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #5a0c9e14
 def decisions_table(decisions:str|Path="outputs/golden/decisions.json") -> str:
     "Markdown: refusal precision, recall and status accuracy of each answer-or-refuse rule on the same items."
     f = Path(decisions)
@@ -237,6 +238,7 @@ def decisions_table(decisions:str|Path="outputs/golden/decisions.json") -> str:
                  f"(the lexical check's: {ch['rule']}). Source: `{f.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #5a0c9e17
 def review_table(scores:str|Path="outputs/golden/human_review_scores.json") -> str:
     "Markdown: the scored human-review sheet (mean ratings 1-5 overall and per persona, critical hallucinations)."
     f = Path(scores)
@@ -251,6 +253,7 @@ def review_table(scores:str|Path="outputs/golden/human_review_scores.json") -> s
                  "(the sheet with every rating and note: `outputs/golden/human_review.csv`).")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #5a0c9e1a
 def plan_table(plan_dir:str|Path="outputs/plan-gpu") -> str:
     "Markdown: the seed's gated plan, step by step: its decision when it finished, else the steps that did."
     from kwanzaa.pipeline import gate, read_run
@@ -278,6 +281,7 @@ def plan_table(plan_dir:str|Path="outputs/plan-gpu") -> str:
                  f"Source: `{d.as_posix()}/*/eval/comparison.json`.")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #5a0c9e1d
 def gpu_decision_table(lora:str|Path="outputs/examples/qlora-vs-lora-gpu/lora-r16/eval/comparison.json",
                        qlora:str|Path="outputs/examples/qlora-vs-lora-gpu/qlora-r16/eval/comparison.json",
                        sweep:str|Path="outputs/sweeps/gpu-smollm2/comparison.json",
@@ -313,6 +317,7 @@ def speed_runs_table(summary:str|Path="outputs/bench/summary.json") -> str:
                  f"Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #fc3f2d88
 def profile_table(profile:str|Path="outputs/bench/profile.json") -> str:
     "Markdown: milliseconds of GPU kernel time per optimizer step by part of the step, per profiled variant."
     p = Path(profile)
@@ -338,6 +343,7 @@ def profile_table(profile:str|Path="outputs/bench/profile.json") -> str:
                  f"(the union of kernel intervals). Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/10_readme.ipynb #fc3f2d8b
 def trainer_speed_table(trainer:str|Path="outputs/bench/trainer_qlora_llama1b_cuda.json",
                         small:str|Path="outputs/bench/trainer_135m_cuda.json") -> str:
     "Markdown: the project's trainer per path (tokens/s, speed-up over the first path, peak, loss), the 1B shape and the embedded 135M."
@@ -354,10 +360,11 @@ def trainer_speed_table(trainer:str|Path="outputs/bench/trainer_qlora_llama1b_cu
             rows.append(f"| {label} | `{r['path']}` | {r['tokens_per_s']:,.0f} | {r['tokens_per_s'] / first:.2f}x | "
                         f"{r['median_step_s']:.3f} | {r['peak_alloc_gib']:.2f} | {r['train_loss']:.4f} |")
     if not srcs: return "_No trainer speed results yet._\n"
-    rows.append("\n`kwanzaa.trainer.train` (what `python -m kwanzaa.trainer` runs) on one H200, same run; median of the "
+    rows.append("\n`kwanzaa.trainer.train` (what `kwanzaa trainer` runs) on one H200, same run; median of the "
                 "steps after the warm-up. Sources: " + ", ".join(f"`{s}`" for s in srcs) + ".")
     return "\n".join(rows) + "\n"
 
+# %% ../nbs/10_readme.ipynb #fc3f2d8e
 def cpu_speed_table(cpu:str|Path="outputs/bench/cpu_recipe.json") -> str:
     "Markdown: seconds per training sequence of the cpu preset per row, and where a profiled step's time went."
     p = Path(cpu)
@@ -398,7 +405,7 @@ def ask_table(ask:str|Path="outputs/bench/ask.json") -> str:
     g = next(iter(cpus.values()))["goals"]
     lines.append(f"\nGoals on a 2-core CPU without native bf16: first answer <= {g['cold_s']:.0f} s, each further one <= "
                  f"{g['warm_s']:.0f} s, {g['inconsistent']} inconsistent documents. The {next(iter(cpus.values()))['n']} golden "
-                 f"questions with passages from the project's own BM25 retrieval; command `python -m kwanzaa.bench ask`. "
+                 f"questions with passages from the project's own BM25 retrieval; command `kwanzaa bench ask`. "
                  f"Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
