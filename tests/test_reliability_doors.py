@@ -30,7 +30,7 @@ def _hold_lock(run_dir: Path, tmp_path: Path):
     return p
 
 
-# --- 1. python -m kwanzaa.trainer takes the run directory's lock ---------------------------------------------------
+# --- 1. kwanzaa trainer takes the run directory's lock ------------------------------------------------------------
 def test_trainer_command_is_refused_while_a_run_holds_the_directory(tmp_path, tiny_model_dir):
     run = tmp_path / "run"; (run / "checkpoints" / "checkpoint-1").mkdir(parents=True)
     (run / "run_config.json").write_text('{"mine": true}\n')
@@ -246,7 +246,7 @@ def test_held_out_check_compares_content_and_questions_not_paths(tmp_path):
     with pytest.raises(RunError, match="has the same content as package:golden"):
         check_inputs(load_config("pilot", overrides=[f"data.train={copy}"]), ("train",))
     with pytest.raises(DataError, match="has the same content as package:golden"):
-        training_examples(load_config("pilot", overrides=[f"data.train={copy}"]))   # python -m kwanzaa.trainer's door
+        training_examples(load_config("pilot", overrides=[f"data.train={copy}"]))   # kwanzaa trainer's door
     gold = json.loads(dataset_path("golden").read_text().splitlines()[3])
     for key in ("train", "validation"):   # the leak check covers both splits
         leaky = tmp_path / f"{key}.jsonl"

@@ -204,7 +204,7 @@ def test_bad_training_data_is_refused(tiny_model_dir, tmp_path):
 
 
 def test_trainer_command_names_a_bad_conversations_file(tmp_path):
-    "`python -m kwanzaa.trainer` (the accelerate entry point): a bad input file is named, exit 2, nothing written."
+    "`kwanzaa trainer` (the accelerate entry point, `-m kwanzaa trainer`): a bad input file is named, exit 2, nothing written."
     import subprocess, sys
     bad = tmp_path / "conv.jsonl"
     bad.write_text('[{"role": "user", "content": "q"}, {"role": "assistant"}]\n')
