@@ -34,14 +34,15 @@ def system_prompt(persona:str="educator", # one of PERSONAS; sets the tone only
               "refused if the passages do not hold the answer (citations []); clarify to ask what is meant."]
     return "\n".join(lines)
 
-# %% ../nbs/02a_prompt.ipynb #31070441
-_CONTROL = re.compile(r"<(\|?)(im_start|im_end|endoftext|begin_of_text|end_of_text|start_header_id|end_header_id|eot_id|"
-                      r"finetune_right_pad_id|reserved_special_token_\d+|start_of_turn|end_of_turn|bos|eos|pad)(\|?)>")
+# %% ../nbs/02a_prompt.ipynb #2a0defu1
+# any <|name|> token (ChatML, Llama 3, a new family's), and the bare Gemma-style ones
+_CONTROL = re.compile(r"<\|[^\s<>|]{1,64}\|>|<(?:start_of_turn|end_of_turn|bos|eos|pad)>")
 
 def defuse(text:str) -> str:
     "Text with chat control tokens broken by a zero-width space, so a passage cannot open or close a chat turn."
     return _CONTROL.sub(lambda m: "<\u200b" + m.group(0)[1:], text)
 
+# %% ../nbs/02a_prompt.ipynb #31070441
 def format_context(chunks: list[Chunk], # the passages, in prompt order
                   ) -> str:
     "Numbered passages, '[n] Title (year)' then the text; no retrieval scores."
