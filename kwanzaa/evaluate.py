@@ -261,6 +261,63 @@ def examples_and_paths(examples):
 
 def _is_peft(model) -> bool: return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
 
+# %% ../nbs/07_evaluate.ipynb #ev0help1
+def _finished(pred_path:Path, examples:list, arm:str) -> dict:
+    "The finished records of `pred_path` (resuming), each checked to belong to these examples and this arm."
+    done, ids = read_predictions(pred_path), {e.id for e in examples}
+    for rid, rec in done.items():
+        where = f"{pred_path}:{rec['_line']}"
+        if rid not in ids: raise EvaluationError(f"{where}: item {rid!r} is not among the examples; use a fresh out_dir")
+        if rec["arm"] != arm: raise EvaluationError(f"{where}: made by arm {rec['arm']!r}, not {arm!r}; one out_dir per arm")
+    return done
+
+def _rescore_reused(items:list, reuse:dict, arm:str, pred_path:Path, chunks_of:dict, citecheck:bool):
+    "The same generations, re-scored (e.g. a +citecheck arm from its generation arm's predictions)."
+    for e in items:
+        src = reuse[e.id]
+        gen = {"raw": src["raw_output"], "text": src.get("text", src["raw_output"]), "stopped": src.get("stopped"),
+               "n_new_tokens": src.get("n_new_tokens"), "fallback": src.get("fallback"), "grammar": src.get("grammar")}
+        _append(pred_path, [_record(e, arm, src["prompt"], gen, src.get("seconds") or 0.0, chunks_of[e.id], citecheck)])
+
+def _generate_batch(cfg, model, tok, batch:list, chats:dict, chunks_of:dict, spec:dict, calibration) -> list:
+    "One batch's generations for an arm: constrained (schema or extractive), then the calibrated decision if asked."
+    from kwanzaa.inference import apply_decision, decide, generate, status_probabilities
+    msgs, n = [chats[e.id] for e in batch], [len(e.context) for e in batch]
+    texts = [[c.text for c in chunks_of[e.id]] for e in batch] if spec.get("extractive") else None
+    gens = generate(model, tok, msgs, max_new_tokens=cfg.eval.max_new_tokens, batch_size=len(batch),
+                    constrained=spec["constrained"], n_passages=n, passages=texts)
+    if not spec["calibrated"]: return gens
+    probs = status_probabilities(model, tok, msgs, len(batch))
+    return apply_decision(model, tok, msgs, gens, [decide(p, calibration.threshold) for p in probs], cfg.eval.max_new_tokens,
+                          n_passages=n, constrained=spec["constrained"], passages=texts)
+
+
+# %% ../nbs/07_evaluate.ipynb #ev0help2
+def _model_for(cfg, arm:str, spec:dict, model, tok, adapter_dir):
+    "The model an arm generates with: the one given, else loaded (base, or base + adapter); adapter arms need a LoRA."
+    if model is None or tok is None:
+        from kwanzaa.inference import load_for_inference
+        if spec["adapter"] and adapter_dir is None:
+            raise EvaluationError(f"arm {arm!r} needs adapter_dir (a trained adapter) or a loaded PeftModel")
+        model, tok = load_for_inference(cfg, adapter_dir if spec["adapter"] else None)
+    if spec["adapter"] and not _is_peft(model):
+        raise EvaluationError(f"arm {arm!r} needs a model with a LoRA adapter (a PeftModel); got {type(model).__name__}")
+    return model, tok
+
+def _same_prompts(examples:list, done:dict, chats:dict, tok, pred_path:Path):
+    "A finished item whose stored prompt is not the one it would get now is an error: one result, one prompt."
+    from kwanzaa.inference import prompt_text
+    for e in examples:
+        if e.id in done and done[e.id]["prompt"] != prompt_text(tok, chats[e.id]):
+            raise EvaluationError(f"{pred_path}:{done[e.id]['_line']}: item {e.id!r} was generated from a different "
+                                  "prompt than it would get now; use a fresh out_dir")
+
+def _calibration_for(cfg, arm:str, adapter_dir):
+    "The +calibrated arm's threshold file, required and checked against the adapter and base."
+    from kwanzaa.inference import load_calibration
+    if adapter_dir is None: raise EvaluationError(f"arm {arm!r} needs a calibration (adapter_dir with calibration.json)")
+    return load_calibration(adapter_dir, cfg.model.base, required=True)
+
 # %% ../nbs/07_evaluate.ipynb #1577df5b
 def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; model for loading)
              examples, # list[Example], or a dataset reference/path ('golden', 'package:golden', a .jsonl)
@@ -284,54 +341,22 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
         corpus = build_corpus(cfg.data.sources_dir)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     pred_path = out / PREDICTIONS
-    done, ids = read_predictions(pred_path), {e.id for e in examples}
-    for rid, rec in done.items():
-        where = f"{pred_path}:{rec['_line']}"
-        if rid not in ids: raise EvaluationError(f"{where}: item {rid!r} is not among the examples; use a fresh out_dir")
-        if rec["arm"] != arm: raise EvaluationError(f"{where}: made by arm {rec['arm']!r}, not {arm!r}; one out_dir per arm")
+    done = _finished(pred_path, examples, arm)
     reuse = read_predictions(source_predictions) if source_predictions else {}
     chats = {e.id: example_messages(e, corpus, with_target=False) for e in examples}
     chunks_of = {e.id: [corpus.get(c) for c in e.context] for e in examples}
     todo = [e for e in examples if e.id not in done]
-    for e in [e for e in todo if e.id in reuse]:  # the same generations, re-scored (e.g. a +citecheck arm)
-        src = reuse[e.id]
-        gen = {"raw": src["raw_output"], "text": src.get("text", src["raw_output"]), "stopped": src.get("stopped"),
-               "n_new_tokens": src.get("n_new_tokens"), "fallback": src.get("fallback")}
-        _append(pred_path, [_record(e, arm, src["prompt"], gen, src.get("seconds") or 0.0, chunks_of[e.id],
-                                    spec["citecheck"])])
+    _rescore_reused([e for e in todo if e.id in reuse], reuse, arm, pred_path, chunks_of, spec["citecheck"])
     todo = [e for e in todo if e.id not in reuse]
-    if todo and (model is None or tok is None):
-        from kwanzaa.inference import load_for_inference
-        if spec["adapter"] and adapter_dir is None:
-            raise EvaluationError(f"arm {arm!r} needs adapter_dir (a trained adapter) or a loaded PeftModel")
-        model, tok = load_for_inference(cfg, adapter_dir if spec["adapter"] else None)
-    if todo and spec["adapter"] and not _is_peft(model):
-        raise EvaluationError(f"arm {arm!r} needs a model with a LoRA adapter (a PeftModel); got {type(model).__name__}")
-    if tok is not None:
-        for e in examples:
-            if e.id in done and done[e.id]["prompt"] != prompt_text(tok, chats[e.id]):
-                raise EvaluationError(f"{pred_path}:{done[e.id]['_line']}: item {e.id!r} was generated from a different "
-                                      "prompt than it would get now; use a fresh out_dir")
+    if todo: model, tok = _model_for(cfg, arm, spec, model, tok, adapter_dir)
+    if tok is not None: _same_prompts(examples, done, chats, tok, pred_path)
     bs = cfg.eval.batch_size
-    if todo and spec["calibrated"] and calibration is None:
-        from kwanzaa.inference import load_calibration
-        if adapter_dir is None: raise EvaluationError(f"arm {arm!r} needs a calibration (adapter_dir with calibration.json)")
-        calibration = load_calibration(adapter_dir, cfg.model.base, required=True)
+    if todo and spec["calibrated"] and calibration is None: calibration = _calibration_for(cfg, arm, adapter_dir)
     with (model.disable_adapter() if todo and not spec["adapter"] and _is_peft(model) else nullcontext()):
         for i in range(0, len(todo), bs):
             batch = todo[i:i + bs]
             t0 = time.perf_counter()
-            texts = [[c.text for c in chunks_of[e.id]] for e in batch] if spec.get("extractive") else None
-            gens = generate(model, tok, [chats[e.id] for e in batch], max_new_tokens=cfg.eval.max_new_tokens,
-                            batch_size=bs, constrained=spec["constrained"], n_passages=[len(e.context) for e in batch],
-                            passages=texts)
-            if spec["calibrated"]:
-                from kwanzaa.inference import apply_decision, decide, status_probabilities
-                probs = status_probabilities(model, tok, [chats[e.id] for e in batch], bs)
-                gens = apply_decision(model, tok, [chats[e.id] for e in batch], gens,
-                                      [decide(p, calibration.threshold) for p in probs], cfg.eval.max_new_tokens,
-                                      n_passages=[len(e.context) for e in batch], constrained=spec["constrained"],
-                                      passages=texts)
+            gens = _generate_batch(cfg, model, tok, batch, chats, chunks_of, spec, calibration)
             dt = (time.perf_counter() - t0) / len(batch)
             _append(pred_path, [_record(e, arm, prompt_text(tok, chats[e.id]), vars(g), dt, chunks_of[e.id],
                                         spec["citecheck"]) for e, g in zip(batch, gens)])

@@ -116,6 +116,8 @@ def save_calibration(cal:Calibration, adapter_dir) -> Path:
     "Write `cal` to <adapter_dir>/calibration.json (atomically)."
     return atomic_write_json(Path(adapter_dir) / "calibration.json", asdict(cal))
 
+
+# %% ../nbs/06_inference.ipynb #dc00010b
 def _read_calibration(p:Path) -> Calibration:
     "The Calibration in file `p`, or a CalibrationError naming the file and the field that is wrong."
     try: d = json.loads(p.read_text(encoding="utf-8"))
@@ -248,6 +250,22 @@ def _finish(tok, ids:list[int], stops:set[int], constrained:bool, n_passages, pr
         if g.fallback: g.text = core_to_text(FALLBACK_CORE)
     return g
 
+# %% ../nbs/06_inference.ipynb #ga000001
+def _generation_args(n:int, tok, constrained, n_passages, batch_size, max_new_tokens, prefixes, cache, passages) -> list:
+    "Check generate's arguments (an InferenceError naming the one that is wrong); the passages count of each row."
+    if constrained:
+        if n_passages is None: raise InferenceError("constrained=True needs n_passages (the passages in each prompt)")
+        ns = [n_passages] * n if isinstance(n_passages, int) else list(n_passages)
+        if len(ns) != n: raise InferenceError(f"n_passages has {len(ns)} values for {n} prompts")
+    else: ns = [None] * n
+    _int_arg("batch_size", batch_size, 1); _int_arg("max_new_tokens", max_new_tokens, 1)
+    if tok.padding_side != "left": raise InferenceError("generation needs a left-padding tokenizer "
+                                                        "(load_for_inference sets it; or tok.padding_side = 'left')")
+    for name, v in (("prefixes", prefixes), ("passages", passages)):
+        if v is not None and len(v) != n: raise InferenceError(f"{name} has {len(v)} values for {n} prompts")
+    if cache is not None and n != 1: raise InferenceError("a prompt cache is for one prompt")
+    return ns
+
 # %% ../nbs/06_inference.ipynb #7a102643
 def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_inference
              tok, # its tokenizer (left padding)
@@ -263,17 +281,7 @@ def generate(model, # a causal LM (base or PeftModel), e.g. from load_for_infere
     "Greedy, batched generation that stops at the end-of-turn token; results in input order."
     from transformers import GenerationConfig, LogitsProcessorList
     n = len(message_lists)
-    if constrained:
-        if n_passages is None: raise InferenceError("constrained=True needs n_passages (the passages in each prompt)")
-        ns = [n_passages] * n if isinstance(n_passages, int) else list(n_passages)
-        if len(ns) != n: raise InferenceError(f"n_passages has {len(ns)} values for {n} prompts")
-    else: ns = [None] * n
-    _int_arg("batch_size", batch_size, 1); _int_arg("max_new_tokens", max_new_tokens, 1)
-    if tok.padding_side != "left": raise InferenceError("generation needs a left-padding tokenizer "
-                                                        "(load_for_inference sets it; or tok.padding_side = 'left')")
-    if prefixes is not None and len(prefixes) != n: raise InferenceError(f"prefixes has {len(prefixes)} values for {n} prompts")
-    if cache is not None and n != 1: raise InferenceError("a prompt cache is for one prompt")
-    if passages is not None and len(passages) != n: raise InferenceError(f"passages has {len(passages)} values for {n} prompts")
+    ns = _generation_args(n, tok, constrained, n_passages, batch_size, max_new_tokens, prefixes, cache, passages)
     pre = list(prefixes) if prefixes is not None else [""] * n
     prompts = [prompt_text(tok, m) + p for m, p in zip(message_lists, pre)]
     lengths = [len(tok(p, add_special_tokens=False).input_ids) for p in prompts]
