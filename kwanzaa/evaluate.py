@@ -21,8 +21,7 @@ __all__ = ['ANSWERABLE', 'METRICS', 'LOWER_IS_BETTER', 'DEFAULT_ARMS', 'PREDICTI
            'EXAMPLES', 'gold_positions', 'has_fact', 'sentence_citations', 'grounded_facts', 'unsupported_sentences',
            'score_item', 'compute_metrics', 'breakdown', 'check_thresholds', 'recite', 'EvaluationError', 'arm_spec',
            'generation_arm', 'score_text', 'examples_and_paths', 'evaluate', 'metric_cell', 'write_report',
-           'plot_metrics', 'plot_breakdown', 'summary_lines', 'compare_arms', 'live_example', 'live_examples',
-           'compare_arms_live']
+           'plot_metrics', 'plot_breakdown', 'summary_lines', 'compare_arms']
 
 # %% ../nbs/07_evaluate.ipynb #c006
 ANSWERABLE = ("answered", "partial")
@@ -539,74 +538,4 @@ def compare_arms(cfg, # RunConfig
     write_report(results, out / "report.md")
     plot_metrics(results, out / "metrics.png")
     plot_breakdown(results, out / "by_persona.png", by="persona")
-    return results
-
-# %% ../nbs/07_evaluate.ipynb #lv000002
-def _renumber(core:AnswerCore, old:list[str], new:list[str]) -> AnswerCore:
-    "The core with citations and markers moved from positions in `old` to positions in `new` (dropped if gone)."
-    pos = {i: new.index(c) + 1 for i, c in enumerate(old, 1) if c in new}
-    def mark(m):
-        got = [pos[int(x)] for x in m.group(1).split(",") if int(x) in pos]
-        return f"[{', '.join(map(str, got))}]" if got else ""
-    return core.model_copy(update={"citations": [pos[c] for c in core.citations if c in pos],
-                                   "answer": " ".join(MARKER.sub(mark, core.answer).split())})
-
-def live_example(e:Example, ctx:list[str]) -> tuple[Example, bool]:
-    "(the example on passages `ctx`, whether its gold passages were all missed: then it is a refusal item)."
-    sup = [c for c in e.gold.supporting if c in ctx]
-    missed = e.gold.status in ANSWERABLE and bool(e.gold.supporting) and not sup
-    if missed:
-        gold, target = Gold(status="refused"), AnswerCore(status="refused", citations=[], unknowns=[],
-                                                          answer="The passages do not hold an answer to this question.")
-    else: gold, target = e.gold.model_copy(update={"supporting": sup}), _renumber(e.target, e.context, ctx)
-    free = None if missed or e.free_target is None else _renumber(e.free_target, e.context, ctx).model_dump()
-    d = e.model_dump()
-    d.update(context=ctx, gold=gold.model_dump(), target=target.model_dump(), free_target=free)
-    return Example(**d), missed
-
-# %% ../nbs/07_evaluate.ipynb #lv000003
-def live_examples(examples, # the dataset's examples (list or reference)
-                  retriever, # kwanzaa.corpus.Retriever (or Dense/HybridRetriever): what ask() searches
-                  k:int=4, # passages per question (ask()'s cfg.eval.top_k)
-                  select=None, # None, or (retrieve, keep, score) for kwanzaa.retrieval.select_passages
-                 ) -> tuple[list[Example], dict]:
-    "The examples on passages from `retriever`, and a summary (settings, missed items, gold passage recall)."
-    from kwanzaa.retrieval import select_passages
-    out, missed, answerable = [], [], 0
-    for e in examples_and_paths(examples)[0]:
-        ns = "primary_sources" if e.toggles.primary_sources_only else None
-        if select: hits = select_passages(e.question, retriever.search(e.question, k=select[0], namespaces=ns), *select[1:])
-        else: hits = [(c, s) for c, s in retriever.search(e.question, k=k, namespaces=ns) if s > 0]
-        ex, lost = live_example(e, [c.chunk_id for c, _ in hits][:MAX_PASSAGES])
-        out.append(ex); missed += [e.id] if lost else []
-        answerable += e.gold.status in ANSWERABLE and bool(e.gold.supporting)
-    how = {"k": k} if not select else {"retrieve": select[0], "keep": select[1],
-                                       "score": getattr(select[2], "__name__", str(select[2]))}
-    return out, {"retrieval": {"retriever": type(retriever).__name__, **how}, "n": len(out),
-                 "answerable_with_gold": answerable, "missed": missed,
-                 "gold_recall": (answerable - len(missed)) / answerable if answerable else None}
-
-# %% ../nbs/07_evaluate.ipynb #lv000008
-def compare_arms_live(cfg, # RunConfig
-                      examples, # the dataset's examples (list or reference)
-                      out_dir, # e.g. outputs/golden/live: one folder per arm, comparison.json, report.md, live.json
-                      retriever=None, # default: BM25 over the corpus, as ask() builds it
-                      k:int|None=None, # default cfg.eval.top_k
-                      select=None, # see live_examples
-                      corpus=None, **kw) -> dict:
-    "compare_arms on passages from the project's own retrieval; live.json records the retrieval and the missed items."
-    if corpus is None:
-        from kwanzaa.corpus import build_corpus
-        corpus = build_corpus(cfg.data.sources_dir)
-    if retriever is None:
-        from kwanzaa.corpus import Retriever
-        retriever = Retriever(corpus)
-    exs, summary = live_examples(examples, retriever, k or cfg.eval.top_k, select)
-    results = compare_arms(cfg, exs, out_dir, corpus=corpus, **kw)
-    out = Path(out_dir)
-    summary["missed_refused"] = {a: sum(1 for r in read_predictions(out / arm_dirname(a) / PREDICTIONS).values()
-                                        if r["id"] in summary["missed"] and (r.get("scores") or {}).get("status") == "refused")
-                                 for a in results}
-    atomic_write_json(out / "live.json", {**summary, "provenance": provenance(cfg, examples_and_paths(examples)[1],
-                                                                              kw.get("command"))})
     return results

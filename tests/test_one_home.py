@@ -15,7 +15,7 @@ FLOORS = {
     "knowledge": ("prompt", "corpus", "retrieval", "examples", "data", "specs"),
     "model": ("loader", "speed", "fused", "hardware"),
     "work": ("trainer", "progress", "publish", "grammar", "inference"),
-    "evaluation": ("calibrate", "evaluate", "review"),
+    "evaluation": ("calibrate", "evaluate", "live", "review"),
     "operations": ("pipeline", "sweeps", "cli", "__main__", "bench", "bench_trainer", "bench_reports", "estimate", "readme",
                    "ask_bench"),
 }
