@@ -29,35 +29,18 @@ def _base_info(cfg) -> dict:
                        f"`{em.package}` wheel, dequantized to bf16 by kwanzaa.loader"}
     return {"id": base, "license": None, "note": f"`{base}`" + (f" at revision {cfg.model.revision}" if cfg.model.revision else "")}
 
-# %% ../nbs/05b_publish.ipynb #649b0e92
-def model_card(cfg, # RunConfig of the run
-               data:dict, # {"train_examples", "eval_examples", "data_hash", "files"}
-               result:dict, # {"train_loss", "eval_loss", "global_step", "train_runtime_s", "trainable", "total", "device"}
-               family:str="chatml", # chat family of the base model's tokenizer
-              ) -> str:
-    "The adapter's README.md: HF model-card metadata, training details and a metrics placeholder."
-    b, t, l = _base_info(cfg), cfg.training, cfg.lora
+# %% ../nbs/05b_publish.ipynb #5b0card1
+def _card_metadata(cfg, b:dict) -> list[str]:
+    "The card's YAML front matter (what the Hub reads): base model, library, licence, tags."
     meta = ["---", f"base_model: {b['id']}", "library_name: peft", "pipeline_tag: text-generation"]
     if b["license"]: meta.append(f"license: {b['license']}")
-    meta += ["tags:", *[f"- {x}" for x in ("kwanzaa", cfg.adapter.method, "lora", "sft", "trl", "rag", "citations")], "---"]
-    q = (f"4-bit {cfg.quantization.bnb_4bit_quant_type.upper()}"
-         f"{' + double quantization' if cfg.quantization.bnb_4bit_use_double_quant else ''}"
-         if cfg.adapter.method == "qlora" else f"unquantized ({cfg.model.dtype})")
+    return meta + ["tags:", *[f"- {x}" for x in ("kwanzaa", cfg.adapter.method, "lora", "sft", "trl", "rag", "citations")], "---"]
+
+def _card_training(cfg, result:dict) -> str:
+    "The card's Training section: each setting of the run, then what training reported."
+    t, l = cfg.training, cfg.lora
     fmt = lambda v: "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
-    body = f"""
-# Kwanzaa adapter ({cfg.adapter.method.upper()}) for {b['id']}
-
-A LoRA adapter that makes the base model answer questions about Kwanzaa and African American history **only from
-the numbered passages in its prompt**, as one compact JSON object (`status`, `citations`, `answer`, `unknowns`),
-citing the passages it used and refusing when they do not hold the answer. Prompts must be built with
-`kwanzaa.prompt.render_messages` and the chat template in `kwanzaa/templates/{family}.jinja`.
-
-## Base model
-
-- {b['note']}
-- base weights during training: {q}
-
-## Training
+    return f"""## Training
 
 | setting | value |
 |---|---|
@@ -72,7 +55,46 @@ citing the passages it used and refusing when they do not hold the answer. Promp
 | loss | assistant tokens only (answer + end-of-turn token) |
 | device | {result.get('device', 'n/a')} |
 | steps / runtime | {result.get('global_step', 'n/a')} / {fmt(result.get('train_runtime_s'))} s |
-| final train loss / validation loss | {fmt(result.get('train_loss'))} / {fmt(result.get('eval_loss'))} |
+| final train loss / validation loss | {fmt(result.get('train_loss'))} / {fmt(result.get('eval_loss'))} |"""
+
+def _card_use(cfg) -> str:
+    "The card's Use section: loading the adapter on its base model with this project."
+    return f"""## Use
+
+```python
+from peft import PeftModel
+from kwanzaa.config import load_config
+from kwanzaa.loader import load_model_and_tokenizer
+cfg = load_config("{cfg.name}", overrides={{"model.base": "{cfg.model.base}"}})
+base, tok = load_model_and_tokenizer(cfg, padding_side="left")
+model = PeftModel.from_pretrained(base, "path/to/this/adapter")
+```"""
+
+# %% ../nbs/05b_publish.ipynb #649b0e92
+def model_card(cfg, # RunConfig of the run
+               data:dict, # {"train_examples", "eval_examples", "data_hash", "files"}
+               result:dict, # {"train_loss", "eval_loss", "global_step", "train_runtime_s", "trainable", "total", "device"}
+               family:str="chatml", # chat family of the base model's tokenizer
+              ) -> str:
+    "The adapter's README.md: HF model-card metadata, training details and a metrics placeholder."
+    b = _base_info(cfg)
+    q = (f"4-bit {cfg.quantization.bnb_4bit_quant_type.upper()}"
+         f"{' + double quantization' if cfg.quantization.bnb_4bit_use_double_quant else ''}"
+         if cfg.adapter.method == "qlora" else f"unquantized ({cfg.model.dtype})")
+    body = f"""
+# Kwanzaa adapter ({cfg.adapter.method.upper()}) for {b['id']}
+
+A LoRA adapter that makes the base model answer questions about Kwanzaa and African American history **only from
+the numbered passages in its prompt**, as one compact JSON object (`status`, `citations`, `answer`, `unknowns`),
+citing the passages it used and refusing when they do not hold the answer. Prompts must be built with
+`kwanzaa.prompt.render_messages` and the chat template in `kwanzaa/templates/{family}.jinja`.
+
+## Base model
+
+- {b['note']}
+- base weights during training: {q}
+
+{_card_training(cfg, result)}
 
 ## Data
 
@@ -86,18 +108,9 @@ citing the passages it used and refusing when they do not hold the answer. Promp
 Not evaluated yet. `kwanzaa.evaluate` fills this section (`kwanzaa.publish.update_model_card`).
 {_METRICS_END}
 
-## Use
-
-```python
-from peft import PeftModel
-from kwanzaa.config import load_config
-from kwanzaa.loader import load_model_and_tokenizer
-cfg = load_config("{cfg.name}", overrides={{"model.base": "{cfg.model.base}"}})
-base, tok = load_model_and_tokenizer(cfg, padding_side="left")
-model = PeftModel.from_pretrained(base, "path/to/this/adapter")
-```
+{_card_use(cfg)}
 """
-    return "\n".join(meta) + "\n" + body
+    return "\n".join(_card_metadata(cfg, b)) + "\n" + body
 
 # %% ../nbs/05b_publish.ipynb #fec2a430
 def update_model_card(adapter_dir, # an adapter directory written by `train`

@@ -428,6 +428,27 @@ def _final_manifest(base:dict, s, trainer, resumed, data:dict, result:dict, per_
             "distributed": _distributed_info(trainer, per_rank),
             "outputs": {"adapter": str(run.adapter), "log": str(run.train_log), "plot": str(plot) if plot else None}}
 
+# %% ../nbs/05_trainer.ipynb #tr000003
+def _fit(trainer, cfg, run:RunDir, base_manifest:dict, resumed:str|None, main:bool):
+    "trainer.train from `resumed`, as (its output, seconds); out of memory becomes advice, Ctrl-C a manifest marked interrupted."
+    t1 = time.perf_counter()
+    try: return trainer.train(resume_from_checkpoint=resumed), time.perf_counter() - t1
+    except torch.OutOfMemoryError as e: raise TrainError(oom_advice(cfg)) from e
+    except KeyboardInterrupt:
+        last = list_checkpoints(run.checkpoints)
+        if main: _manifest(run.root, base_manifest, status="interrupted", resumed_from=resumed,
+                           last_checkpoint=str(last[-1]) if last else None)
+        raise TrainError(interrupted_message(last[-1] if last else None)) from None
+
+def _train_summary(s:TrainerSetup, out_train, t_train:float, run:RunDir, cfg) -> dict:
+    "What the manifest and the card record of a finished fit: steps, losses, time, parameters, device, the weights kept."
+    trainer = s.trainer
+    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
+    return {"global_step": trainer.state.global_step, "train_loss": out_train.metrics.get("train_loss"),
+            "eval_loss": evals[-1] if evals else None, "train_runtime_s": round(t_train, 2),
+            "trainable": s.parameters["trainable"], "total": s.parameters["total"], "device": str(s.device),
+            "kept": restore_best(trainer, run, cfg.training.keep)}
+
 # %% ../nbs/05_trainer.ipynb #9ceb97b5
 @_holding_run_lock
 def train(cfg, # RunConfig
@@ -445,7 +466,7 @@ def train(cfg, # RunConfig
     t0 = time.perf_counter()
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     run = RunDir(out)
-    ckpt_dir, adapter_dir, log_path = run.checkpoints, run.adapter, run.train_log
+    adapter_dir, log_path = run.adapter, run.train_log
     resume_from = _resume_point(run, cfg, resume)
     s = build_trainer(cfg, out, train_messages, eval_messages, device, [JsonlLog(log_path), CheckpointModes(), KeepBest(run),
                                                                         *callbacks],
@@ -456,20 +477,8 @@ def train(cfg, # RunConfig
     main = trainer.is_world_process_zero()   # under accelerate/torchrun only rank 0 writes the run's files
     resumed = str(resume_from) if resume_from else None
     if main: _manifest(out, base_manifest, status="running", resumed_from=resumed)
-    t1 = time.perf_counter()
-    try: out_train = trainer.train(resume_from_checkpoint=resumed)
-    except torch.OutOfMemoryError as e: raise TrainError(oom_advice(cfg)) from e
-    except KeyboardInterrupt:
-        last = list_checkpoints(ckpt_dir)
-        if main: _manifest(out, base_manifest, status="interrupted", resumed_from=resumed,
-                           last_checkpoint=str(last[-1]) if last else None)
-        raise TrainError(interrupted_message(last[-1] if last else None)) from None
-    t_train = time.perf_counter() - t1
-    evals = [h["eval_loss"] for h in trainer.state.log_history if "eval_loss" in h]
-    result = {"global_step": trainer.state.global_step, "train_loss": out_train.metrics.get("train_loss"),
-              "eval_loss": evals[-1] if evals else None, "train_runtime_s": round(t_train, 2),
-              "trainable": s.parameters["trainable"], "total": s.parameters["total"], "device": str(dev),
-              "kept": restore_best(trainer, run, cfg.training.keep)}
+    out_train, t_train = _fit(trainer, cfg, run, base_manifest, resumed, main)
+    result = _train_summary(s, out_train, t_train, run, cfg)
     data = {"train_examples": len(train_messages), "eval_examples": len(eval_messages or []),
             "data_hash": base_manifest.get("data_hash"), "files": [shown_path(p) for p in data_paths]}
     t2 = time.perf_counter()
