@@ -17,7 +17,6 @@ from .prompt import render_messages
 from .examples import (CATEGORIES, SPLITS, ANSWERABLE, DataError, Gold, Example, write_examples, normalise_text,
                               leaked_questions, datasets_dir, select_pilot,
                               _STOP, _words, _jsonl_records, _validate, _validation_message, _needs_passages)
-from .examples import dataset_path, example_messages, load_dataset, load_examples  # until 06_inference, 07_evaluate, 07a_calibrate import them from kwanzaa.examples
 
 # %% auto #0
 __all__ = ['ADVERSARIAL_NAMESPACE', 'PRIMARY_NAMESPACE', 'MAX_TOKENS', 'TARGETS', 'PERSONA_MIX', 'STATUS_MIX', 'Evidence',
