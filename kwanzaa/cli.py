@@ -371,6 +371,9 @@ def main(argv:Sequence[str]|None=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = parser().parse_args(argv)
     a.command = redact("kwanzaa " + shlex.join(argv))
-    os.environ.setdefault("KWANZAA_COMMAND", a.command)   # what every result's provenance records
+    mine = "KWANZAA_COMMAND" not in os.environ   # what every result's provenance records; an outer command's wins
+    if mine: os.environ["KWANZAA_COMMAND"] = a.command
     try: return a.func(a) or 0
     except KeyboardInterrupt: print("kwanzaa: interrupted", file=sys.stderr); return 130
+    finally:
+        if mine: os.environ.pop("KWANZAA_COMMAND", None)   # main() called in-process leaves no trace for the next call

@@ -13,16 +13,16 @@ import yaml
 
 from .config import RunConfig, load_config
 from .config_yaml import ConfigError, load_yaml
+from .params import SHORTCUTS, as_overrides, override_text, shortcut_overrides
 from .records import (RESULT_FREE, RunDir, RunLock, RunLockedError, TOKEN_SHAPE, adapter_files, adapter_weights_problem, atomic_write_json,
                              atomic_write_text, changed_parts, data_hash, fingerprint, peak_gib, provenance, read_json,
                              redact, redact_file, redact_tree)
 
 # %% auto #0
-__all__ = ['STEPS', 'KINDS', 'SHORTCUTS', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters', 'as_overrides',
-           'override_text', 'shortcut_overrides', 'notebook_config', 'shown_value', 'split_params', 'check_params',
-           'check_inputs', 'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration', 'progress_line',
-           'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides', 'run', 'read_run',
-           'gate', 'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message']
+__all__ = ['STEPS', 'KINDS', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters', 'shown_value', 'split_params',
+           'check_params', 'check_inputs', 'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration',
+           'progress_line', 'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides',
+           'run', 'read_run', 'gate', 'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -51,36 +51,6 @@ def notebook_parameters(step:str, # 'train' or 'evaluate'
     import papermill as pm
     params = pm.inspect_notebook(str(pipeline_dir(notebooks)/f"{step}.ipynb"))
     return {k: v["default"] for k, v in params.items()}
-
-# %% ../nbs/09_pipeline.ipynb #dc78477e
-SHORTCUTS = {"base_model": "model.base", "seed": "training.seed", "max_steps": "training.max_steps",
-             "train_file": "data.train", "validation_file": "data.validation", "golden_file": "data.golden",
-             "arms": "eval.arms", "limit": "eval.limit"}
-
-def as_overrides(overrides) -> list[str]:
-    "Overrides as a list of 'key=value' strings: one string (papermill's `-p overrides lora.r=32`), a list, or None."
-    if overrides is None: return []
-    if isinstance(overrides, str): return [o.strip() for o in overrides.split(",") if o.strip()] if "=" in overrides else []
-    return [str(o) for o in overrides]
-
-def override_text(key:str, value) -> str:
-    "`key=value` as an override string: a string value as it is, any other as JSON."
-    return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
-
-def shortcut_overrides(values:dict) -> list[str]:
-    "The dotted overrides that notebook shortcuts (`SHORTCUTS`) stand for; None values are left out."
-    return [override_text(SHORTCUTS[k], v) for k, v in values.items() if k in SHORTCUTS and v is not None]
-
-def notebook_config(config:str|None=None, # a configuration file resolved by the runner: wins over everything else
-                    preset:str="qlora", # opened by hand: the preset ...
-                    overrides=(), # ... the overrides (a list, or one "key=value[,key=value]" string) ...
-                    **shortcuts, # ... and the shortcuts (see SHORTCUTS); None means "not set"
-                   ) -> RunConfig:
-    "The configuration a pipeline notebook runs with: the runner's file when given, else the parameters resolved here."
-    if config: return load_config(None, path=config)
-    unknown = sorted(set(shortcuts) - set(SHORTCUTS))
-    if unknown: raise ConfigError(f"unknown shortcut(s) {unknown}; known: {', '.join(SHORTCUTS)}")
-    return load_config(preset, overrides=as_overrides(overrides) + shortcut_overrides(shortcuts))
 
 # %% ../nbs/09_pipeline.ipynb #c011
 def shown_value(v, n:int=120) -> str:

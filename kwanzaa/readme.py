@@ -234,8 +234,9 @@ def decisions_table(decisions:str|Path="outputs/golden/decisions.json") -> str:
         lines.append(f"| {name} | {s['refused']} | {_pct(s['refusal_precision'])} | {_pct(s['refusal_recall'])} | "
                      f"{_pct(s['status_accuracy'])} |")
     ch = d["check_threshold"]
-    lines.append(f"\n{d['items']} golden items; the thresholds were chosen on the {d['validation_items']} validation items "
-                 f"(the lexical check's: {ch['rule']}). Source: `{f.as_posix()}`.")
+    lines.append(f"\n{d['items']} golden items; the lexical check's threshold was chosen on {d['validation_items']} validation items "
+                 f"({ch['rule']}), the calibrated one on the validation split when the adapter was calibrated (its "
+                 f"`calibration.json`). Source: `{f.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #5a0c9e17

@@ -10,8 +10,9 @@ from typing import Sequence
 
 from .config import load_config
 from .config_yaml import ConfigError, load_yaml
+from .params import override_text
 from .pipeline import (KINDS, SEED_BUDGET, RunError, check_out_dir, check_params, decision_markdown, gate,
-                              override_text, prepare_run_dir, read_run, run, shown_value, split_params)
+                              prepare_run_dir, read_run, run, shown_value, split_params)
 from .records import (RunLock, atomic_write_json, atomic_write_text, fingerprint, peak_gib, provenance, redact,
                              redact_file)
 

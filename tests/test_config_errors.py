@@ -6,7 +6,7 @@ from kwanzaa.config_yaml import ConfigError
 
 TRAINING_KEYS = ("epochs, learning_rate, per_device_train_batch_size, gradient_accumulation_steps, optim, "
                  "lr_scheduler_type, warmup_ratio, max_seq_length, seed, save_steps, save_total_limit, logging_steps, "
-                 "max_steps, gradient_checkpointing, torch_threads")
+                 "max_steps, keep, gradient_checkpointing, torch_threads")
 TOP_KEYS = "name, model, adapter, lora, quantization, training, speed, data, eval"
 
 
