@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from .records import atomic_write_text, cpu_flags
+from .records import atomic_write_text, cpu_flags, shown
 from .config_yaml import (ConfigError, commented_yaml, compose_yaml, did_you_mean, dotted_key, field_allows, field_choices,
                                  field_range, is_yaml_path, load_yaml_lines, read_config_file, type_name, walk_fields, yaml_inline)
 
@@ -432,11 +432,6 @@ def _check_key(path:tuple, label:str):
         if path[:i + 1] in _REMOVED: raise ConfigError(f"{label}: '{dotted_key(path[:i + 1])}' {_REMOVED[path[:i + 1]]}")
         if k not in section.model_fields: raise ConfigError(f"{label}: {_unknown_key(path[:i + 1])}")
 
-def _clip(text, n:int=120) -> str:
-    "`text` cut to `n` characters for an error message (user input is never echoed whole)."
-    text = str(text)
-    return text if len(text) <= n else f"{text[:n]}... ({len(text)} characters)"
-
 def _nest(path:tuple, value) -> dict:
     "{'a': {'b': value}} for path ('a', 'b')."
     for k in reversed(path): value = {k: value}
@@ -447,15 +442,15 @@ def _override_layer(overrides) -> tuple[dict, dict]:
     "Overrides (KEY=VALUE strings or a {dotted key: value} dict) as one layer."
     if isinstance(overrides, str): overrides = [overrides]
     items = []
-    if isinstance(overrides, dict): items = [(str(k), v, f"override '{_clip(k)}'") for k, v in overrides.items()]
+    if isinstance(overrides, dict): items = [(str(k), v, f"override '{shown(k, 120, text=True)}'") for k, v in overrides.items()]
     else:
         for o in overrides:
             key, eq, raw = str(o).partition("=")  # the first '=': a value may contain more
-            label = f"override '{_clip(o)}'"
+            label = f"override '{shown(o, 120, text=True)}'"
             if not eq or not key.strip(): raise ConfigError(f"{label}: expected KEY=VALUE, e.g. training.learning_rate=1e-4")
             try: value = compose_yaml(raw)[0]
             except yaml.YAMLError as e:
-                raise ConfigError(f"{label}: value {_clip(raw)!r} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
+                raise ConfigError(f"{label}: value {shown(raw, 120, text=True)!r} is not valid YAML: {getattr(e, 'problem', None) or e}") from None
             items.append((key.strip(), value, label))
     layer, origins = {}, {}
     for key, value, label in items:

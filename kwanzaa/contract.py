@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .records import atomic_write_text
+from .records import atomic_write_text, shown
 
 # %% ../nbs/00_contract.ipynb #c006
 STATUSES = ("answered", "partial", "refused", "clarify")
@@ -112,16 +112,12 @@ class ParseResult:
 _DECODER = json.JSONDecoder(strict=False)
 _MAX_STARTS = 1000  # `{` positions tried before giving up (keeps pathological text linear-ish)
 
-def _short(v: Any, n: int = 40) -> str:
-    r = repr(v)
-    return r if len(r) <= n else r[: n - 3] + "..."
-
 def _loc(loc) -> str:
     out = ""
     for p in loc: out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or "(top level)"
 
-def _got(v) -> str: return "null" if v is None else f"{type(v).__name__} {_short(v)}"
+def _got(v) -> str: return "null" if v is None else f"{type(v).__name__} {shown(v, 40)}"
 
 # %% ../nbs/00_contract.ipynb #96697ff0
 def _error_message(err: dict, fields=CORE_FIELDS) -> str:
@@ -131,7 +127,7 @@ def _error_message(err: dict, fields=CORE_FIELDS) -> str:
     if kind == "extra_forbidden":
         return f"unexpected field '{loc}' (the fields are {', '.join(fields)})" if len(err["loc"]) == 1 \
             else f"unexpected field '{loc}'"
-    if kind == "literal_error": return f"field '{loc}': expected one of {ctx.get('expected')}, got {_short(inp)}"
+    if kind == "literal_error": return f"field '{loc}': expected one of {ctx.get('expected')}, got {shown(inp, 40)}"
     if kind == "string_too_long":
         return f"field '{loc}': at most {ctx['max_length']} characters, got {len(inp)}"
     if kind == "too_long": return f"field '{loc}': at most {ctx['max_length']} items, got {ctx.get('actual_length')}"
@@ -200,7 +196,7 @@ def parse(text: str, # the model's raw output
     if obj is None:
         if err is None:
             return ParseResult(False, error_kind="no_json",
-                               errors=[f"no JSON object in the model output; it begins {_short(text.strip(), 60)}"])
+                               errors=[f"no JSON object in the model output; it begins {shown(text.strip(), 60)}"])
         return ParseResult(False, error_kind="invalid_json", errors=[_json_error(text, *err)])
     n = MAX_PASSAGES if n_passages is None else min(n_passages, MAX_PASSAGES)
     ranged = [_range_message(c, n, n_passages is not None) for c in _out_of_range(obj, n)]

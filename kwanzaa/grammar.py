@@ -14,6 +14,7 @@ from .contract import (MAX_ANSWER_CHARS, MAX_CITATIONS, MAX_UNKNOWN_CHARS, MAX_U
                               extractive_sentence)
 from itertools import combinations
 from .loader import stop_token_ids
+from .records import shown
 
 # %% auto #0
 __all__ = ['GrammarError', 'core_grammar_text', 'compiled_core_grammar', 'GrammarProcessor', 'extractive_grammar_text',
@@ -22,10 +23,6 @@ __all__ = ['GrammarError', 'core_grammar_text', 'compiled_core_grammar', 'Gramma
 # %% ../nbs/06a_grammar.ipynb #gr000005
 class GrammarError(ValueError):
     "A grammar that cannot be built or a prefix it does not allow."
-
-def _clip(value, n:int=80) -> str:
-    r = repr(value)
-    return r if len(r) <= n else f"{r[:n]}... ({len(r)} characters)"
 
 _STRING_CHARS = r"[^\"\\\r\n]"           # what xgrammar 0.2.x emits for a length-capped string's characters
 _SAFE_CHARS = r"[^\0-\x1f\"\\\x7f]"      # printable text only: no control characters, no quote, no backslash
@@ -62,7 +59,7 @@ class GrammarProcessor:
         import xgrammar as xgr
         self.matchers = [xgr.GrammarMatcher(g) for g in grammars]
         for m, p in zip(self.matchers, prefixes or []):
-            if p and not m.accept_string(p): raise GrammarError(f"{_clip(p)} is not the start of an answer core")
+            if p and not m.accept_string(p): raise GrammarError(f"{shown(p)} is not the start of an answer core")
         self.mask = xgr.allocate_token_bitmask(len(grammars), grammars[0].tokenizer_info.vocab_size)
         self.started = False
 

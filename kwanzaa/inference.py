@@ -16,6 +16,7 @@ from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSON
 from .prompt import render_messages
 from .config import check_device
 from .records import adapter_files, adapter_weights_problem, atomic_write_json, data_hash
+from .records import shown
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
 from .grammar import GrammarError, GrammarProcessor, compiled_core_grammar, compiled_extractive_grammar
 
@@ -29,17 +30,12 @@ __all__ = ['FALLBACK_CORE', 'STATUS_PREFIX', 'MAX_QUESTION_CHARS', 'MAX_QUESTION
 class InferenceError(ValueError):
     "A model, adapter or input that inference cannot use, with what to do about it."
 
-def _clip(value, n:int=80) -> str:
-    "repr(value), cut to about `n` characters: error messages never echo long user input."
-    r = repr(value)
-    return r if len(r) <= n else f"{r[:n]}... ({len(r)} characters)"
-
 def _int_arg(name:str, value, lo:int, hi:int|None=None) -> int:
     "`value` as an int in lo..hi, or an InferenceError naming the argument and the allowed range."
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= lo and (hi is None or value <= hi)
     if not ok:
         allowed = f"an integer in {lo}..{hi}" if hi is not None else f"an integer >= {lo}"
-        raise InferenceError(f"{name} must be {allowed}; got {_clip(value)}")
+        raise InferenceError(f"{name} must be {allowed}; got {shown(value)}")
     return value
 
 def _config_for(cfg_or_base):
@@ -73,7 +69,7 @@ def _check_adapter_dir(adapter_dir) -> Path:
                              f"{', '.join(sorted(x.name for x in p.iterdir())[:8]) or 'nothing'})")
     kind = _read_json_file(conf).get("peft_type")
     if str(kind).upper() != "LORA":
-        raise InferenceError(f"{conf} has peft_type {_clip(kind)}: kwanzaa loads LoRA adapters only (peft_type LORA)")
+        raise InferenceError(f"{conf} has peft_type {shown(kind)}: kwanzaa loads LoRA adapters only (peft_type LORA)")
     if not (p / "adapter_model.safetensors").is_file():
         old = " (adapter_model.bin is there: pickle weights are not loaded; re-save it with safetensors)" \
               if (p / "adapter_model.bin").exists() else ""
@@ -161,16 +157,16 @@ def _check_base(adapter:Path, rec:dict, cfg, base_path:str|None=None):
     "Raise InferenceError if the adapter's recorded base, revision or tokenizer differs from the configured base."
     got, want = rec.get("base"), cfg.model.base
     if got and _same_model(str(got), want, base_path) is False:
-        raise InferenceError(f"the adapter in {adapter} was trained on {_clip(got)} ({rec['source']}), but the configured "
-                             f"base is {_clip(want)}; set model.base={got} (or pass check_base=False to load it anyway)")
+        raise InferenceError(f"the adapter in {adapter} was trained on {shown(got)} ({rec['source']}), but the configured "
+                             f"base is {shown(want)}; set model.base={got} (or pass check_base=False to load it anyway)")
     if rec.get("revision") and cfg.model.revision and rec["revision"] != cfg.model.revision:
-        raise InferenceError(f"the adapter in {adapter} was trained on revision {_clip(rec['revision'])} of {_clip(want)}, "
-                             f"but model.revision is {_clip(cfg.model.revision)}")
+        raise InferenceError(f"the adapter in {adapter} was trained on revision {shown(rec['revision'])} of {shown(want)}, "
+                             f"but model.revision is {shown(cfg.model.revision)}")
     tok_file = Path(base_path) / "tokenizer.json" if base_path else None
     if rec.get("tokenizer_sha256") and tok_file is not None and tok_file.is_file():
         from kwanzaa.records import file_sha256
         if (h := file_sha256(tok_file)) != rec["tokenizer_sha256"]:
-            raise InferenceError(f"the adapter in {adapter} was trained with a different tokenizer than {_clip(want)}'s "
+            raise InferenceError(f"the adapter in {adapter} was trained with a different tokenizer than {shown(want)}'s "
                                  f"(tokenizer.json sha256 {rec['tokenizer_sha256'][:12]}... recorded, {h[:12]}... here); "
                                  "pass check_base=False to load it anyway")
 
@@ -400,10 +396,10 @@ MAX_QUESTION_CHARS = 2000  # a question longer than this is refused (a pasted do
 def _check_question(question) -> str:
     "The question, or an InferenceError (an empty, non-string or over-long question; never echoed in full)."
     if not isinstance(question, str) or not question.strip():
-        raise InferenceError(f"question must be a non-empty string; got {_clip(question, 40)}")
+        raise InferenceError(f"question must be a non-empty string; got {shown(question, 40)}")
     if len(question) > MAX_QUESTION_CHARS:
         raise InferenceError(f"question is {len(question)} characters; the limit is {MAX_QUESTION_CHARS} "
-                             f"(it starts {_clip(question[:60])})")
+                             f"(it starts {shown(question[:60])})")
     try: question.encode("utf-8")
     except UnicodeEncodeError as e:
         raise InferenceError(f"question holds a character that is not text (a lone surrogate at position {e.start})") from None
@@ -414,7 +410,7 @@ MAX_QUESTION_TOKENS = 256  # emoji and rare scripts take several tokens a charac
 def _check_question_tokens(question:str, tok) -> None:
     "An InferenceError when the question takes more than MAX_QUESTION_TOKENS tokens."
     if (n := len(tok(question, add_special_tokens=False).input_ids)) > MAX_QUESTION_TOKENS:
-        raise InferenceError(f"question is {n} tokens; the limit is {MAX_QUESTION_TOKENS} (it starts {_clip(question[:60])})")
+        raise InferenceError(f"question is {n} tokens; the limit is {MAX_QUESTION_TOKENS} (it starts {shown(question[:60])})")
 
 # %% ../nbs/06_inference.ipynb #1af421ea
 def _config_for_adapter(adapter_dir):
@@ -508,7 +504,7 @@ def _calibration_for(model, adapter_dir, cfg, calibrated:bool|None) -> Calibrati
     return cal
 
 def _check_toggles(persona, toggles) -> Toggles:
-    if persona not in PERSONAS: raise InferenceError(f"persona must be one of {', '.join(PERSONAS)}; got {_clip(persona)}")
+    if persona not in PERSONAS: raise InferenceError(f"persona must be one of {', '.join(PERSONAS)}; got {shown(persona)}")
     if toggles is not None and not isinstance(toggles, Toggles):
         raise InferenceError(f"toggles must be a kwanzaa.contract.Toggles; got {type(toggles).__name__}")
     return toggles or Toggles()

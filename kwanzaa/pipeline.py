@@ -16,13 +16,13 @@ from .config_yaml import ConfigError, load_yaml
 from .params import SHORTCUTS, as_overrides, override_text, shortcut_overrides
 from .records import (RESULT_FREE, RunDir, RunLock, RunLockedError, TOKEN_SHAPE, adapter_files, adapter_weights_problem, atomic_write_json,
                              atomic_write_text, changed_parts, data_hash, fingerprint, peak_gib, provenance, read_json,
-                             redact, redact_file, redact_tree)
+                             redact, redact_file, redact_tree, shown)
 
 # %% auto #0
-__all__ = ['STEPS', 'KINDS', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters', 'shown_value', 'split_params',
-           'check_params', 'check_inputs', 'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration',
-           'progress_line', 'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides',
-           'run', 'read_run', 'gate', 'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message']
+__all__ = ['STEPS', 'KINDS', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters', 'split_params', 'check_params',
+           'check_inputs', 'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration', 'progress_line',
+           'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides', 'run', 'read_run',
+           'gate', 'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -53,11 +53,6 @@ def notebook_parameters(step:str, # 'train' or 'evaluate'
     return {k: v["default"] for k, v in params.items()}
 
 # %% ../nbs/09_pipeline.ipynb #c011
-def shown_value(v, n:int=120) -> str:
-    "A value as shown in a message: repr, cut to n characters."
-    s = repr(v)
-    return s if len(s) <= n else s[:n] + f"... ({len(s)} characters)"
-
 def split_params(pairs:Sequence[str]|dict, # ["key=value", ...] or a dict
                 ) -> tuple[list[str], dict]:
     "Split `key=value` pairs into config overrides (dotted keys) and notebook parameters."
@@ -66,15 +61,15 @@ def split_params(pairs:Sequence[str]|dict, # ["key=value", ...] or a dict
     for k, v in items:
         if "." in k: overrides.append(override_text(k, v))
         elif isinstance(v, str):
-            try: params[k] = load_yaml(v, f"parameter {shown_value(k)}")   # the bounded loader, as for every YAML read
+            try: params[k] = load_yaml(v, f"parameter {shown(k)}")   # the bounded loader, as for every YAML read
             except ConfigError as e:
                 why = str(e).split("invalid YAML: ", 1)[-1]
-                raise RunError(f"parameter {shown_value(k)}: value {shown_value(v)} is not valid YAML: {why}") from None
+                raise RunError(f"parameter {shown(k)}: value {shown(v)} is not valid YAML: {why}") from None
         else: params[k] = v
     return overrides, params
 
 def _split_pair(p):
-    if "=" not in p: raise RunError(f"parameter {shown_value(p)} is not of the form key=value")
+    if "=" not in p: raise RunError(f"parameter {shown(p)} is not of the form key=value")
     k, v = p.split("=", 1)
     return k.strip(), v.strip()
 
@@ -85,7 +80,7 @@ def check_params(steps:Sequence[str], preset:str, overrides:list[str], params:di
         if k not in known:
             close = difflib.get_close_matches(k, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise RunError(f"unknown parameter {shown_value(k)} for the {'/'.join(steps)} notebook{hint}; "
+            raise RunError(f"unknown parameter {shown(k)} for the {'/'.join(steps)} notebook{hint}; "
                            f"its parameters are: {', '.join(sorted(known))}; config keys are dotted (e.g. training.epochs=1)")
     try: return load_config(preset, overrides=list(overrides) + shortcut_overrides(params))
     except ConfigError as e: raise RunError(f"bad configuration: {e}") from None
@@ -97,7 +92,7 @@ def _check_model_base(base:str):
     if base.startswith("embedded:") or p.exists(): return
     if base.startswith((".", "/", "~")) or base.count("/") > 1 or ("/" in base and p.parent.is_dir()):
         near = difflib.get_close_matches(p.name, [c.name for c in p.parent.iterdir()] if p.parent.is_dir() else [], n=1)
-        raise RunError(f"model.base: the model folder {shown_value(base)} does not exist" + (f" (did you mean {str(p.parent/near[0])!r}?)" if near else "")
+        raise RunError(f"model.base: the model folder {shown(base)} does not exist" + (f" (did you mean {str(p.parent/near[0])!r}?)" if near else "")
                        + "; a Hub model is named org/name, an embedded one embedded:<name>")
 
 def check_inputs(cfg, # the resolved RunConfig
@@ -112,7 +107,7 @@ def check_inputs(cfg, # the resolved RunConfig
     for k, ref in refs.items():
         try: p = dataset_path(ref)
         except DataError as e: raise RunError(f"data.{k}: {e}") from None
-        if not p.is_file(): raise RunError(f"data.{k}: dataset file {shown_value(str(p))} does not exist; pass an existing JSONL "
+        if not p.is_file(): raise RunError(f"data.{k}: dataset file {shown(str(p))} does not exist; pass an existing JSONL "
                                            "file or a packaged split (train, validation, golden, pilot)")
     if not refs: return
     try: corpus = build_corpus(cfg.data.sources_dir)   # what the notebooks check chunk ids against
@@ -132,13 +127,13 @@ def check_out_dir(out:str|Path) -> Path:
     try: return _check_out_dir(Path(out).expanduser(), out)
     except RunError: raise
     except (OSError, RuntimeError) as e:   # a name too long, a symlink loop, no permission
-        raise RunError(f"cannot use the output directory {shown_value(str(out))}: {getattr(e, 'strerror', None) or e}; "
+        raise RunError(f"cannot use the output directory {shown(str(out))}: {getattr(e, 'strerror', None) or e}; "
                        "choose another --out") from None
 
 def _check_out_dir(p:Path, out) -> Path:
     r = p.resolve(strict=False)
     if r == Path(r.anchor) or r == Path.home().resolve():
-        raise RunError(f"--out {shown_value(str(out))} is {'the filesystem root' if r == Path(r.anchor) else 'your home directory'}; "
+        raise RunError(f"--out {shown(str(out))} is {'the filesystem root' if r == Path(r.anchor) else 'your home directory'}; "
                        "give a folder of its own, e.g. outputs/runs/NAME")
     if p.exists() and not p.is_dir(): raise RunError(f"cannot write to the output directory {p}: it is a file; choose another --out")
     if p.is_dir() and any(p.iterdir()) and not RunDir(p).is_run():
@@ -200,7 +195,8 @@ def _clear_eval(out:Path, eval_dir:str):
     "Remove the per-arm predictions and reports an evaluation step left in out/eval_dir."
     e = (out / eval_dir)
     if not e.is_dir(): return
-    for pred in e.rglob("predictions.jsonl"): shutil.rmtree(pred.parent, ignore_errors=True)   # arms, live arms too
+    for d in sorted({p.parent for p in e.rglob("predictions.jsonl")}, reverse=True):   # arms, live arms too: listed
+        shutil.rmtree(d, ignore_errors=True)                                              # first, then removed
     for d in (e, e / "live"):
         for f in ("comparison.json", "report.md", "metrics.png", "by_persona.png", "human_review.csv", "live.json"):
             (d / f).unlink(missing_ok=True)
@@ -296,7 +292,7 @@ def failed_cell(nb_path, # the executed notebook papermill saved
     heads = [l.lstrip("#").strip() for c in cells[:cell_index] if c["cell_type"] == "markdown" for l in src(c) if l.startswith("#")]
     first = next((l.strip() for l in src(cells[cell_index]) if l.strip() and not l.lstrip().startswith("#")), None)
     return (f"code cell {code.index(cell_index) + 1} of {len(code)}" + (f", under '{heads[-1]}'" if heads else "")
-            + (f" ({shown_value(first, 80)})" if first else ""))
+            + (f" ({shown(first, 80)})" if first else ""))
 
 # %% ../nbs/09_pipeline.ipynb #a23t0013
 class _Plain(logging.Formatter):
@@ -369,7 +365,7 @@ def _eval_dir(out:Path, params:dict) -> str:
     root = out.resolve()
     target = (root/eval_dir).resolve()
     if target == root or not target.is_relative_to(root):
-        raise RunError(f"eval_dir {shown_value(eval_dir)} is not a folder inside the run directory {out}: an evaluation writes only "
+        raise RunError(f"eval_dir {shown(eval_dir)} is not a folder inside the run directory {out}: an evaluation writes only "
                        "into its own run directory; give a relative folder such as eval_validation, or another --out")
     return eval_dir
 
@@ -430,10 +426,10 @@ def _adapter_dir_problem(adapter:Path):
     try: adapter.resolve(strict=True)
     except FileNotFoundError: return   # the caller says there is no adapter
     except (OSError, RuntimeError) as e:
-        raise RunError(f"adapter_dir {shown_value(str(adapter))} cannot be read: {getattr(e, 'strerror', None) or e} "
+        raise RunError(f"adapter_dir {shown(str(adapter))} cannot be read: {getattr(e, 'strerror', None) or e} "
                        "(a symlink loop?); pass the folder train.ipynb wrote (<run>/adapter)") from None
     if adapter.is_file():
-        raise RunError(f"adapter_dir {shown_value(str(adapter))} is a file; pass the adapter's folder (<run>/adapter), "
+        raise RunError(f"adapter_dir {shown(str(adapter))} is a file; pass the adapter's folder (<run>/adapter), "
                        "which holds adapter_config.json and adapter_model.safetensors")
 
 # %% ../nbs/09_pipeline.ipynb #c023

@@ -16,7 +16,7 @@ __all__ = ['TOKEN_SHAPE', 'VERSIONED', 'ISA_FLAGS', 'RESULT_FREE', 'ADAPTER_RECO
            'redact_file', 'redact_tree', 'versions', 'cpu_flags', 'cpu_model', 'device_record', 'git_commit',
            'command_line', 'shown_path', 'provenance', 'fingerprint', 'changed_parts', 'RunLockedError', 'RunLock',
            'result_keys', 'changed_result_keys', 'RunDir', 'arm_dirname', 'read_json', 'adapter_files', 'peak_gib',
-           'adapter_weights_problem', 'RecordError', 'read_predictions']
+           'adapter_weights_problem', 'shown', 'RecordError', 'read_predictions']
 
 # %% ../nbs/01a_records.ipynb #8f41b7cc
 def file_sha256(path) -> str:
@@ -376,6 +376,15 @@ def adapter_weights_problem(adapter_dir) -> str|None:
     got = file_sha256(w)
     return None if got == want else (f"{w} is damaged: its sha256 is {got[:16]}..., not the {want[:16]}... its trainer saved "
                                      f"({ADAPTER_RECORD}); it was truncated or changed on disk: train again or copy the adapter again")
+
+# %% ../nbs/01a_records.ipynb #sh000002
+def shown(value, # what the message quotes
+          n:int=80, # characters kept
+          text:bool=False, # quote the text itself (str) instead of its repr
+         ) -> str:
+    "`value` as an error message quotes it: its repr (or text), cut to `n` characters with the full length named."
+    s = str(value) if text else repr(value)
+    return s if len(s) <= n else f"{s[:n]}... ({len(s)} characters)"
 
 # %% ../nbs/01a_records.ipynb #rp000002
 class RecordError(ValueError):

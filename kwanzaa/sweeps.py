@@ -12,9 +12,9 @@ from .config import load_config
 from .config_yaml import ConfigError, load_yaml
 from .params import override_text
 from .pipeline import (KINDS, SEED_BUDGET, RunError, check_out_dir, check_params, decision_markdown, gate,
-                              prepare_run_dir, read_run, run, shown_value, split_params)
+                              prepare_run_dir, read_run, run, split_params)
 from .records import (RunLock, atomic_write_json, atomic_write_text, fingerprint, peak_gib, provenance, redact,
-                             redact_file)
+                             redact_file, shown)
 
 # %% auto #0
 __all__ = ['SWEEP_KEYS', 'SELECT', 'sweep_runs', 'compare_runs', 'select_best', 'comparison_markdown', 'plot_comparison', 'sweep',
@@ -32,7 +32,7 @@ def _axis(k, vals) -> list[tuple[str, list[str]]]:
         for n, ps in vals.items():
             ps = [ps] if isinstance(ps, str) else ps
             if not isinstance(ps, list) or not all(isinstance(p, str) and "=" in p for p in ps):
-                raise RunError(f"sweep grid entry {k!r}, bundle {n!r}: give a list of 'key=value' strings, got {shown_value(ps)}")
+                raise RunError(f"sweep grid entry {k!r}, bundle {n!r}: give a list of 'key=value' strings, got {shown(ps)}")
             axis.append((_label(k, str(n)), list(ps), n))
     else: axis = [(_label(k, str(v)), [override_text(k, v)], v) for v in (vals if isinstance(vals, list) else [vals])]
     if not axis: raise RunError(f"sweep grid entry {k!r} has no values")
@@ -51,7 +51,7 @@ def sweep_runs(spec:dict) -> list[tuple[str, list[str]]]:
     if unknown: raise RunError(f"unknown sweep keys {sorted(unknown)}; allowed: {', '.join(SWEEP_KEYS)}")
     params = spec.get("params") or []
     if not isinstance(params, list) or not all(isinstance(p, str) and "=" in p for p in params):
-        raise RunError(f"sweep params {shown_value(redact(params))}: give a list of 'key=value' strings, e.g. [training.epochs=1]")
+        raise RunError(f"sweep params {shown(redact(params))}: give a list of 'key=value' strings, e.g. [training.epochs=1]")
     axes = [_axis(k, vals) for k, vals in grid.items()]
     runs = [("-".join(n for n, _ in combo), list(params) + [p for _, ps in combo for p in ps])
             for combo in itertools.product(*axes)]
@@ -119,9 +119,9 @@ def _sweep_spec(spec_path:Path) -> dict:
     from kwanzaa.evaluate import METRICS
     bad = [m for m in (select if isinstance(select, list) else [select]) if m not in METRICS]
     if bad or not isinstance(select, list) or not select:
-        raise RunError(f"{spec_path}: select {shown_value(select)}: give a list of metrics from {', '.join(METRICS)}")
+        raise RunError(f"{spec_path}: select {shown(select)}: give a list of metrics from {', '.join(METRICS)}")
     jobs = spec.get("jobs", 1)
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1: raise RunError(f"{spec_path}: jobs {shown_value(jobs)}: give a whole number >= 1")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1: raise RunError(f"{spec_path}: jobs {shown(jobs)}: give a whole number >= 1")
     return spec
 
 # %% ../nbs/09a_sweeps.ipynb #c032b
