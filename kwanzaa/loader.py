@@ -469,8 +469,9 @@ def keep_4bit_trainable_on_cpu(model) -> int:
 # %% ../nbs/04_loader.ipynb #13b2a24c
 def attach_lora(model, # a base model from `load_base_model`
                 cfg, # RunConfig: reads cfg.lora and cfg.training.gradient_checkpointing
+                prepare=None, # model -> model replacing PEFT's k-bit preparation (kwanzaa.speed.preparation: the levers')
                ):
-    "Prepare `model` for k-bit training when quantized and wrap it with the LoRA adapter of `cfg.lora`."
+    "Prepare `model` (PEFT's k-bit preparation, or `prepare`) and wrap it with the LoRA adapter of `cfg.lora`."
     from peft import get_peft_model, prepare_model_for_kbit_training
     lc, targets = cfg.lora, list(cfg.lora.target_modules)
     if targets != ["all-linear"]:
@@ -479,6 +480,7 @@ def attach_lora(model, # a base model from `load_base_model`
         if missing:
             raise LoaderError(f"lora.target_modules {missing} are not modules of {type(model).__name__}; its linear "
                               f"modules are: {', '.join(have)} (or use all-linear)")
+    if prepare is not None: return get_peft_model(prepare(model), lora_config(cfg))
     gc = bool(cfg.training.gradient_checkpointing)
     quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
     if quantized and fsdp_enabled():

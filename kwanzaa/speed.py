@@ -17,7 +17,7 @@ __all__ = ['PACKING', 'SpeedFlags', 'FAST', 'LEAN_LEVER', 'LIGER_LEVER', 'MICRO_
            'speed_flags', 'LeverError', 'Lever', 'float32_params', 'prepare_lean', 'liger_available', 'micro_batch',
            'pack_rows', 'packed_rows_dataset', 'PackedRowsCollator', 'RowPacking', 'flush_metrics', 'NoSyncLoss',
            'tile_lm_head', 'LMHeadTile', 'FusedLoRA', 'in_force', 'is_plain', 'sft_speed_kwargs', 'plain_sft_kwargs',
-           'attach_lora', 'trainer_class']
+           'preparation', 'trainer_class']
 
 # %% ../nbs/05a_speed.ipynb #c006
 PACKING = ("none", "rows", "flat")
@@ -327,20 +327,19 @@ def plain_sft_kwargs(batch:int, accumulation:int) -> dict:
                 activation_checkpointing=True)
 
 # %% ../nbs/05a_speed.ipynb #c016
-def attach_lora(model, # a base model from `kwanzaa.loader.load_base_model`
-                cfg, # RunConfig: reads cfg.lora
+def preparation(cfg, # RunConfig
                 flags:SpeedFlags|None=None, # levers; None: speed_flags(cfg)
                 levers=None, # the registry (default LEVERS)
                ):
-    "Prepare `model` as the levers say (or PEFT's k-bit preparation) and wrap it with the LoRA adapter of `cfg.lora`."
-    from kwanzaa import loader
+    "The levers' model preparation (model -> model) for `kwanzaa.loader.attach_lora(prepare=)`; None: PEFT's own."
     levers = LEVERS if levers is None else levers
     flags = in_force(flags or speed_flags(cfg), levers)
     preparing = [lv for lv in levers if lv.prepare_fn and lv.on(flags)]
-    if not preparing: return loader.attach_lora(model, cfg)
-    from peft import get_peft_model
-    for lv in preparing: model = lv.prepare(model, flags)
-    return get_peft_model(model, loader.lora_config(cfg))
+    if not preparing: return None
+    def prepare(model):
+        for lv in preparing: model = lv.prepare(model, flags)
+        return model
+    return prepare
 
 # %% ../nbs/05a_speed.ipynb #d8908a0b
 def trainer_class(flags:SpeedFlags, # the levers

@@ -322,7 +322,7 @@ def build_trainer(cfg, # RunConfig
     check_lengths(tok, train_messages, t.max_seq_length)
     if eval_messages: check_lengths(tok, eval_messages, t.max_seq_length, "validation")
     flags = speed.speed_flags(cfg)
-    model = speed.attach_lora(model, cfg, flags)
+    model = attach_lora(model, cfg, prepare=speed.preparation(cfg, flags))
     model.config.use_cache = False   # no KV cache in training; it would also hide packed-sequence boundaries
     expected = (lora_param_count(model.config, cfg.lora.r, cfg.lora.target_modules)
                 if cfg.lora.target_modules != ["all-linear"] else None)

@@ -49,7 +49,7 @@ def test_a_new_lever_is_one_registry_entry(tiny_model_dir, tmp_path):
     assert speed.trainer_class(flags, SFTTrainer) is SFTTrainer
     assert not speed.is_plain(flags, levers)
     cfg = tiny_cfg(tiny_model_dir, "lora")
-    pm = speed.attach_lora(loader.load_base_model(cfg), cfg, flags, levers)
+    pm = loader.attach_lora(loader.load_base_model(cfg), cfg, prepare=speed.preparation(cfg, flags, levers))
     assert pm.get_base_model().toy_prepared is True and loader.trainable_report(pm)["trainable"] > 0
     cls = speed.trainer_class(flags, SFTTrainer, levers)
     assert ToyMixin in cls.__mro__ and cls.speed_flags.toy == 3
