@@ -12,7 +12,7 @@ NBS = PKG.parent / "nbs"
 # ARCHITECTURE.md, "Modules, floors from the ground up": a module may import its own floor and the floors below.
 FLOORS = {
     "foundations": ("records", "contract", "config_yaml", "config", "params"),
-    "knowledge": ("prompt", "corpus", "retrieval", "examples", "data", "specs"),
+    "knowledge": ("prompt", "corpus", "retrieval", "examples", "data"),
     "model": ("loader", "speed", "fused", "hardware"),
     "work": ("trainer", "progress", "publish", "grammar", "inference"),
     "evaluation": ("calibrate", "evaluate", "live", "review"),
