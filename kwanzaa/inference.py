@@ -24,7 +24,7 @@ from .grammar import GrammarError, GrammarProcessor, compiled_core_grammar, comp
 __all__ = ['FALLBACK_CORE', 'STATUS_PREFIX', 'MAX_QUESTION_CHARS', 'MAX_QUESTION_TOKENS', 'InferenceError', 'adapter_record',
            'CalibrationError', 'Calibration', 'adapter_sha256', 'save_calibration', 'load_calibration',
            'load_for_inference', 'prompt_text', 'Generation', 'generate', 'refusal_core', 'status_token_ids',
-           'status_probabilities', 'decide', 'apply_decision', 'Asker', 'ask', 'compare_batching']
+           'status_probabilities', 'passage_scorer', 'decide', 'apply_decision', 'Asker', 'ask', 'compare_batching']
 
 # %% ../nbs/06_inference.ipynb #c007
 class InferenceError(ValueError):
@@ -349,6 +349,11 @@ def status_probabilities(model, tok, # from kwanzaa.inference.load_for_inference
         out += [dict(zip(ids, row.tolist())) for row in p]
     return out
 
+# %% ../nbs/06_inference.ipynb #ps000002
+def passage_scorer(model, tok, persona:str="educator"): # model and tok from load_for_inference (left padding)
+    "score(question, chunk): the model's probability of not refusing when shown that one passage (0 to 1)."
+    return lambda question, chunk: 1.0 - status_probabilities(model, tok, [render_messages(question, [chunk], persona)])[0]["refused"]
+
 # %% ../nbs/06_inference.ipynb #dc000007
 def decide(probs:dict[str, float], # from status_probabilities
            threshold:float|None=None, # None: the plain argmax
@@ -444,8 +449,7 @@ def _status_pass(model, tok, prompt:str):
 def _reuse(cache, cached:list[int], ids:list[int]):
     "`cache` cut to the tokens it shares with `ids`, less ids' last (generation reads that one); None if unusable."
     if cache is None or not hasattr(cache, "crop"): return None
-    keep = next((i for i, (a, b) in enumerate(zip(cached, ids)) if a != b), min(len(cached), len(ids)))
-    keep = min(keep, len(ids) - 1)
+    keep = min(next((i for i, (a, b) in enumerate(zip(cached, ids)) if a != b), min(len(cached), len(ids))), len(ids) - 1)
     if keep < 1: return None
     cache.crop(keep - len(cached))
     return cache
