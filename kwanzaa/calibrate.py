@@ -8,10 +8,11 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from .contract import STATUSES, content_words, refusal_counts
+from .contract import STATUSES, refusal_counts
 from .inference import (Calibration, CalibrationError, adapter_sha256, decide, load_for_inference,
                                save_calibration, status_probabilities)
 from .records import arm_dirname, atomic_write_json, read_predictions
+from .retrieval import lexical_score
 
 # %% auto #0
 __all__ = ['refusal_curve', 'choose_threshold', 'calibrate', 'plot_curve', 'lexical_answerability', 'compare_decisions',
@@ -93,9 +94,7 @@ def lexical_answerability(example, # a kwanzaa.data.Example
                           corpus, # chunk id -> Chunk (anything with .get)
                          ) -> float:
     "The largest share of the question's content words that one of its passages contains (0 to 1)."
-    q = content_words(example.question)
-    if not q: return 0.0
-    return max((len(q & content_words(corpus.get(c).text)) / len(q) for c in example.context), default=0.0)
+    return max((lexical_score(example.question, corpus.get(c)) for c in example.context), default=0.0)
 
 def _as_probs(score:float) -> dict[str, float]:
     "An answerability score as a status distribution, so that `decide` and `refusal_curve` apply to it."

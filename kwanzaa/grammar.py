@@ -37,17 +37,21 @@ def core_grammar_text(n_passages:int, # passages in the context
 
 _COMPILERS = weakref.WeakKeyDictionary()  # tokenizer -> {vocab_size: (compiler, {n_passages: compiled grammar})}
 
-def compiled_core_grammar(tok, # the generation tokenizer
-                          n_passages:int, # passages in the context
-                          vocab_size:int, # the model's logits width (model.config.vocab_size)
-                         ):
-    "The xgrammar-compiled answer-core grammar for `n_passages`, compiled once per tokenizer and n."
+def _compiler(tok, vocab_size:int):
+    "(xgrammar compiler, its cache of core grammars by n_passages) for this tokenizer and logits width, made once."
     import xgrammar as xgr
     per_tok = _COMPILERS.setdefault(tok, {})
     if vocab_size not in per_tok:
         info = xgr.TokenizerInfo.from_huggingface(tok, vocab_size=vocab_size, stop_token_ids=stop_token_ids(tok))
         per_tok[vocab_size] = (xgr.GrammarCompiler(info), {})
-    compiler, cache = per_tok[vocab_size]
+    return per_tok[vocab_size]
+
+def compiled_core_grammar(tok, # the generation tokenizer
+                          n_passages:int, # passages in the context
+                          vocab_size:int, # the model's logits width (model.config.vocab_size)
+                         ):
+    "The xgrammar-compiled answer-core grammar for `n_passages`, compiled once per tokenizer and n."
+    compiler, cache = _compiler(tok, vocab_size)
     if n_passages not in cache: cache[n_passages] = compiler.compile_grammar(core_grammar_text(n_passages))
     return cache[n_passages]
 
@@ -78,8 +82,6 @@ def _lit(s:str) -> str:
     body = json.dumps(s, ensure_ascii=False)[1:-1]
     return '"' + body.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-_TEXT = r"[^\0-\x1f\"\\\x7f]"   # free text: as the schema grammar's answer characters
-
 def _blocks(units_per_passage:list[list[str]], most:int) -> list[str]:
     "The answer alternatives: one per non-empty ordered set of usable passages (at most `most` of them)."
     usable = [i for i, us in enumerate(units_per_passage, 1) if us]
@@ -101,10 +103,10 @@ def extractive_grammar_text(passages:Sequence[str], # the passages' texts, passa
     nums = " | ".join(f'"{n}"' for n in range(1, len(passages) + 1))
     cites = f'"[]"' + (f' | "[" ({nums}) (", " ({nums})){{0, {MAX_CITATIONS - 1}}} "]"' if passages else "")
     free = (f'("\\"refused\\"" | "\\"clarify\\"") ", \\"citations\\": " ({cites}) ", \\"answer\\": \\"" '
-            f'{_TEXT}{{0, {MAX_ANSWER_CHARS}}} "\\""')
+            f'{_SAFE_CHARS}{{0, {MAX_ANSWER_CHARS}}} "\\""')
     copied = _blocks(units, most)
     body = free + (f' | ("\\"answered\\"" | "\\"partial\\"") ", " (' + " | ".join(copied) + ")" if copied else "")
-    unk = f'"\\"" {_TEXT}{{1, {MAX_UNKNOWN_CHARS}}} "\\""'
+    unk = f'"\\"" {_SAFE_CHARS}{{1, {MAX_UNKNOWN_CHARS}}} "\\""'
     unknowns = f'"[]" | "[" {unk} (", " {unk}){{0, {MAX_UNKNOWNS - 1}}} "]"'
     root = f'root ::= "{{\\"status\\": " ({body}) ", \\"unknowns\\": " ({unknowns}) "}}"'
     return "\n".join([root, *rules]) + "\n"
@@ -117,8 +119,7 @@ def compiled_extractive_grammar(tok, # the generation tokenizer
                                 vocab_size:int, # the model's logits width
                                ):
     "The compiled extractive grammar of these passages (GrammarError if it cannot be built)."
-    compiled_core_grammar(tok, 0, vocab_size)   # makes sure the tokenizer's compiler exists
-    compiler = _COMPILERS[tok][vocab_size][0]
+    compiler = _compiler(tok, vocab_size)[0]
     try:
         text = extractive_grammar_text(passages)
         key = (id(compiler), hashlib.sha256(text.encode()).hexdigest())
