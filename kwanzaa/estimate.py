@@ -14,32 +14,39 @@ from .records import atomic_write_json, provenance
 from .speed import FAST, SpeedFlags
 
 # %% auto #0
-__all__ = ['TRAIN_LENGTHS', 'BYTES_NF4', 'CALIBRATION', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'record_train_lengths',
-           'load_train_lengths', 'memory_terms', 'flags_of', 'calibrate', 'estimate', 'estimate_errors',
-           'estimate_model', 'kwanzaa_estimates', 'write_estimates', 'model_menu']
+__all__ = ['TRAIN_LENGTHS', 'BYTES_NF4', 'CALIBRATION', 'CARDS', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'SEED_DECISION',
+           'SEED_DECISION_ESTIMATES', 'SEED_CARDS', 'SEED_RUN', 'SEED_CLAIMS', 'TRAINER_CALIBRATION',
+           'count_train_lengths', 'record_train_lengths', 'load_train_lengths', 'memory_terms', 'flags_of', 'calibrate',
+           'dequant_s', 'estimate', 'estimate_errors', 'estimate_model', 'kwanzaa_estimates', 'write_estimates',
+           'seed_rows', 'fit_trainer_overhead', 'lora_memory_bracket', 'seed_decision_errors', 'seed_decision_cards',
+           'write_seed_decision_estimates', 'model_menu']
 
 # %% ../nbs/08b_estimate.ipynb #685016b2
 TRAIN_LENGTHS = "outputs/bench/train_lengths.json"
 
-def record_train_lengths(path=None, # where to write the lengths (default: repo_path(TRAIN_LENGTHS))
-                         model:str="embedded:smollm2", # tokenizer and chat template to count with
-                         split:str="train") -> dict:
-    "Token length (prompt + answer) and answer length of every example of a split; written as JSON."
-    from kwanzaa import corpus, data
+def count_train_lengths(model:str="embedded:smollm2", # tokenizer and chat template to count with
+                        split:str="train") -> dict:
+    "Token length (prompt + answer) and answer length of every packaged example of a split."
+    from kwanzaa import corpus, examples
     from importlib import resources
     src = resources.files("kwanzaa") / "datasets" / f"{split}.jsonl"
-    exs, c = data.load_examples(src), corpus.build_corpus()
+    exs, c = examples.load_examples(src), corpus.build_corpus()
     tok = loader.load_tokenizer(loader.resolve_model_path(model))
     def n(msgs, **kw):
         ids = tok.apply_chat_template(msgs, tokenize=True, **kw)
         return len(ids["input_ids"] if hasattr(ids, "keys") else ids)
     full, ans = [], []
     for e in exs:
-        m = data.example_messages(e, c)
+        m = examples.example_messages(e, c)
         full.append(n(m)); ans.append(full[-1] - n(m[:-1], add_generation_prompt=True))
-    rec = dict(split=split, tokenizer=model, n=len(full), lengths=full, answer_lengths=ans,
-               mean=statistics.mean(full), median=statistics.median(full), max=max(full),
-               provenance=provenance(data_paths=[str(src)], command=f"kwanzaa.estimate.record_train_lengths({model!r})"))
+    return dict(split=split, tokenizer=model, n=len(full), lengths=full, answer_lengths=ans, source=str(src),
+                mean=statistics.mean(full), median=statistics.median(full), max=max(full))
+
+def record_train_lengths(path=None, # where to write the lengths (default: repo_path(TRAIN_LENGTHS))
+                         model:str="embedded:smollm2", split:str="train") -> dict:
+    "count_train_lengths, written as JSON with its provenance."
+    rec = count_train_lengths(model, split)
+    rec["provenance"] = provenance(data_paths=[rec.pop("source")], command=f"kwanzaa.estimate.record_train_lengths({model!r})")
     atomic_write_json(path or repo_path(TRAIN_LENGTHS), rec)
     return rec
 
@@ -133,9 +140,18 @@ def _run_model_config(base:str): # cfg.model.base
     from transformers import AutoConfig
     return AutoConfig.from_pretrained(loader.resolve_model_path(base))
 
+# %% ../nbs/08b_estimate.ipynb #c28a0002
+CARDS = GPUS | {"A100 40GB": dict(GPUS["A100 80GB"], mem_gib=40.0, tbps=1.555, usd_h=None)}
+
+def dequant_s(config, # a config-like object (arch_config)
+              card:dict, # a row of CARDS
+              passes:int=3) -> float:
+    "Seconds per micro-batch spent turning the 4-bit linear weights back into bf16 `passes` times (memory-bound)."
+    return passes * param_counts(config)["linear"] * (BYTES_NF4 + 2) / (card["tbps"] * 1e12)
+
 # %% ../nbs/08b_estimate.ipynb #27444ce5
 def estimate(config, # a shape name, a dict of sizes (arch_config), a transformers config, or a RunConfig (model.base: a shape, a menu model or a local one)
-             gpu:str="H200", # a key of GPUS or a device name (gpu_name)
+             gpu:str="H200", # a key of CARDS or a device name (gpu_name)
              seq:int=1024, # padded length of a micro-batch row (max_seq_length)
              batch:int=4, accumulation:int=4, # per-device batch and accumulation steps
              method:str="qlora", # qlora or lora
@@ -152,10 +168,12 @@ def estimate(config, # a shape name, a dict of sizes (arch_config), a transforme
     t = memory_terms(config, bs * seq, method, flags.lean, flags.offload, flags.lm_head_chunk)
     path = "lean" if flags.lean else "plain"
     peak = sum(v for k, v in t.items() if k != "layer_work") + cal[f"K_WORK_{path}"] * t["layer_work"]
-    g = GPUS[gpu_name(gpu) or gpu]
+    g = CARDS[gpu_name(gpu) or gpu]
     tok = tokens_per_step or bs * ga * seq
     mk = mean_keys_ or mean_keys([seq])
-    step = (ga * config.num_hidden_layers * cal[f"ALPHA_{path}"]
+    alpha = cal.get(f"ALPHA_{method}", cal[f"ALPHA_{path}"])   # a per-method overhead where fitted (TRAINER_CALIBRATION)
+    deq = dequant_s(config, g, cal["DEQUANT_PASSES"]) if method == "qlora" and "DEQUANT_PASSES" in cal else 0.0
+    step = (ga * (config.num_hidden_layers * alpha + deq)
             + tok * hw_flops_per_token(config, mk) * cal[f"BETA_{path}"] * GPUS["H200"]["tflops"] / g["tflops"])
     gib = peak / 2**30
     return dict(gpu=gpu, peak_gib=round(gib, 2), fits=gib * 1.08 + 0.6 <= g["mem_gib"], step_s=step,
@@ -209,7 +227,7 @@ def estimate_model(config, # sizes (dict), a transformers config, or a shape nam
     minutes = micro_steps * e["step_s"] / 60
     key = gpu_name(gpu) or gpu
     return dict(gpu=key, peak_gib=e["peak_gib"], fits=e["fits"], minutes=round(minutes, 1),
-                usd=round(minutes / 60 * GPUS[key]["usd_h"], 2), tokens=tok, micro_steps=micro_steps,
+                usd=None if CARDS[key]["usd_h"] is None else round(minutes / 60 * CARDS[key]["usd_h"], 2), tokens=tok, micro_steps=micro_steps,
                 step_s=e["step_s"], tokens_per_s=e["tokens_per_s"])
 
 # %% ../nbs/08b_estimate.ipynb #173f4c33
@@ -278,6 +296,114 @@ def write_estimates(bench_dir=None, # where the run records are (default outputs
                provenance=provenance(command="kwanzaa.estimate.write_estimates()",
                                      data_paths=sorted(Path(bench_dir).glob("run*_records.json"))))
     atomic_write_json(Path(out_dir or bench_dir) / "estimates.json", rec)
+    return rec
+
+# %% ../nbs/08b_estimate.ipynb #c28b0002
+SEED_DECISION = "outputs/bench/seed-decision-h100.json"
+SEED_DECISION_ESTIMATES = "outputs/bench/seed-decision-estimates.json"
+SEED_CARDS = ("T4", "A10G", "RTX 4090", "A100 40GB", "A100 80GB")   # the seed's hardware
+SEED_RUN = dict(batch=1, accumulation=16, max_length=1024, epochs=2)  # the qlora and lora presets
+SEED_CLAIMS = dict(qlora_usd=(5, 10), lora_usd=(10, 15), qlora_cards="RTX 3090/4090, A10G", lora_cards="A100",
+                   quality_kept=(0.98, 0.99), shape="llama-3.1-8b")   # the rest of the seed's table (issue #28), for its 8B-class base
+
+def seed_rows(measured=None) -> list[dict]:
+    "The measured rows of the seed's decision, one per shape and method (seed-decision-h100.json)."
+    return json.loads(Path(measured or repo_path(SEED_DECISION)).read_text())["rows"]
+
+def _seed_estimate(shape, method, gpu, lengths, calibration) -> dict:
+    return estimate_model(shape, gpu, lengths=lengths, method=method, calibration=calibration, **SEED_RUN)
+
+# %% ../nbs/08b_estimate.ipynb #c28b0005
+def fit_trainer_overhead(rows:list[dict], # measured rows (seed_rows)
+                         lengths:list[int], # the training set's token lengths (count_train_lengths)
+                         base:dict|None=None, # the calibration whose BETA and K_WORK are kept (default CALIBRATION)
+                         passes:int=3, # uses of each 4-bit weight per micro-batch (gradient checkpointing: 3)
+                        ) -> dict:
+    "`base` with one host overhead per method (ALPHA_qlora, ALPHA_lora: seconds per layer and micro-batch) fit on `rows`."
+    cal = dict(base or CALIBRATION, DEQUANT_PASSES=passes)
+    for method in sorted({r["preset"] for r in rows}):
+        xs, ys = [], []
+        for r in (r for r in rows if r["preset"] == method):
+            rest = _seed_estimate(r["shape"], method, "H100 SXM", lengths, cal | {f"ALPHA_{method}": 0.0})["step_s"]
+            m = r["seconds_per_sequence"]   # batch 1: one sequence per micro-batch
+            xs.append(model_config(r["shape"]).num_hidden_layers / m); ys.append(1 - rest / m)
+        cal[f"ALPHA_{method}"] = sum(x * y for x, y in zip(xs, ys)) / sum(x * x for x in xs)
+    return cal
+
+# %% ../nbs/08b_estimate.ipynb #c28b0008
+TRAINER_CALIBRATION = dict(CALIBRATION, DEQUANT_PASSES=3, ALPHA_qlora=0.016783, ALPHA_lora=0.0078504)  # fit_trainer_overhead on SEED_DECISION (H100)
+
+# %% ../nbs/08b_estimate.ipynb #c28b0011
+def lora_memory_bracket(measured=None) -> dict:
+    "Per shape: 16-bit LoRA's peak GiB between a floor (weights + LoRA state) and the recorded peak, and the leftovers' evidence."
+    out = {}
+    for shape, run in json.loads(Path(measured or repo_path(SEED_DECISION)).read_text())["runs"].items():
+        rec = {r["preset"]: r for r in run["records"]}
+        q, l = (rec[m]["trainer_peak_memory"] for m in ("qlora", "lora"))
+        pc = param_counts(model_config(shape))
+        out[shape] = dict(floor_gib=round((pc["total"] * 2 + pc["lora"] * 16) / 2**30, 2),
+                          recorded_peak_gib=round(rec["lora"]["peak_alloc_gib"], 2),
+                          loaded_less_qlora_gib=round((l["gpu_allocated_after_load_mb"] - q["gpu_allocated_after_load_mb"]) / 1024, 2),
+                          bf16_model_and_lora_gib=round((pc["total"] * 2 + pc["lora"] * 4) / 2**30, 2),
+                          grew_while_training_mib=round(l["gpu_peak_allocated_mb"] - l["gpu_allocated_after_load_mb"], 1))
+    return out
+
+# %% ../nbs/08b_estimate.ipynb #c28b0015
+def seed_decision_errors(rows:list[dict], lengths:list[int], calibration:dict, brackets:dict) -> list[dict]:
+    "The estimator against each measured row (its card named): peak GiB and minutes for 2 epochs, relative errors."
+    out = []
+    for r in rows:
+        e = _seed_estimate(r["shape"], r["preset"], "H100 SXM", lengths, calibration)
+        minutes = e["micro_steps"] * e["step_s"] / 60
+        row = dict(shape=r["shape"], method=r["preset"], card=r["card"], estimated_peak_gib=e["peak_gib"],
+                   measured_peak_gib=round(r["peak_allocated_gib"], 2), estimated_minutes=round(minutes, 1),
+                   measured_minutes=round(r["minutes_2_epochs"], 1), minutes_error=round(minutes / r["minutes_2_epochs"] - 1, 3),
+                   peak_error_vs_recorded=round(e["peak_gib"] / r["peak_allocated_gib"] - 1, 3))
+        if r["preset"] == "lora":
+            b = brackets[r["shape"]]
+            row.update(peak_error=None, peak_bracket_gib=[b["floor_gib"], b["recorded_peak_gib"]],
+                       peak_in_bracket=b["floor_gib"] <= e["peak_gib"] <= b["recorded_peak_gib"])
+        else: row["peak_error"] = row["peak_error_vs_recorded"]
+        out.append(row)
+    return out
+
+# %% ../nbs/08b_estimate.ipynb #c28b0019
+def seed_decision_cards(lengths:list[int], calibration:dict, shapes=("llama-3.2-1b", "llama-3.1-8b"),
+                        cards=SEED_CARDS) -> list[dict]:
+    "Fit (the estimator's memory rule), peak GiB, minutes and USD for 2 epochs, per shape, method and card."
+    out = []
+    for shape in shapes:
+        for method in ("qlora", "lora"):
+            for g in cards:
+                e = _seed_estimate(shape, method, g, lengths, calibration)
+                out.append(dict(shape=shape, method=method, gpu=g, card_gib=CARDS[g]["mem_gib"], fits=e["fits"],
+                                peak_gib=e["peak_gib"], minutes=e["minutes"], usd=e["usd"]))
+    return out
+
+# %% ../nbs/08b_estimate.ipynb #c28b0023
+def write_seed_decision_estimates(measured=None, # the measured rows (default SEED_DECISION)
+                                  out=None, # where to write (default SEED_DECISION_ESTIMATES)
+                                 ) -> dict:
+    "seed-decision-estimates.json: the refit, the estimator's error per measured row before and after it, the seed's cards."
+    shown, measured = str(measured or SEED_DECISION), Path(measured or repo_path(SEED_DECISION))
+    rows, counted = seed_rows(measured), count_train_lengths()
+    ls, br = counted["lengths"], lora_memory_bracket(measured)
+    cal = fit_trainer_overhead(rows, ls)
+    after = seed_decision_errors(rows, ls, cal, br)
+    rec = dict(what="the estimator (kwanzaa.estimate, plain path, batch 1 x 16, max length 1024, 2 epochs) against the measured "
+                    "H100 rows of the seed's decision, before and after its refit, and its fit/minutes/cost on the seed's cards",
+               measured_from=shown, lengths=dict(n=counted["n"], mean=counted["mean"], tokenizer=counted["tokenizer"]),
+               calibration={k: cal[k] for k in ("ALPHA_qlora", "ALPHA_lora", "DEQUANT_PASSES", "BETA_plain", "K_WORK_plain")},
+               fitted=dict(ALPHA_qlora="the 2 QLoRA rows", ALPHA_lora="the 2 16-bit LoRA rows",
+                           BETA_plain="not refit: the H200 benchmark records", K_WORK_plain="not refit: the H200 QLoRA records"),
+               fit_rule="peak_gib * 1.08 + 0.6 <= the card's memory", lora_memory=br,
+               max_abs_error=dict(minutes=max(abs(e["minutes_error"]) for e in after),
+                                  qlora_peak=max(abs(e["peak_error"]) for e in after if e["peak_error"] is not None)),
+               errors_before=seed_decision_errors(rows, ls, CALIBRATION, br), errors_on_measured=after,
+               seed_hardware=seed_decision_cards(ls, cal), seed_estimates=SEED_ESTIMATES | SEED_CLAIMS,
+               provenance=provenance(command="python -c 'from kwanzaa.estimate import write_seed_decision_estimates as w; w()'",
+                                     data_paths=[measured]))
+    atomic_write_json(Path(out or repo_path(SEED_DECISION_ESTIMATES)), rec)
     return rec
 
 # %% ../nbs/08b_estimate.ipynb #2cfd2528
