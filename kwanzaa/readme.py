@@ -12,10 +12,13 @@ from .evaluate import HEADLINE, METRICS
 from .records import atomic_write_text
 
 # %% auto #0
-__all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table',
-           'bench_table', 'estimate_table', 'multigpu_table', 'decision_table', 'cpu_line', 'pilot_table',
-           'retrieval_table', 'sweep_table', 'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table',
-           'speed_runs_table', 'profile_table', 'trainer_speed_table', 'cpu_speed_table', 'ask_table', 'update_readme']
+__all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'QUALITY_KEYS', 'QUALITY_ARM', 'SEED_MEASURED',
+           'SEED_ESTIMATED', 'METHOD_QUALITY', 'METHOD_NAMES', 'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table',
+           'bench_table', 'estimate_table', 'multigpu_table', 'cpu_decision_table', 'decision_measured_table',
+           'decision_cards_table', 'decision_quality_table', 'plan_decision_line', 'decision_table', 'cpu_line',
+           'pilot_table', 'retrieval_table', 'sweep_table', 'decisions_table', 'review_table', 'plan_table',
+           'gpu_decision_table', 'speed_runs_table', 'profile_table', 'trainer_speed_table', 'cpu_speed_table',
+           'ask_table', 'update_readme']
 
 # %% ../nbs/10_readme.ipynb #55f73252
 GOLDEN_KEYS = tuple(k for k in HEADLINE if k != "citation_recall")
@@ -104,55 +107,133 @@ RUNS_FILE = "outputs/bench/runs.json"
 DECISION_KEYS = ("json_parse_rate", "citation_coverage", "refusal_precision", "refusal_recall", "citation_precision",
                  "key_fact_accuracy")
 DECISION_FP32_KEYS = ("citation_coverage", "refusal_precision", "refusal_recall")
+QUALITY_KEYS = ("citation_coverage", "citation_precision", "refusal_precision", "refusal_recall", "key_fact_accuracy")
+QUALITY_ARM = "adapter+extractive+calibrated"   # the grounded headline arm
+SEED_MEASURED, SEED_ESTIMATED = "outputs/bench/seed-decision-h100.json", "outputs/bench/seed-decision-estimates.json"
+METHOD_QUALITY = "outputs/experiments/method-quality/summary.json"
+METHOD_NAMES = {"qlora": "QLoRA", "lora": "16-bit LoRA"}
 
 # %% ../nbs/10_readme.ipynb #bc66a197
-def decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.json", # quality: the CPU sweep
-                   launches:str|Path|None=None, # memory and speed: the trainer on a GPU (default: runs' decision_launches)
-                   runs:str|Path=RUNS_FILE, # the bench's runs.json, which names the launch records
-                   estimates:str|Path="outputs/bench/estimates.json", shape:str="llama-3.1-8b",
-                   fp32:dict|None=None, # method -> an evaluation's comparison.json scored with float32 weights/compute
-                  ) -> str:
-    "Markdown: the seed's LoRA-vs-QLoRA decision, its estimates beside what was measured (and what was only estimated)."
-    if launches is None: launches = json.loads(Path(runs).read_text())["decision_launches"]
-    sw, la, es = Path(sweep), Path(launches), Path(estimates)
-    if not (sw.exists() and es.exists()): return f"_The sweep ({sw}) or the estimates ({es}) are not there yet._\n"
+def cpu_decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparison.json", # quality: the CPU sweep
+                       fp32:dict|None=None, # method -> an evaluation's comparison.json scored with float32 weights/compute
+                      ) -> str:
+    "Markdown: the first QLoRA-vs-LoRA comparison, SmolLM2-135M on 2 CPU cores for 1 epoch (the old answer design)."
+    sw = Path(sweep)
+    if not sw.exists(): return f"_The CPU sweep ({sw}) is not there yet._\n"
     rows = {r["run"]: r for r in json.loads(sw.read_text())["rows"]}
-    e = json.loads(es.read_text())
-    se, kw = e["seed_estimates"], {(r["shape"], r["setup"], r["gpu"]): r for r in e["kwanzaa"]}
-    tokens = next(r["tokens"] for r in e["kwanzaa"] if r["shape"] == shape)
-    single = None
-    if la.exists():
-        single = next((r for r in json.loads(la.read_text())["records"] if r.get("strategy") == "single" and "error" not in r), None)
-    q_est, l_est = kw.get((shape, "qlora preset (plain path, 1 x 16)", "H200")), kw.get((shape, "bf16 LoRA (1 x 16)", "H200"))
-    pct = lambda v: "-" if v is None else f"{100*v:.0f}%"
     q, l = rows.get("method_qlora", {}), rows.get("method_lora", {})
-    lines = ["| | seed's estimate: QLoRA | seed's estimate: LoRA | QLoRA (this project) | 16-bit LoRA (this project) |",
-             "|---|---|---|---|---|"]
-    if single:
-        lines.append(f"| GPU memory, {shape} shape, training set, batch 1 x 16 | {se['qlora_gb'][0]}-{se['qlora_gb'][1]} GB | "
-                     f"{se['lora_gb'][0]}-{se['lora_gb'][1]} GB | **{single['peak_alloc_gib_per_rank'][0]:.1f} GiB measured** (H200) | "
-                     f"{l_est['peak_gib']:.1f} GiB estimated, not measured |")
-        mins = tokens / single["tokens_per_s"] / 60
-        lines.append(f"| time for 2 epochs ({tokens:,} tokens) | {se['qlora_minutes']} min | {se['lora_minutes']} min | "
-                     f"**{mins:.1f} min measured** (H200, {single['tokens_per_s']:,.0f} tok/s) | {l_est['minutes']} min estimated "
-                     f"(QLoRA estimated {q_est['minutes']} min) |")
-    for k in DECISION_KEYS:
-        lines.append(f"| golden set: {k.replace('_', ' ')} (SmolLM2-135M, CPU, 1 epoch, bf16 inference) | - | - | **{pct(q.get(k))}** | **{pct(l.get(k))}** |")
+    lines = ["| golden set (SmolLM2-135M, CPU, 1 epoch) | QLoRA | 16-bit LoRA |", "|---|---|---|"]
+    lines += [f"| {k.replace('_', ' ')}, bf16 inference | {_pct(q.get(k))} | {_pct(l.get(k))} |" for k in DECISION_KEYS]
     fp32 = fp32 if fp32 is not None else {"qlora": "outputs/sweeps/lora-vs-qlora-cpu/method_qlora-fp32eval/eval/comparison.json",
                                           "lora": "outputs/examples/golden-smollm2-cpu/eval/comparison.json"}
     f32 = {m: json.loads(Path(f).read_text()).get("adapter", {}) for m, f in fp32.items() if Path(f).exists()}
     if len(f32) == 2:
-        for k in DECISION_FP32_KEYS:
-            lines.append(f"| golden set: {k.replace('_', ' ')}, float32 inference | - | - | {pct(f32['qlora'].get(k))} | {pct(f32['lora'].get(k))} |")
+        lines += [f"| {k.replace('_', ' ')}, float32 inference | {_pct(f32['qlora'].get(k))} | {_pct(f32['lora'].get(k))} |"
+                  for k in DECISION_FP32_KEYS]
     if q.get("train_seconds") and l.get("train_seconds"):
-        lines.append(f"| CPU training time / peak RSS (2 cores of a CPU with native bf16, model not recorded; 400 examples, 1 epoch) | - | - | {q['train_seconds']/60:.0f} min / "
+        lines.append(f"| training time / peak RSS (2 cores, 400 examples, 1 epoch) | {q['train_seconds']/60:.0f} min / "
                      f"{q['peak_memory_gib']} GiB | {l['train_seconds']/60:.0f} min / {l['peak_memory_gib']} GiB |")
     src32 = ", ".join(f"`{Path(f).as_posix()}`" for f in fp32.values()) if len(f32) == 2 else None
-    lines.append(f"\nSources: `{sw.as_posix()}` (quality; `kwanzaa sweep nbs/pipelines/sweeps/lora-vs-qlora-cpu.yaml`"
-                 + (f"; float32 inference: {src32}" if src32 else "") + "), "
-                 f"`{la.as_posix()}` (the trainer with the qlora preset on a random-initialised {shape}-shape model, 400 Kwanzaa "
-                 f"conversations), `{es.as_posix()}` (the estimator, checked on the GPU runs).")
+    lines.append(f"\nSources: `{sw.as_posix()}` (`kwanzaa sweep nbs/pipelines/sweeps/lora-vs-qlora-cpu.yaml`)"
+                 + (f"; float32 inference: {src32}" if src32 else "") + ".")
     return "\n".join(lines) + "\n"
+
+# %% ../nbs/10_readme.ipynb #d28a0002
+def _seed_range(v, unit:str) -> str: return "-" if v is None else f"{v[0]}-{v[1]} {unit}" if isinstance(v, (list, tuple)) else f"{v} {unit}"
+
+def _memory_cells(r:dict, x:dict, bracket:dict|None) -> tuple[str, str]:
+    "The estimator's and the measured memory cells of one row."
+    if bracket is None: return f"{x['estimated_peak_gib']:.2f} GiB ({x['peak_error']:+.0%})", f"**{r['peak_allocated_gib']:.2f} GiB**"
+    return (f"{x['estimated_peak_gib']:.2f} GiB (within {bracket['floor_gib']:.2f}-{bracket['recorded_peak_gib']:.2f})",
+            f"**{r['peak_allocated_gib']:.2f} GiB** (with QLoRA's model still loaded; alone: {bracket['floor_gib']:.2f}-"
+            f"{bracket['recorded_peak_gib']:.2f})")
+
+# %% ../nbs/10_readme.ipynb #d28a0004
+def decision_measured_table(measured:str|Path=SEED_MEASURED, estimates:str|Path=SEED_ESTIMATED) -> str:
+    "Markdown: GPU memory and minutes for 2 epochs per shape and method: the seed's estimate, the estimator's, the measured value."
+    m, e = Path(measured), Path(estimates)
+    if not (m.exists() and e.exists()): return f"_The measured rows ({m}) or the estimates ({e}) are not there yet._\n"
+    d, est = json.loads(m.read_text()), json.loads(e.read_text())
+    errs, seed = {(x["shape"], x["method"]): x for x in est["errors_on_measured"]}, est["seed_estimates"]
+    lines = ["| shape | method | card | GPU memory: seed's estimate | estimator | measured (peak allocated) | "
+             "minutes, 2 epochs: seed's estimate | estimator (error) | measured |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in d["rows"]:
+        x, own = errs[(r["shape"], r["preset"])], r["shape"] == seed.get("shape")
+        est_mem, got_mem = _memory_cells(r, x, est.get("lora_memory", {}).get(r["shape"]) if x.get("peak_error") is None else None)
+        lines.append(f"| {r['shape']} | {r['method']} | {r['card']} | {_seed_range(seed.get(r['preset'] + '_gb') if own else None, 'GB')} | "
+                     f"{est_mem} | {got_mem} | {_seed_range(seed.get(r['preset'] + '_minutes') if own else None, 'min')} | "
+                     f"{x['estimated_minutes']} ({x['minutes_error']:+.0%}) | **{r['minutes_2_epochs']:.1f}** |")
+    leftovers = " 16-bit LoRA ran in the process that had just trained QLoRA, so its recorded peak is a ceiling (the" \
+                " estimates file's `lora_memory`)." if est.get("lora_memory") else ""
+    lines.append(f"\nMeasured: {d['what']}; minutes = {d['minutes_2_epochs']}.{leftovers} The seed's estimates are for its "
+                 f"{seed.get('shape')}-class base. Sources: `{m.as_posix()}` (`{d['command']}`), `{e.as_posix()}` (the estimator).")
+    return "\n".join(lines) + "\n"
+
+# %% ../nbs/10_readme.ipynb #d28a0008
+def _card_cell(c:dict) -> str:
+    if not c["fits"]: return f"no ({c['peak_gib']:.1f} GiB)"
+    return f"yes, {c['minutes']:.0f} min, " + ("no price" if c["usd"] is None else f"${c['usd']:.2f}")
+
+def decision_cards_table(estimates:str|Path=SEED_ESTIMATED) -> str:
+    "Markdown: the refit estimator's fit, minutes and USD for 2 epochs on the seed's cards, with its error on the measured rows."
+    e = Path(estimates)
+    if not e.exists(): return f"_The estimates ({e}) are not there yet._\n"
+    est = json.loads(e.read_text())
+    hw, seed, err = est["seed_hardware"], est["seed_estimates"], est["max_abs_error"]
+    cols = list(dict.fromkeys((c["shape"], c["method"]) for c in hw))
+    lines = ["| card (memory) | " + " | ".join(f"{s} {METHOD_NAMES.get(m, m)}" for s, m in cols) + " |", "|---|" + "---|" * len(cols)]
+    for g in dict.fromkeys(c["gpu"] for c in hw):
+        row = {(c["shape"], c["method"]): c for c in hw if c["gpu"] == g}
+        lines.append(f"| {g} ({next(iter(row.values()))['card_gib']:.0f} GiB) | " + " | ".join(_card_cell(row[k]) for k in cols) + " |")
+    lines.append(f"\nEstimates of the refit estimator, not measurements: fit = `{est['fit_rule']}`. Its error on the measured "
+                 f"rows: minutes within {err['minutes']:.0%}, QLoRA peak within {err['qlora_peak']:.0%}, 16-bit LoRA peak "
+                 f"inside the bracket above. The seed: QLoRA on {seed.get('qlora_cards')} for {_seed_range(seed.get('qlora_usd'), 'USD')}, "
+                 f"16-bit LoRA on {seed.get('lora_cards')} for {_seed_range(seed.get('lora_usd'), 'USD')}. Source: `{e.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+# %% ../nbs/10_readme.ipynb #d28a0012
+def _with_counts(m:dict, k:str) -> str:
+    c = (m.get("counts") or {}).get(k)
+    return _pct(m.get(k)) + (f" ({c[0]}/{c[1]})" if c else "")
+
+def _ratio(q, l) -> str: return "-" if q is None or not l else f"{q / l:.0%}"
+
+def decision_quality_table(summary:str|Path=METHOD_QUALITY, arm:str=QUALITY_ARM, seed:str="98-99%") -> str:
+    "Markdown: QLoRA, 16-bit LoRA and QLoRA / LoRA per metric, dataset passages and live retrieval; a pending row without the file."
+    p = Path(summary)
+    if not p.exists():
+        return ("| quality on the golden set | status |\n|---|---|\n| QLoRA and 16-bit LoRA, the grounded design | pending: "
+                f"`{p.as_posix()}` is not there yet (issue #28 item 3: the same recipe with each method, trained alone on the GPU, "
+                "scored with the dataset's passages and through the project's retrieval) |\n")
+    s = json.loads(p.read_text())
+    q, l = s["runs"]["qlora"], s["runs"]["lora"]
+    lines = [f"| golden set, `{arm}` | passages | QLoRA | 16-bit LoRA | QLoRA / LoRA | seed's claim |", "|---|---|---|---|---|---|"]
+    for ctx, label in (("dataset", "the dataset's"), ("live", "retrieved")):
+        for k in QUALITY_KEYS:
+            a, b = q.get(ctx, {}).get(arm, {}), l.get(ctx, {}).get(arm, {})
+            lines.append(f"| {k.replace('_', ' ')} | {label} | {_with_counts(a, k)} | {_with_counts(b, k)} | {_ratio(a.get(k), b.get(k))} | {seed} |")
+    lines.append(f"\n{s.get('what', '')}. Card: {s.get('card', '?')}. QLoRA: {q.get('what', '')}; 16-bit LoRA: {l.get('what', '')}. "
+                 f"Source: `{p.as_posix()}`.")
+    return "\n".join(lines) + "\n"
+
+# %% ../nbs/10_readme.ipynb #d28a0016
+def plan_decision_line(decision:str|Path="outputs/plan-gpu/decision.json") -> str:
+    "One line: the gated plan's decision and each step's gate, or that decision.json is not there yet."
+    p = Path(decision)
+    if not p.exists():
+        return (f"The gated plan (pilot -> full -> rank 32 -> 16-bit fallback) has no `{p.as_posix()}` yet: its decision is "
+                "pending (issue #28 item 4).\n")
+    d = json.loads(p.read_text())
+    steps = "; ".join(f"{s['step']}: " + ("met every target" if s["gate"]["met"] else
+                                         "missed " + ", ".join(s["gate"]["missed"])) for s in d["steps"])
+    return f"The gated plan (`{p.as_posix()}`): **{d['decision']}** ({steps}).\n"
+
+# %% ../nbs/10_readme.ipynb #d28a0020
+def decision_table(measured:str|Path=SEED_MEASURED, estimates:str|Path=SEED_ESTIMATED, quality:str|Path=METHOD_QUALITY,
+                   decision:str|Path="outputs/plan-gpu/decision.json") -> str:
+    "Markdown: the seed's decision with a measured value beside each estimate (memory, minutes), the seed's cards, quality, the plan."
+    return "\n".join((decision_measured_table(measured, estimates), decision_cards_table(estimates),
+                      decision_quality_table(quality), plan_decision_line(decision)))
 
 # %% ../nbs/10_readme.ipynb #c4c87313
 def cpu_line(dev:dict) -> str:
@@ -414,6 +495,7 @@ def ask_table(ask:str|Path="outputs/bench/ask.json") -> str:
 from functools import partial
 RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retrieval_table, "bench": bench_table,
                  "estimates": estimate_table, "multigpu": multigpu_table, "decision": decision_table,
+                 "decision_cpu": cpu_decision_table,
                  "golden_cpu": partial(golden_table, "outputs/examples/golden-smollm2-cpu/eval"),
                  "golden_gemma3": partial(golden_table, "outputs/examples/golden-gemma3-gpu/eval"),
                  "sweep_smollm2": sweep_table, "sweep_gemma3": partial(sweep_table, "outputs/sweeps/gpu-gemma3/comparison.json"),
@@ -425,6 +507,7 @@ RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retr
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to
                   check:bool=False, # only report whether README is up to date
+                  blocks:Sequence[str]|None=None, # rewrite only these blocks (None: all); the rest stay as README holds them
                  ) -> bool:
     "Rewrite README's generated result blocks from the files under outputs/; return True if it was already up to date."
     import re
@@ -432,7 +515,9 @@ def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:N
     cwd = Path.cwd()
     try:
         os.chdir(root)
-        def fill(m): return f"<!-- kwanzaa:{m[1]} -->\n{RESULT_BLOCKS[m[1]]()}<!-- /kwanzaa:{m[1]} -->"
+        def fill(m):
+            if blocks is not None and m[1] not in blocks: return m[0]
+            return f"<!-- kwanzaa:{m[1]} -->\n{RESULT_BLOCKS[m[1]]()}<!-- /kwanzaa:{m[1]} -->"
         new = re.sub(r"<!-- kwanzaa:(\w+) -->\n.*?<!-- /kwanzaa:\1 -->", fill, text, flags=re.S)
     finally: os.chdir(cwd)
     if new != text and not check: atomic_write_text(readme, new)

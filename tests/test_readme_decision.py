@@ -1,0 +1,75 @@
+"""README's decision block (issue #28 item 5) from small fake result files: measured rows beside the seed's and the
+estimator's values, the seed's cards, quality pending or present, the plan's decision missing or present."""
+import json
+
+from kwanzaa import readme as R
+
+CARD = "NVIDIA H100 80GB HBM3"
+
+
+def _files(tmp_path):
+    rows = [dict(shape=s, preset=m, method=R.METHOD_NAMES[m], card=CARD, peak_allocated_gib=p, minutes_2_epochs=t)
+            for s, m, p, t in (("s1b", "qlora", 2.0, 9.0), ("s1b", "lora", 4.0, 4.0), ("s8b", "qlora", 8.7, 14.5),
+                               ("s8b", "lora", 22.6, 8.1))]
+    measured = tmp_path / "measured.json"
+    measured.write_text(json.dumps(dict(what="fake rows", minutes_2_epochs="s x n x 2", command="kwanzaa bench trainer", rows=rows)))
+    errs = [dict(shape=r["shape"], method=r["preset"], estimated_peak_gib=r["peak_allocated_gib"] * 0.9,
+                 peak_error=None if r["preset"] == "lora" else -0.1, estimated_minutes=r["minutes_2_epochs"] * 1.1,
+                 minutes_error=0.1) for r in rows]
+    hw = [dict(shape=s, method=m, gpu=g, card_gib=gib, fits=not (g == "T4" and s == "s8b" and m == "lora"), peak_gib=16.1,
+               minutes=12.0, usd=None if g == "A100 40GB" else 0.25)
+          for s in ("s1b", "s8b") for m in ("qlora", "lora") for g, gib in (("T4", 15.0), ("A100 40GB", 40.0))]
+    estimates = tmp_path / "estimates.json"
+    estimates.write_text(json.dumps(dict(
+        errors_on_measured=errs, seed_hardware=hw, fit_rule="peak <= card", max_abs_error=dict(minutes=0.17, qlora_peak=0.04),
+        lora_memory={s: dict(floor_gib=f, recorded_peak_gib=p) for s, f, p in (("s1b", 2.5, 4.0), ("s8b", 15.6, 22.6))},
+        seed_estimates=dict(shape="s8b", qlora_gb=[10, 12], lora_gb=[28, 32], qlora_minutes=35, lora_minutes=25,
+                            qlora_usd=[5, 10], lora_usd=[10, 15], qlora_cards="RTX 4090", lora_cards="A100"))))
+    return measured, estimates
+
+
+def _metrics(cov, n):
+    return {"adapter+extractive+calibrated": dict(citation_coverage=cov, citation_precision=0.5, refusal_precision=0.6,
+                                                  refusal_recall=0.9, key_fact_accuracy=0.0,
+                                                  counts=dict(citation_coverage=[round(cov * n), n]))}
+
+
+def test_missing_quality_and_plan_give_pending_lines(tmp_path):
+    measured, estimates = _files(tmp_path)
+    md = R.decision_table(measured, estimates, tmp_path / "none" / "summary.json", tmp_path / "none" / "decision.json")
+    assert md.count(f"| {CARD} |") == 4 and "estimated, not measured" not in md
+    assert "| s8b | QLoRA | NVIDIA H100 80GB HBM3 | 10-12 GB | 7.83 GiB (-10%) | **8.70 GiB** | 35 min |" in md
+    assert "| s1b | QLoRA | NVIDIA H100 80GB HBM3 | - |" in md            # the seed estimated its 8B-class base only
+    assert "**22.60 GiB** (with QLoRA's model still loaded; alone: 15.60-22.60)" in md
+    assert "| T4 (15 GiB) | yes, 12 min, $0.25 | yes, 12 min, $0.25 | yes, 12 min, $0.25 | no (16.1 GiB) |" in md
+    assert "yes, 12 min, no price" in md and "minutes within 17%" in md
+    assert "pending: `" + (tmp_path / "none" / "summary.json").as_posix() + "` is not there yet" in md
+    assert "has no `" + (tmp_path / "none" / "decision.json").as_posix() + "` yet" in md
+
+
+def test_present_quality_gives_ratios_and_plan_names_the_winner(tmp_path):
+    measured, estimates = _files(tmp_path)
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps(dict(what="both methods", card=CARD, runs=dict(
+        qlora=dict(what="qlora run", dataset=_metrics(0.75, 28), live=_metrics(0.5, 24)),
+        lora=dict(what="lora run", dataset=_metrics(0.8, 28), live=_metrics(0.5, 24))))))
+    plan = tmp_path / "decision.json"
+    plan.write_text(json.dumps(dict(decision="03-full-r32 (rank 32) meets every target: ship it", steps=[
+        dict(step="02-full-r16", gate=dict(met=False, missed={"citation_coverage": {}})),
+        dict(step="03-full-r32", gate=dict(met=True, missed={}))])))
+    md = R.decision_table(measured, estimates, summary, plan)
+    assert "| citation coverage | the dataset's | 75% (21/28) | 80% (22/28) | 94% | 98-99% |" in md
+    assert "| citation coverage | retrieved | 50% (12/24) | 50% (12/24) | 100% | 98-99% |" in md
+    assert "| key fact accuracy | the dataset's | 0% | 0% | - | 98-99% |" in md   # no ratio of zeros
+    assert "**03-full-r32 (rank 32) meets every target: ship it** (02-full-r16: missed citation_coverage; " \
+           "03-full-r32: met every target)" in md
+    assert f"Card: {CARD}" in md and "pending" not in md
+
+
+def test_update_readme_rewrites_only_the_named_blocks(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- kwanzaa:decision_cpu -->\nstale table\n<!-- /kwanzaa:decision_cpu -->\n"
+                      "<!-- kwanzaa:golden -->\nkept by its owner\n<!-- /kwanzaa:golden -->\n")
+    assert R.update_readme(readme, tmp_path, blocks=["decision_cpu"]) is False
+    text = readme.read_text()
+    assert "kept by its owner" in text and "stale table" not in text and "The CPU sweep" in text
