@@ -7,9 +7,9 @@ __all__ = ['STATUSES', 'PERSONAS', 'MAX_PASSAGES', 'MAX_CITATIONS', 'MAX_ANSWER_
            'VERSION', 'CORE_FIELDS', 'ERROR_KINDS', 'MARKER', 'UNIT_CHARS', 'MAX_UNIT_CHARS', 'CONFIDENCE_THRESHOLDS',
            'SCHEMA_FILES', 'ContractError', 'AnswerCore', 'core_to_text', 'core_json_schema', 'ParseResult', 'parse',
            'Chunk', 'Toggles', 'inline_markers', 'check_consistency', 'sentences', 'content_words', 'refusal_counts',
-           'copy_units', 'extractive_sentence', 'unquote_extractive', 'AnswerText', 'Source', 'RetrievalResult',
-           'RetrievalSummary', 'Unknowns', 'Integrity', 'AnswerDocument', 'retrieval_confidence', 'assemble',
-           'validate_document', 'schema_of', 'load_schema', 'write_schemas']
+           'copy_units', 'extractive_sentence', 'unquote_extractive', 'stems', 'choose_sentences', 'AnswerText',
+           'Source', 'RetrievalResult', 'RetrievalSummary', 'Unknowns', 'Integrity', 'AnswerDocument',
+           'retrieval_confidence', 'assemble', 'validate_document', 'schema_of', 'load_schema', 'write_schemas']
 
 # %% ../nbs/00_contract.ipynb #c003
 import json, math, re
@@ -374,6 +374,38 @@ def unquote_extractive(sentence:str, # an answer sentence written by extractive_
     cands = [x + p] + ([x] if p == "." else [])
     if units is not None: cands = [c for c in cands if c in units] or cands
     return next(((c, n) for c in cands if extractive_sentence(c, n) == sentence), None)
+
+# %% ../nbs/00_contract.ipynb #cs000002
+def _stem(w:str) -> str:
+    "A crude stem: one inflection cut, then a final e (signed, sign -> sign; sales, sale -> sal; stories -> story)."
+    for suf in ("ingly", "edly", "ing", "ly", "ed", "ies", "es", "s"):
+        if w.endswith(suf) and not w.endswith("ss") and len(w) - len(suf) >= 3:
+            w = w[:-len(suf)] + ("y" if suf == "ies" else ""); break
+    return w[:-1] if w.endswith("e") and len(w) > 3 else w
+
+def stems(text:str) -> set[str]:
+    "content_words, crudely stemmed: overlap that survives inflection (the s of grandmother's is no word)."
+    return {_stem(w) for w in content_words(text) if len(w) > 1 or w.isdigit()}
+
+def choose_sentences(core, # a parsed AnswerCore
+                     passages:Sequence[str], # the context passages' texts, passage n = passages[n-1]
+                     question:str, # the question the core answers
+                    ):
+    "The core with each cited passage's copied sentences re-chosen by overlap with the question (same count, same order of passages)."
+    if core is None or core.status not in ("answered", "partial"): return core
+    picked = {}   # passage -> the units the model copied from it, in its order
+    for s in sentences(core.answer):
+        n = (inline_markers(s) or [0])[-1]
+        units = copy_units(passages[n - 1] or "") if 1 <= n <= len(passages) else []
+        got = unquote_extractive(s, units)
+        if got is None or got[0] not in units: return core   # not an extractive answer: nothing to re-choose
+        picked.setdefault(n, []).append(got[0])
+    q, out = stems(question), []
+    for n, mine in picked.items():
+        units = copy_units(passages[n - 1])
+        rank = sorted(range(len(units)), key=lambda i: (-len(q & stems(units[i])), units[i] not in mine, i))
+        out += [extractive_sentence(units[i], n) for i in sorted(rank[:len(mine)])]
+    return core.model_copy(update={"answer": " ".join(out)})
 
 # %% ../nbs/00_contract.ipynb #c041
 class _Strict(BaseModel):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from .contract import (AnswerCore, Chunk, Toggles, MAX_PASSAGES, check_consistency, inline_markers, parse, MARKER,
-                              core_to_text, content_words, refusal_counts, sentences)
+                              core_to_text, content_words, refusal_counts, sentences, choose_sentences)
 from .examples import Example, Gold, example_messages, load_examples, write_examples
 from .config import arm_flags
 from .records import arm_dirname, atomic_write_json, atomic_write_text, provenance, read_predictions
@@ -214,16 +214,17 @@ class EvaluationError(ValueError):
 
 def arm_spec(arm:str, # e.g. "adapter+constrained"
             ) -> dict:
-    "{adapter, constrained, citecheck} flags of an arm name (the grammar is `kwanzaa.config.arm_flags`)."
+    "{adapter, constrained, citecheck, calibrated, extractive, overlap} flags of an arm name (the grammar is `kwanzaa.config.arm_flags`)."
     flags = arm_flags(arm)
     if flags is None:
         raise EvaluationError(f"arm {arm!r}: expected 'base' or 'adapter' followed by any of '+constrained', "
-                              f"'+citecheck', '+calibrated', e.g. {', '.join(DEFAULT_ARMS)}")
+                              f"'+citecheck', '+calibrated', '+extractive', '+overlap', e.g. {', '.join(DEFAULT_ARMS)}")
     return flags
 
 def generation_arm(arm:str) -> str:
-    "The arm whose generations `arm` uses: itself without '+citecheck'."
-    return "+".join(p for p in arm.split("+") if p != "citecheck")
+    "The arm whose generations `arm` re-scores: itself without '+citecheck', '+overlap' read as '+extractive'."
+    parts = ["extractive" if p == "overlap" else p for p in arm.split("+") if p != "citecheck"]
+    return "+".join(dict.fromkeys(parts))
 
 # %% ../nbs/07_evaluate.ipynb #c034
 PREDICTIONS = "predictions.jsonl"
@@ -234,16 +235,17 @@ def _append(path:Path, records:list[dict]):
         f.flush(); os.fsync(f.fileno())
 
 # %% ../nbs/07_evaluate.ipynb #c037
-def score_text(ex:Example, text, chunks, citecheck:bool) -> tuple[dict, AnswerCore|None]:
-    "Scores of one output (after the optional citation check) and the core they were computed on."
-    r = parse(text, n_passages=len(ex.context))
-    core = recite(r.core, chunks) if citecheck and r.core is not None else r.core
+def score_text(ex:Example, text, chunks, citecheck:bool, overlap:bool=False) -> tuple[dict, AnswerCore|None]:
+    "Scores of one output (after the optional sentence choice and citation check) and the core they were computed on."
+    core = parse(text, n_passages=len(ex.context)).core
+    if overlap and core is not None: core = choose_sentences(core, [getattr(c, "text", "") or "" for c in chunks], ex.question)
+    if citecheck and core is not None: core = recite(core, chunks)
     return score_item(ex, text, core=core, chunks=chunks), core
 
-def _record(ex:Example, arm:str, prompt:str, gen:dict, seconds:float, chunks, citecheck:bool) -> dict:
-    "One predictions.jsonl line."
-    scores, core = score_text(ex, gen["text"], chunks, citecheck)
-    recited = citecheck and core is not None and core != parse(gen["text"], n_passages=len(ex.context)).core
+def _record(ex:Example, arm:str, prompt:str, gen:dict, seconds:float, chunks, citecheck:bool, overlap:bool=False) -> dict:
+    "One predictions.jsonl line (`recited`: the scored core differs from the parsed one, after +citecheck or +overlap)."
+    scores, core = score_text(ex, gen["text"], chunks, citecheck, overlap)
+    recited = (citecheck or overlap) and core is not None and core != parse(gen["text"], n_passages=len(ex.context)).core
     return {"id": ex.id, "arm": arm, "persona": ex.persona, "category": ex.category, "prompt": prompt,
             "raw_output": gen["raw"], "text": gen["text"], "stopped": gen["stopped"], "n_new_tokens": gen["n_new_tokens"],
             "fallback": gen.get("fallback"), "grammar": gen.get("grammar"), "seconds": seconds, "parsed": core.model_dump() if core else None,
@@ -270,13 +272,13 @@ def _finished(pred_path:Path, examples:list, arm:str) -> dict:
         if rec["arm"] != arm: raise EvaluationError(f"{where}: made by arm {rec['arm']!r}, not {arm!r}; one out_dir per arm")
     return done
 
-def _rescore_reused(items:list, reuse:dict, arm:str, pred_path:Path, chunks_of:dict, citecheck:bool):
-    "The same generations, re-scored (e.g. a +citecheck arm from its generation arm's predictions)."
+def _rescore_reused(items:list, reuse:dict, arm:str, pred_path:Path, chunks_of:dict, citecheck:bool, overlap:bool=False):
+    "The same generations, re-scored (a +citecheck or +overlap arm from its generation arm's predictions)."
     for e in items:
         src = reuse[e.id]
         gen = {"raw": src["raw_output"], "text": src.get("text", src["raw_output"]), "stopped": src.get("stopped"),
                "n_new_tokens": src.get("n_new_tokens"), "fallback": src.get("fallback"), "grammar": src.get("grammar")}
-        _append(pred_path, [_record(e, arm, src["prompt"], gen, src.get("seconds") or 0.0, chunks_of[e.id], citecheck)])
+        _append(pred_path, [_record(e, arm, src["prompt"], gen, src.get("seconds") or 0.0, chunks_of[e.id], citecheck, overlap)])
 
 def _generate_batch(cfg, model, tok, batch:list, chats:dict, chunks_of:dict, spec:dict, calibration) -> list:
     "One batch's generations for an arm: constrained (schema or extractive), then the calibrated decision if asked."
@@ -345,7 +347,7 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
     chats = {e.id: example_messages(e, corpus, with_target=False) for e in examples}
     chunks_of = {e.id: [corpus.get(c) for c in e.context] for e in examples}
     todo = [e for e in examples if e.id not in done]
-    _rescore_reused([e for e in todo if e.id in reuse], reuse, arm, pred_path, chunks_of, spec["citecheck"])
+    _rescore_reused([e for e in todo if e.id in reuse], reuse, arm, pred_path, chunks_of, spec["citecheck"], spec["overlap"])
     todo = [e for e in todo if e.id not in reuse]
     if todo: model, tok = _model_for(cfg, arm, spec, model, tok, adapter_dir)
     if tok is not None: _same_prompts(examples, done, chats, tok, pred_path)
@@ -358,7 +360,7 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
             gens = _generate_batch(cfg, model, tok, batch, chats, chunks_of, spec, calibration)
             dt = (time.perf_counter() - t0) / len(batch)
             _append(pred_path, [_record(e, arm, prompt_text(tok, chats[e.id]), vars(g), dt, chunks_of[e.id],
-                                        spec["citecheck"]) for e, g in zip(batch, gens)])
+                                        spec["citecheck"], spec["overlap"]) for e, g in zip(batch, gens)])
             if progress: print(f"{arm}: {min(i + bs, len(todo))}/{len(todo)} generated", flush=True)
     return _write_results(cfg, examples, arm, out, chunks_of, data_paths, command)
 
@@ -375,8 +377,8 @@ def _write_results(cfg, examples, arm, out:Path, chunks_of, data_paths, command)
     recs = read_predictions(out / PREDICTIONS)
     missing = [e.id for e in examples if e.id not in recs]
     if missing: raise EvaluationError(f"{len(missing)} items have no prediction yet (first: {missing[0]})")
-    citecheck = arm_spec(arm)["citecheck"]
-    scored = [score_text(e, recs[e.id]["text"], chunks_of[e.id], citecheck)[0] for e in examples]
+    spec = arm_spec(arm)
+    scored = [score_text(e, recs[e.id]["text"], chunks_of[e.id], spec["citecheck"], spec["overlap"])[0] for e in examples]
     metrics = {"arm": arm, **compute_metrics(scored)}
     metrics["thresholds"] = check_thresholds(metrics, cfg.eval.thresholds)
     metrics["by_persona"] = breakdown(scored, "persona")
@@ -525,11 +527,11 @@ def compare_arms(cfg, # RunConfig
         from kwanzaa.inference import load_for_inference
         model, tok = load_for_inference(cfg, adapter_dir)
     out, results = Path(out_dir), {}
-    order = sorted(arms, key=lambda a: arm_spec(a)["citecheck"])  # generation arms before their citecheck twins
+    order = sorted(arms, key=lambda a: generation_arm(a) != a)  # generation arms before the arms that re-score them
     for a in order:
         src = out / arm_dirname(generation_arm(a)) / PREDICTIONS
         results[a] = evaluate(cfg, examples, a, out / arm_dirname(a), corpus=corpus, model=model, tok=tok, adapter_dir=adapter_dir,
-                              source_predictions=src if arm_spec(a)["citecheck"] and src.exists() else None,
+                              source_predictions=src if generation_arm(a) != a and src.exists() else None,
                               command=command, progress=progress)
     results = {a: results[a] for a in arms}
     atomic_write_json(out / "comparison.json", {a: {k: m[k] for k in ("n", *METRICS, "counts", "thresholds",

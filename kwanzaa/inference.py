@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import torch
 
 from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSONAS, STATUSES, core_json_schema,
-                              core_to_text, check_consistency, parse, assemble)
+                              choose_sentences, core_to_text, check_consistency, parse, assemble)
 from .prompt import render_messages
 from .config import check_device
 from .records import adapter_files, adapter_weights_problem, atomic_write_json, data_hash
@@ -492,8 +492,11 @@ class Asker:
         self.timings = {"retrieve_s": time.perf_counter() - t0}
         if not chunks: return doc(refusal_core("no passage in the corpus matches the question"))
         copy = _extractive(extractive, cfg, toggles) and constrained
+        texts = [c.text for c in chunks]
         core = _answer_core(self, [render_messages(question, chunks, persona, toggles)], len(chunks), constrained, max_new_tokens,
-                            [c.text for c in chunks] if copy else None)
+                            texts if copy else None)
+        if copy and cfg.eval.sentence_choice == "overlap" and isinstance(core, AnswerCore):
+            core = choose_sentences(core, texts, question)   # the model chose the passages; overlap chooses their sentences
         return doc(_checked_core(core, toggles))
 
 # %% ../nbs/06_inference.ipynb #ask04
@@ -578,8 +581,7 @@ def compare_batching(model, tok, # from load_for_inference
                      message_lists:Sequence[list[dict]], # the prompts (chats) to generate for
                      batch_size:int=4, # rows per batched call
                      max_new_tokens:int=64, # budget per answer
-                     repeats:int=2, # interleaved rounds; the best time of each mode is kept
-                    ) -> dict:
+                     repeats:int=2) -> dict: # interleaved rounds; the best time of each mode is kept
     "Tokens/s of batched vs one-at-a-time greedy generation on the same prompts, measured in the same run."
     runs, texts, tokens = {"one_at_a_time": [], "batched": []}, {}, {}
     for _ in range(repeats):
@@ -588,13 +590,11 @@ def compare_batching(model, tok, # from load_for_inference
             gens = generate(model, tok, message_lists, max_new_tokens=max_new_tokens, batch_size=bs)
             runs[mode].append(time.perf_counter() - t0)
             texts[mode], tokens[mode] = [g.raw for g in gens], sum(g.n_new_tokens for g in gens)
-    out = {"n_prompts": len(message_lists), "batch_size": batch_size, "max_new_tokens": max_new_tokens,
-           "repeats": repeats, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-           "torch_threads": torch.get_num_threads(),
+    out = {"n_prompts": len(message_lists), "batch_size": batch_size, "max_new_tokens": max_new_tokens, "repeats": repeats,
+           "dtype": str(next(model.parameters()).dtype).removeprefix("torch."), "torch_threads": torch.get_num_threads(),
            "identical_rows": sum(a == b for a, b in zip(texts["one_at_a_time"], texts["batched"]))}
     out["identical_outputs"] = out["identical_rows"] == len(message_lists)
     for mode, times in runs.items():
-        out[mode] = {"new_tokens": tokens[mode], "seconds": min(times), "all_seconds": times,
-                     "tokens_per_s": tokens[mode] / min(times)}
+        out[mode] = {"new_tokens": tokens[mode], "seconds": min(times), "all_seconds": times, "tokens_per_s": tokens[mode] / min(times)}
     out["speedup"] = out["batched"]["tokens_per_s"] / out["one_at_a_time"]["tokens_per_s"]
     return out
