@@ -4,7 +4,7 @@
 
 # %% ../nbs/08e_bench_trainer.ipynb #bt003
 from __future__ import annotations
-import json, os, statistics, subprocess, sys, tempfile, time
+import gc, json, os, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 from typing import Sequence
 
@@ -49,7 +49,8 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
     class Clocked(SFTTrainer):
         def __init__(self, *a, **k): super().__init__(*a, **k); clock.trainer = self
     out = Path(out_dir or tempfile.mkdtemp(prefix=f"trainer-{shape}-"))
-    if cuda: torch.cuda.reset_peak_memory_stats(dev)
+    if cuda: gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(dev)
+    start_gib = torch.cuda.memory_allocated(dev) / 2**30 if cuda else None   # what an earlier path left behind (0 alone)
     prof = step_profiler(warmup, profile_steps, cuda) if profile_steps else None
     res = T.train(cfg, out, msgs, resume=False, device=dev, callbacks=[clock] + ([prof] if prof else []),
                   command="kwanzaa bench trainer", trainer_class=Clocked)
@@ -58,12 +59,13 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
     from transformers import AutoConfig
     fpt = flops_per_token(AutoConfig.from_pretrained(path), mean_keys(lengths), cfg.lora.r)
     seqs = cfg.training.per_device_train_batch_size * cfg.training.gradient_accumulation_steps
+    clock.trainer = None   # the trainer holds the model: let it go before the next path measures its own peak
     return dict(shape=shape, path="trainer_fast" if fast else "trainer", preset=preset,
                 flags=flags.model_dump() if flags else None, speed=cfg.speed.model_dump(), steps=steps, warmup=warmup,
                 **timing, sequences_per_step=seqs, seconds_per_sequence=timing["median_step_s"] / seqs,
                 mfu=mfu(timing["tokens_per_s"], fpt) if cuda else None,
                 peak_alloc_gib=torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else None,
-                peak_reserved_gib=torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else None,
+                peak_reserved_gib=torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else None, start_alloc_gib=start_gib,
                 train_loss=res.train_loss, global_step=res.global_step, adapter=str(res.adapter_dir),
                 trainer_peak_memory=res.manifest.get("peak_memory"), examples=len(msgs),
                 device=torch.cuda.get_device_name(dev) if cuda else "cpu",
