@@ -1,0 +1,16 @@
+"""Score adapters on the VALIDATION split (never the golden set) to choose between runs of one recipe (issue #25).
+
+    python .ci/gpu/validation_choice.py OUT ADAPTER_DIR [ARM ...]
+Runs on a CPU in float32 (the small-gpu preset's dtype), arms default adapter+extractive and its +overlap twin (the
+calibrated arms are left out: the threshold was itself chosen on this split)."""
+import sys
+from kwanzaa.config import load_config
+from kwanzaa.evaluate import compare_arms
+
+out, adapter = sys.argv[1], sys.argv[2]
+arms = sys.argv[3:] or ["adapter+extractive", "adapter+extractive+overlap"]
+cfg = load_config("small-gpu", overrides={"model.device": "cpu", "data.golden": "package:validation"})
+res = compare_arms(cfg, "package:validation", out, arms=arms, adapter_dir=adapter, command="python " + " ".join(sys.argv),
+                   progress=True)
+for a, m in res.items():
+    print(a, {k: m[k] for k in ("citation_precision", "refusal_precision", "refusal_recall", "key_fact_accuracy")})
