@@ -15,11 +15,11 @@ from .speed import FAST, SpeedFlags
 
 # %% auto #0
 __all__ = ['TRAIN_LENGTHS', 'BYTES_NF4', 'CALIBRATION', 'CARDS', 'SEED_ESTIMATES', 'KWANZAA_SETUPS', 'SEED_DECISION',
-           'SEED_DECISION_ESTIMATES', 'SEED_CARDS', 'SEED_RUN', 'SEED_CLAIMS', 'TRAINER_CALIBRATION',
+           'SEED_DECISION_ESTIMATES', 'SEED_LORA_ALONE', 'SEED_CARDS', 'SEED_RUN', 'SEED_CLAIMS', 'TRAINER_CALIBRATION',
            'count_train_lengths', 'record_train_lengths', 'load_train_lengths', 'memory_terms', 'flags_of', 'calibrate',
            'dequant_s', 'estimate', 'estimate_errors', 'estimate_model', 'kwanzaa_estimates', 'write_estimates',
-           'seed_rows', 'fit_trainer_overhead', 'lora_memory_bracket', 'seed_decision_errors', 'seed_decision_cards',
-           'write_seed_decision_estimates', 'model_menu']
+           'seed_rows', 'fit_trainer_overhead', 'lora_memory_bracket', 'lora_alone_rows', 'seed_decision_errors',
+           'seed_decision_cards', 'write_seed_decision_estimates', 'model_menu']
 
 # %% ../nbs/08b_estimate.ipynb #685016b2
 TRAIN_LENGTHS = "outputs/bench/train_lengths.json"
@@ -301,6 +301,7 @@ def write_estimates(bench_dir=None, # where the run records are (default outputs
 # %% ../nbs/08b_estimate.ipynb #c28b0002
 SEED_DECISION = "outputs/bench/seed-decision-h100.json"
 SEED_DECISION_ESTIMATES = "outputs/bench/seed-decision-estimates.json"
+SEED_LORA_ALONE = "outputs/bench/seed-decision-lora-alone-h100.json"   # 16-bit LoRA, each shape alone in its own process
 SEED_CARDS = ("T4", "A10G", "RTX 4090", "A100 40GB", "A100 80GB")   # the seed's hardware
 SEED_RUN = dict(batch=1, accumulation=16, max_length=1024, epochs=2)  # the qlora and lora presets
 SEED_CLAIMS = dict(qlora_usd=(5, 10), lora_usd=(10, 15), qlora_cards="RTX 3090/4090, A10G", lora_cards="A100",
@@ -348,22 +349,37 @@ def lora_memory_bracket(measured=None) -> dict:
                           grew_while_training_mib=round(l["gpu_peak_allocated_mb"] - l["gpu_allocated_after_load_mb"], 1))
     return out
 
+# %% ../nbs/08b_estimate.ipynb #c28b0031
+def lora_alone_rows(alone=None, # the alone records (default SEED_LORA_ALONE)
+                    epochs:int=2) -> list[dict]:
+    "16-bit LoRA measured alone in its own process, one row per shape, in the form of seed_rows."
+    d = json.loads(Path(alone or repo_path(SEED_LORA_ALONE)).read_text())
+    return [dict(shape=r["shape"], preset=r["preset"], card=r["device"], tokens_per_s=r["tokens_per_s"],
+                 seconds_per_sequence=r["seconds_per_sequence"], peak_allocated_gib=r["peak_alloc_gib"],
+                 peak_reserved_gib=r["peak_reserved_gib"], start_alloc_gib=r.get("start_alloc_gib"), step_s=r["step_s"],
+                 steps=r["steps"], warmup=r["warmup"], train_examples=r["examples"],
+                 minutes_2_epochs=r["seconds_per_sequence"] * r["examples"] * epochs / 60)
+            for r in d["records"] if r["preset"] == "lora"]
+
 # %% ../nbs/08b_estimate.ipynb #c28b0015
-def seed_decision_errors(rows:list[dict], lengths:list[int], calibration:dict, brackets:dict) -> list[dict]:
+def seed_decision_errors(rows:list[dict], lengths:list[int], calibration:dict,
+                         alone:list[dict]|None=None, # 16-bit LoRA rows measured alone (lora_alone_rows)
+                        ) -> list[dict]:
     "The estimator against each measured row (its card named): peak GiB and minutes for 2 epochs, relative errors."
-    out = []
+    out, solo = [], {r["shape"]: r for r in alone or []}
     for r in rows:
         e = _seed_estimate(r["shape"], r["preset"], "H100 SXM", lengths, calibration)
         minutes = e["micro_steps"] * e["step_s"] / 60
         row = dict(shape=r["shape"], method=r["preset"], card=r["card"], estimated_peak_gib=e["peak_gib"],
-                   measured_peak_gib=round(r["peak_allocated_gib"], 2), estimated_minutes=round(minutes, 1),
-                   measured_minutes=round(r["minutes_2_epochs"], 1), minutes_error=round(minutes / r["minutes_2_epochs"] - 1, 3),
-                   peak_error_vs_recorded=round(e["peak_gib"] / r["peak_allocated_gib"] - 1, 3))
-        if r["preset"] == "lora":
-            b = brackets[r["shape"]]
-            row.update(peak_error=None, peak_bracket_gib=[b["floor_gib"], b["recorded_peak_gib"]],
-                       peak_in_bracket=b["floor_gib"] <= e["peak_gib"] <= b["recorded_peak_gib"])
-        else: row["peak_error"] = row["peak_error_vs_recorded"]
+                   estimated_minutes=round(minutes, 1), measured_minutes=round(r["minutes_2_epochs"], 1),
+                   minutes_error=round(minutes / r["minutes_2_epochs"] - 1, 3))
+        a = solo.get(r["shape"]) if r["preset"] == "lora" else r
+        if a is None: row.update(measured_peak_gib=None, peak_error=None, peak_from="none alone (the record holds QLoRA's leftovers)")
+        else: row.update(measured_peak_gib=round(a["peak_allocated_gib"], 2), peak_error=round(e["peak_gib"] / a["peak_allocated_gib"] - 1, 3),
+                         peak_from="the row itself" if a is r else "alone in its own process")
+        if a is not None and a is not r:
+            row.update(card_alone=a["card"], measured_minutes_alone=round(a["minutes_2_epochs"], 1),
+                       minutes_error_alone=round(minutes / a["minutes_2_epochs"] - 1, 3))
         out.append(row)
     return out
 
@@ -383,26 +399,31 @@ def seed_decision_cards(lengths:list[int], calibration:dict, shapes=("llama-3.2-
 # %% ../nbs/08b_estimate.ipynb #c28b0023
 def write_seed_decision_estimates(measured=None, # the measured rows (default SEED_DECISION)
                                   out=None, # where to write (default SEED_DECISION_ESTIMATES)
+                                  alone=None, # 16-bit LoRA alone per process (default SEED_LORA_ALONE)
                                  ) -> dict:
     "seed-decision-estimates.json: the refit, the estimator's error per measured row before and after it, the seed's cards."
     shown, measured = str(measured or SEED_DECISION), Path(measured or repo_path(SEED_DECISION))
-    rows, counted = seed_rows(measured), count_train_lengths()
-    ls, br = counted["lengths"], lora_memory_bracket(measured)
+    shown_alone, alone = str(alone or SEED_LORA_ALONE), Path(alone or repo_path(SEED_LORA_ALONE))
+    rows, solo, counted = seed_rows(measured), lora_alone_rows(alone), count_train_lengths()
+    ls = counted["lengths"]
     cal = fit_trainer_overhead(rows, ls)
-    after = seed_decision_errors(rows, ls, cal, br)
+    after = seed_decision_errors(rows, ls, cal, solo)
     rec = dict(what="the estimator (kwanzaa.estimate, plain path, batch 1 x 16, max length 1024, 2 epochs) against the measured "
                     "H100 rows of the seed's decision, before and after its refit, and its fit/minutes/cost on the seed's cards",
-               measured_from=shown, lengths=dict(n=counted["n"], mean=counted["mean"], tokenizer=counted["tokenizer"]),
+               measured_from=shown, lora_alone_from=shown_alone,
+               lengths=dict(n=counted["n"], mean=counted["mean"], tokenizer=counted["tokenizer"]),
                calibration={k: cal[k] for k in ("ALPHA_qlora", "ALPHA_lora", "DEQUANT_PASSES", "BETA_plain", "K_WORK_plain")},
-               fitted=dict(ALPHA_qlora="the 2 QLoRA rows", ALPHA_lora="the 2 16-bit LoRA rows",
+               fitted=dict(ALPHA_qlora="the 2 QLoRA rows", ALPHA_lora="the 2 16-bit LoRA rows of measured_from (after QLoRA, warm process)",
                            BETA_plain="not refit: the H200 benchmark records", K_WORK_plain="not refit: the H200 QLoRA records"),
-               fit_rule="peak_gib * 1.08 + 0.6 <= the card's memory", lora_memory=br,
+               fit_rule="peak_gib * 1.08 + 0.6 <= the card's memory", lora_alone=solo,
                max_abs_error=dict(minutes=max(abs(e["minutes_error"]) for e in after),
-                                  qlora_peak=max(abs(e["peak_error"]) for e in after if e["peak_error"] is not None)),
-               errors_before=seed_decision_errors(rows, ls, CALIBRATION, br), errors_on_measured=after,
+                                  minutes_lora_alone=max(abs(e["minutes_error_alone"]) for e in after if "minutes_error_alone" in e),
+                                  qlora_peak=max(abs(e["peak_error"]) for e in after if e["method"] == "qlora"),
+                                  lora_peak=max(abs(e["peak_error"]) for e in after if e["method"] == "lora")),
+               errors_before=seed_decision_errors(rows, ls, CALIBRATION, solo), errors_on_measured=after,
                seed_hardware=seed_decision_cards(ls, cal), seed_estimates=SEED_ESTIMATES | SEED_CLAIMS,
                provenance=provenance(command="python -c 'from kwanzaa.estimate import write_seed_decision_estimates as w; w()'",
-                                     data_paths=[measured]))
+                                     data_paths=[measured, alone]))
     atomic_write_json(Path(out or repo_path(SEED_DECISION_ESTIMATES)), rec)
     return rec
 

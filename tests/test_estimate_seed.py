@@ -40,10 +40,26 @@ def test_fit_recovers_a_known_overhead_per_method():
             rows.append(_row(shape, m, s, 1.0))
     fit = E.fit_trainer_overhead(rows, LENGTHS)
     assert fit["ALPHA_qlora"] == pytest.approx(0.02, rel=1e-9) and fit["ALPHA_lora"] == pytest.approx(0.005, rel=1e-9)
-    errs = E.seed_decision_errors(rows, LENGTHS, fit, {s: dict(floor_gib=0.5, recorded_peak_gib=100.0) for s in
-                                                         ("llama-3.2-1b", "llama-3.1-8b")})
-    assert all(abs(e["minutes_error"]) < 0.01 for e in errs) 
-    assert all(e["peak_in_bracket"] for e in errs if e["method"] == "lora")
+    errs = E.seed_decision_errors(rows, LENGTHS, fit)
+    assert all(abs(e["minutes_error"]) < 0.01 for e in errs)
+    assert [e["peak_error"] for e in errs if e["method"] == "lora"] == [None, None]   # no record of 16-bit LoRA alone
+    alone = [dict(r, peak_allocated_gib=2.0, minutes_2_epochs=r["minutes_2_epochs"] * 2) for r in rows if r["preset"] == "lora"]
+    errs = E.seed_decision_errors(rows, LENGTHS, fit, alone)
+    for e in (e for e in errs if e["method"] == "lora"):
+        assert e["measured_peak_gib"] == 2.0 and e["peak_error"] == pytest.approx(e["estimated_peak_gib"] / 2.0 - 1, abs=1e-3)
+        assert e["minutes_error_alone"] == pytest.approx(-0.5, abs=0.01) and e["peak_from"] == "alone in its own process"
+    assert all(e["peak_error"] == pytest.approx(e["estimated_peak_gib"] - 1, abs=1e-3) for e in errs if e["method"] == "qlora")
+
+
+def test_lora_alone_rows_read_the_bench_records(tmp_path):
+    rec = dict(shape="llama-3.2-1b", preset="lora", device="NVIDIA H100 80GB HBM3", tokens_per_s=1800.0,
+               seconds_per_sequence=0.5, peak_alloc_gib=2.8, peak_reserved_gib=2.9, start_alloc_gib=0.0,
+               step_s=[11.6, 6.1, 6.4, 7.6], steps=4, warmup=2, examples=773)
+    f = tmp_path / "alone.json"
+    f.write_text(json.dumps(dict(records=[rec, dict(rec, preset="qlora")])))
+    (r,) = E.lora_alone_rows(f)
+    assert r["minutes_2_epochs"] == pytest.approx(0.5 * 773 * 2 / 60) and r["peak_allocated_gib"] == 2.8
+    assert r["card"] == "NVIDIA H100 80GB HBM3" and r["start_alloc_gib"] == 0.0
 
 
 def test_lora_bracket_reads_the_leftovers_from_a_measured_file(tmp_path):
