@@ -13,12 +13,12 @@ from .records import atomic_write_text
 
 # %% auto #0
 __all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'QUALITY_KEYS', 'QUALITY_ARM', 'SEED_MEASURED',
-           'SEED_ESTIMATED', 'METHOD_QUALITY', 'METHOD_NAMES', 'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table',
-           'bench_table', 'estimate_table', 'multigpu_table', 'cpu_decision_table', 'decision_measured_table',
-           'decision_cards_table', 'decision_quality_table', 'plan_decision_line', 'decision_table', 'cpu_line',
-           'pilot_table', 'retrieval_table', 'sweep_table', 'decisions_table', 'review_table', 'plan_table',
-           'gpu_decision_table', 'speed_runs_table', 'profile_table', 'trainer_speed_table', 'cpu_speed_table',
-           'ask_table', 'update_readme']
+           'SEED_ESTIMATED', 'SEED_LORA_ALONE', 'PLAN_DIR', 'PLAN_STEPS', 'METHOD_QUALITY', 'METHOD_NAMES',
+           'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table', 'bench_table', 'estimate_table', 'multigpu_table',
+           'cpu_decision_table', 'decision_measured_table', 'decision_cards_table', 'decision_quality_table',
+           'plan_decision_line', 'decision_table', 'cpu_line', 'pilot_table', 'retrieval_table', 'sweep_table',
+           'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table', 'speed_runs_table', 'profile_table',
+           'trainer_speed_table', 'cpu_speed_table', 'ask_table', 'update_readme']
 
 # %% ../nbs/10_readme.ipynb #55f73252
 GOLDEN_KEYS = tuple(k for k in HEADLINE if k != "citation_recall")
@@ -108,8 +108,11 @@ DECISION_KEYS = ("json_parse_rate", "citation_coverage", "refusal_precision", "r
                  "key_fact_accuracy")
 DECISION_FP32_KEYS = ("citation_coverage", "refusal_precision", "refusal_recall")
 QUALITY_KEYS = ("citation_coverage", "citation_precision", "refusal_precision", "refusal_recall", "key_fact_accuracy")
-QUALITY_ARM = "adapter+extractive+calibrated"   # the grounded headline arm
+QUALITY_ARM = "adapter+extractive+calibrated+overlap"   # the grounded headline arm (summary.json's headline_arm wins)
 SEED_MEASURED, SEED_ESTIMATED = "outputs/bench/seed-decision-h100.json", "outputs/bench/seed-decision-estimates.json"
+SEED_LORA_ALONE = "outputs/bench/seed-decision-lora-alone-h100.json"   # 16-bit LoRA, each shape alone in its own process
+PLAN_DIR = "outputs/plan-gpu-validation"   # the seed's gated plan, gated on the validation split
+PLAN_STEPS = ("01-pilot", "02-full-r16", "03-full-r32", "04-lora-16bit")   # kwanzaa.sweeps.plan's steps, in order
 METHOD_QUALITY = "outputs/experiments/method-quality/summary.json"
 METHOD_NAMES = {"qlora": "QLoRA", "lora": "16-bit LoRA"}
 
@@ -141,31 +144,58 @@ def cpu_decision_table(sweep:str|Path="outputs/sweeps/lora-vs-qlora-cpu/comparis
 # %% ../nbs/10_readme.ipynb #d28a0002
 def _seed_range(v, unit:str) -> str: return "-" if v is None else f"{v[0]}-{v[1]} {unit}" if isinstance(v, (list, tuple)) else f"{v} {unit}"
 
-def _memory_cells(r:dict, x:dict, bracket:dict|None) -> tuple[str, str]:
-    "The estimator's and the measured memory cells of one row."
-    if bracket is None: return f"{x['estimated_peak_gib']:.2f} GiB ({x['peak_error']:+.0%})", f"**{r['peak_allocated_gib']:.2f} GiB**"
-    return (f"{x['estimated_peak_gib']:.2f} GiB (within {bracket['floor_gib']:.2f}-{bracket['recorded_peak_gib']:.2f})",
-            f"**{r['peak_allocated_gib']:.2f} GiB** (with QLoRA's model still loaded; alone: {bracket['floor_gib']:.2f}-"
-            f"{bracket['recorded_peak_gib']:.2f})")
+def _memory_cells(r:dict, x:dict, alone:dict|None) -> tuple[str, str]:
+    "The estimator's and the measured memory cells of one row (16-bit LoRA's from its alone record when there is one)."
+    err = "" if x.get("peak_error") is None else f" ({x['peak_error']:+.0%})"
+    if alone is not None: got = f"**{alone['peak_alloc_gib']:.2f} GiB** (alone in its process)"
+    elif r["preset"] == "lora": got = f"**{r['peak_allocated_gib']:.2f} GiB** (with QLoRA's model still loaded)"
+    else: got = f"**{r['peak_allocated_gib']:.2f} GiB**"
+    return f"{x['estimated_peak_gib']:.2f} GiB{err}", got
+
+def _alone_minutes(a:dict, epochs:int=2) -> float: return a["seconds_per_sequence"] * a["examples"] * epochs / 60
+
+def _minutes_cells(r:dict, x:dict, alone:dict|None) -> tuple[str, str]:
+    "The estimator's and the measured minutes cells: 16-bit LoRA's alone timing beside the one after QLoRA."
+    if alone is None: return f"{x['estimated_minutes']} ({x['minutes_error']:+.0%})", f"**{r['minutes_2_epochs']:.1f}**"
+    m = _alone_minutes(alone)
+    e = x.get("minutes_error_alone", x["estimated_minutes"] / m - 1)
+    return (f"{x['estimated_minutes']} ({e:+.0%} vs alone, {x['minutes_error']:+.0%} vs after QLoRA)",
+            f"**{m:.1f}** alone (fresh process); **{r['minutes_2_epochs']:.1f}** after QLoRA (warm process)")
+
+# %% ../nbs/10_readme.ipynb #d28a0025
+def _timing_note(d:dict, alone:dict, src:Path) -> str:
+    "Why 16-bit LoRA's minutes are not settled: both timings per shape, their steps and what ran before them."
+    warm = {r["shape"]: r for r in d["rows"] if r["preset"] == "lora"}
+    rs = [a for a in alone["records"] if a["shape"] in warm]
+    per = "; ".join(f"{a['shape']}: {a['tokens_per_s']:,.0f} tokens/s alone (step seconds {[round(t, 1) for t in a['step_s']]}) against "
+                    f"{warm[a['shape']]['tokens_per_s']:,.0f} after QLoRA" for a in rs)
+    x = [warm[a["shape"]]["tokens_per_s"] / a["tokens_per_s"] for a in rs]
+    return (f" 16-bit LoRA's memory is from `{src.as_posix()}` ({alone['card']}; `{alone['command']}`): each shape alone in its "
+            f"own process, nothing allocated at its start (start_alloc_gib {', '.join(str(a.get('start_alloc_gib')) for a in rs)}). "
+            f"**Its time is not settled**: {rs[0]['steps']} steps ({rs[0]['warmup']} warm-up) per run, and the place of the "
+            f"path in its process moves it {min(x):.1f}-{max(x):.1f}x ({per}); QLoRA's rows were each a fresh process's first path.")
+
 
 # %% ../nbs/10_readme.ipynb #d28a0004
-def decision_measured_table(measured:str|Path=SEED_MEASURED, estimates:str|Path=SEED_ESTIMATED) -> str:
+def decision_measured_table(measured:str|Path=SEED_MEASURED, estimates:str|Path=SEED_ESTIMATED,
+                            alone:str|Path=SEED_LORA_ALONE) -> str:
     "Markdown: GPU memory and minutes for 2 epochs per shape and method: the seed's estimate, the estimator's, the measured value."
-    m, e = Path(measured), Path(estimates)
+    m, e, a = Path(measured), Path(estimates), Path(alone)
     if not (m.exists() and e.exists()): return f"_The measured rows ({m}) or the estimates ({e}) are not there yet._\n"
     d, est = json.loads(m.read_text()), json.loads(e.read_text())
+    solo = json.loads(a.read_text()) if a.exists() else dict(records=[])
+    by = {r["shape"]: r for r in solo["records"] if r["preset"] == "lora"}
     errs, seed = {(x["shape"], x["method"]): x for x in est["errors_on_measured"]}, est["seed_estimates"]
-    lines = ["| shape | method | card | GPU memory: seed's estimate | estimator | measured (peak allocated) | "
+    lines = ["| shape | method | card | GPU memory: seed's estimate | estimator (error) | measured (peak allocated) | "
              "minutes, 2 epochs: seed's estimate | estimator (error) | measured |", "|---|---|---|---|---|---|---|---|---|"]
     for r in d["rows"]:
-        x, own = errs[(r["shape"], r["preset"])], r["shape"] == seed.get("shape")
-        est_mem, got_mem = _memory_cells(r, x, est.get("lora_memory", {}).get(r["shape"]) if x.get("peak_error") is None else None)
-        lines.append(f"| {r['shape']} | {r['method']} | {r['card']} | {_seed_range(seed.get(r['preset'] + '_gb') if own else None, 'GB')} | "
-                     f"{est_mem} | {got_mem} | {_seed_range(seed.get(r['preset'] + '_minutes') if own else None, 'min')} | "
-                     f"{x['estimated_minutes']} ({x['minutes_error']:+.0%}) | **{r['minutes_2_epochs']:.1f}** |")
-    leftovers = " 16-bit LoRA ran in the process that had just trained QLoRA, so its recorded peak is a ceiling (the" \
-                " estimates file's `lora_memory`)." if est.get("lora_memory") else ""
-    lines.append(f"\nMeasured: {d['what']}; minutes = {d['minutes_2_epochs']}.{leftovers} The seed's estimates are for its "
+        x, own, s = errs[(r["shape"], r["preset"])], r["shape"] == seed.get("shape"), by.get(r["shape"]) if r["preset"] == "lora" else None
+        card = r["card"] if s is None or s["device"] == r["card"] else f"{r['card']}; alone: {s['device']}"
+        (em, gm), (et, gt) = _memory_cells(r, x, s), _minutes_cells(r, x, s)
+        lines.append(f"| {r['shape']} | {r['method']} | {card} | {_seed_range(seed.get(r['preset'] + '_gb') if own else None, 'GB')} | "
+                     f"{em} | {gm} | {_seed_range(seed.get(r['preset'] + '_minutes') if own else None, 'min')} | {et} | {gt} |")
+    note = _timing_note(d, solo, a) if by else " 16-bit LoRA ran in the process that had just trained QLoRA, so its recorded peak is a ceiling."
+    lines.append(f"\nMeasured: {d['what']}; minutes = {d['minutes_2_epochs']}.{note} The seed's estimates are for its "
                  f"{seed.get('shape')}-class base. Sources: `{m.as_posix()}` (`{d['command']}`), `{e.as_posix()}` (the estimator).")
     return "\n".join(lines) + "\n"
 
@@ -185,9 +215,11 @@ def decision_cards_table(estimates:str|Path=SEED_ESTIMATED) -> str:
     for g in dict.fromkeys(c["gpu"] for c in hw):
         row = {(c["shape"], c["method"]): c for c in hw if c["gpu"] == g}
         lines.append(f"| {g} ({next(iter(row.values()))['card_gib']:.0f} GiB) | " + " | ".join(_card_cell(row[k]) for k in cols) + " |")
+    lora = (f"16-bit LoRA peak within {err['lora_peak']:.0%} of its alone rows, 16-bit LoRA minutes up to "
+            f"{err['minutes_lora_alone']:.0%} under its alone timings (not settled, above)") if "lora_peak" in err else "16-bit LoRA peak not checked"
     lines.append(f"\nEstimates of the refit estimator, not measurements: fit = `{est['fit_rule']}`. Its error on the measured "
-                 f"rows: minutes within {err['minutes']:.0%}, QLoRA peak within {err['qlora_peak']:.0%}, 16-bit LoRA peak "
-                 f"inside the bracket above. The seed: QLoRA on {seed.get('qlora_cards')} for {_seed_range(seed.get('qlora_usd'), 'USD')}, "
+                 f"rows: minutes within {err['minutes']:.0%} of session 7's rows, QLoRA peak within {err['qlora_peak']:.0%}, "
+                 f"{lora}. The seed: QLoRA on {seed.get('qlora_cards')} for {_seed_range(seed.get('qlora_usd'), 'USD')}, "
                  f"16-bit LoRA on {seed.get('lora_cards')} for {_seed_range(seed.get('lora_usd'), 'USD')}. Source: `{e.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
@@ -198,7 +230,8 @@ def _with_counts(m:dict, k:str) -> str:
 
 def _ratio(q, l) -> str: return "-" if q is None or not l else f"{q / l:.0%}"
 
-def decision_quality_table(summary:str|Path=METHOD_QUALITY, arm:str=QUALITY_ARM, seed:str="98-99%") -> str:
+def decision_quality_table(summary:str|Path=METHOD_QUALITY, arm:str|None=None, # None: the file's headline_arm, else QUALITY_ARM
+                           seed:str="98-99%", lora_label:str="LoRA (unquantized base)") -> str:
     "Markdown: QLoRA, 16-bit LoRA and QLoRA / LoRA per metric, dataset passages and live retrieval; a pending row without the file."
     p = Path(summary)
     if not p.exists():
@@ -206,34 +239,67 @@ def decision_quality_table(summary:str|Path=METHOD_QUALITY, arm:str=QUALITY_ARM,
                 f"`{p.as_posix()}` is not there yet (issue #28 item 3: the same recipe with each method, trained alone on the GPU, "
                 "scored with the dataset's passages and through the project's retrieval) |\n")
     s = json.loads(p.read_text())
-    q, l = s["runs"]["qlora"], s["runs"]["lora"]
-    lines = [f"| golden set, `{arm}` | passages | QLoRA | 16-bit LoRA | QLoRA / LoRA | seed's claim |", "|---|---|---|---|---|---|"]
+    q, l, arm = s["runs"]["qlora"], s["runs"]["lora"], arm or s.get("headline_arm") or QUALITY_ARM
+    lines = [f"| golden set, `{arm}` | passages | QLoRA | {lora_label} | QLoRA / LoRA | seed's claim |", "|---|---|---|---|---|---|"]
     for ctx, label in (("dataset", "the dataset's"), ("live", "retrieved")):
         for k in QUALITY_KEYS:
             a, b = q.get(ctx, {}).get(arm, {}), l.get(ctx, {}).get(arm, {})
             lines.append(f"| {k.replace('_', ' ')} | {label} | {_with_counts(a, k)} | {_with_counts(b, k)} | {_ratio(a.get(k), b.get(k))} | {seed} |")
-    lines.append(f"\n{s.get('what', '')}. Card: {s.get('card', '?')}. QLoRA: {q.get('what', '')}; 16-bit LoRA: {l.get('what', '')}. "
+    note = f" Caveat: {s['note']}." if s.get("note") else ""
+    lines.append(f"\n{s.get('what', '')}. Card: {s.get('card', '?')}. QLoRA: {q.get('what', '')}; {lora_label}: {l.get('what', '')}.{note} "
                  f"Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #d28a0016
-def plan_decision_line(decision:str|Path="outputs/plan-gpu/decision.json") -> str:
-    "One line: the gated plan's decision and each step's gate, or that decision.json is not there yet."
-    p = Path(decision)
-    if not p.exists():
-        return (f"The gated plan (pilot -> full -> rank 32 -> 16-bit fallback) has no `{p.as_posix()}` yet: its decision is "
+def _step_state(s:Path) -> str:
+    "What a plan step's markers say: finished, trained with its evaluation cut off, training cut off, or not started."
+    if (s / "evaluate.done.json").exists(): return "finished"
+    if (s / "train.done.json").exists():
+        return "trained, its evaluation cut off (no evaluate.done.json)" if (s / "evaluate.started.json").exists() else "trained, not evaluated"
+    return "training cut off (no train.done.json)" if (s / "train.started.json").exists() else "not started"
+
+def _plan_step(s:Path) -> str:
+    "One step of a plan folder: method, rank, items, state and the gate of what it wrote."
+    from kwanzaa.pipeline import gate
+    if not s.is_dir(): return f"{s.name}: not started"
+    rc = json.loads((s / "run_config.json").read_text()) if (s / "run_config.json").exists() else {}
+    arm = json.loads((s / "eval" / "comparison.json").read_text()).get("adapter") if (s / "eval" / "comparison.json").exists() else None
+    n = f", {arm['n']} items" if arm and arm.get("n") else ""
+    head, state = f"{s.name} ({rc.get('adapter', {}).get('method', '?')}, r {rc.get('lora', {}).get('r', '?')}{n})", _step_state(s)
+    if not arm: return f"{head}: {state}"
+    g = gate(arm, (rc.get("eval") or {}).get("thresholds") or {})
+    said = "met every target" if g["met"] else "missed " + ", ".join(
+        f"{k.replace('_', ' ')} {_pct(v['value'])} < {_pct(v['target'])}" for k, v in g["missed"].items())
+    return f"{head}: {state}; " + ("the scores it wrote " if state != "finished" else "") + said
+
+# %% ../nbs/10_readme.ipynb #d28a0022
+def plan_decision_line(plan:str|Path=PLAN_DIR, # a plan folder, or its decision.json
+                      ) -> str:
+    "One line: the gated plan's decision and each step's gate; without decision.json, what its steps' files say."
+    p = Path(plan)
+    d, dec = (p.parent, p) if p.suffix == ".json" else (p, p / "decision.json")
+    if dec.exists():
+        r = json.loads(dec.read_text())
+        steps = "; ".join(f"{s['step']}: " + ("met every target" if s["gate"]["met"] else
+                                             "missed " + ", ".join(s["gate"]["missed"])) for s in r["steps"])
+        return f"The gated plan (`{dec.as_posix()}`): **{r['decision']}** ({steps}).\n"
+    have = sorted(s.name for s in d.glob("[0-9][0-9]-*") if s.is_dir()) if d.is_dir() else []
+    if not have:
+        return (f"The gated plan (pilot -> full -> rank 32 -> 16-bit fallback) has no `{dec.as_posix()}` yet: its decision is "
                 "pending (issue #28 item 4).\n")
-    d = json.loads(p.read_text())
-    steps = "; ".join(f"{s['step']}: " + ("met every target" if s["gate"]["met"] else
-                                         "missed " + ", ".join(s["gate"]["missed"])) for s in d["steps"])
-    return f"The gated plan (`{p.as_posix()}`): **{d['decision']}** ({steps}).\n"
+    names = have + [n for n in PLAN_STEPS if n not in have and n > have[-1]]
+    split = next((c["data"].get("golden") for c in (json.loads((d / n / "run_config.json").read_text()) for n in have
+                                                     if (d / n / "run_config.json").exists())), None)
+    return (f"The gated plan (`{d.as_posix()}`, gated on `{split}`) did not finish: no `decision.json`. "
+            + "; ".join(_plan_step(d / n) for n in names) + ". Gates: the `adapter` arm against each step's "
+            "`run_config.json` `eval.thresholds`.\n")
 
 # %% ../nbs/10_readme.ipynb #d28a0020
 def decision_table(measured:str|Path=SEED_MEASURED, estimates:str|Path=SEED_ESTIMATED, quality:str|Path=METHOD_QUALITY,
-                   decision:str|Path="outputs/plan-gpu/decision.json") -> str:
+                   plan:str|Path=PLAN_DIR, alone:str|Path=SEED_LORA_ALONE) -> str:
     "Markdown: the seed's decision with a measured value beside each estimate (memory, minutes), the seed's cards, quality, the plan."
-    return "\n".join((decision_measured_table(measured, estimates), decision_cards_table(estimates),
-                      decision_quality_table(quality), plan_decision_line(decision)))
+    return "\n".join((decision_measured_table(measured, estimates, alone), decision_cards_table(estimates),
+                      decision_quality_table(quality), plan_decision_line(plan)))
 
 # %% ../nbs/10_readme.ipynb #c4c87313
 def cpu_line(dev:dict) -> str:
