@@ -4,13 +4,13 @@
 
 # %% ../nbs/05b_publish.ipynb #9d7e4537
 from __future__ import annotations
-import os, shutil, tempfile, warnings
+import json, os, shutil, tempfile, warnings
 from pathlib import Path
 
 import torch
 
 from .loader import EMBEDDED, load_model_and_tokenizer, stop_token_ids
-from .records import TOKEN_SHAPE, atomic_write_json, atomic_write_text, redact, redact_tree
+from .records import ADAPTER_RECORD, TOKEN_SHAPE, atomic_write_json, file_sha256, atomic_write_text, redact, redact_tree
 
 class PublishError(RuntimeError):
     "A model card, merge or upload that cannot be done, with what to do."
@@ -181,8 +181,19 @@ def cast_adapter(adapter_dir, # adapter directory written by `train`
     for w in weights:
         save_file({k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in load_file(str(w)).items()},
                   str(tmp / w.name), metadata={"format": "pt"})
+    _record_cast(tmp, dtype)
     shutil.rmtree(out, ignore_errors=True); os.replace(tmp, out)
     return out
+
+# %% ../nbs/05b_publish.ipynb #pb0cast1
+def _record_cast(adapter:Path, dtype:str):
+    "The copy's kwanzaa_adapter.json names its own weights (the load check compares them) and the weights it was cast from."
+    rec = adapter / ADAPTER_RECORD
+    if not rec.is_file(): return
+    d = json.loads(rec.read_text(encoding="utf-8"))
+    cast = {"dtype": dtype, "from_weights_sha256": d.get("weights_sha256")}
+    d.update(weights_sha256=file_sha256(adapter / "adapter_model.safetensors"), cast=cast)
+    atomic_write_json(rec, d)
 
 # %% ../nbs/05b_publish.ipynb #c044
 def push_adapter(adapter_dir, # adapter directory written by `train`
