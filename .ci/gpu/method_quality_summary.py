@@ -22,7 +22,7 @@ for name, what in (("lora", "small-gpu: LoRA on the unquantized base (float32 we
                   "peak_memory": man["peak_memory"], "weights_sha256": json.loads((r / "adapter/kwanzaa_adapter.json").read_text()).get("weights_sha256")}
 card = (D / "gpu.txt").read_text().strip()
 atomic_write_json(D / "summary.json", {
-    "what": "issue #28 item 3: the seed's choice (QLoRA) against 16-bit LoRA on the embedded SmolLM2-135M, the same recipe "
+    "what": "issue #28 item 3: the seed's choice (QLoRA) against LoRA on the unquantized (float32) base, on the embedded SmolLM2-135M, the same recipe "
             "otherwise, the grounded answer design (extractive, calibrated, sentences chosen by overlap)",
     "card": card, "headline_arm": "adapter+extractive+calibrated+overlap", "runs": runs,
     "note": "one training run per method: run-to-run spread on 28 answerable items is several items (the same LoRA recipe "
