@@ -336,7 +336,7 @@ def _add_bench_cpu(bs):
     cp.set_defaults(func=_bench_cpu)
     ak = bs.add_parser("ask", help="ask() on this CPU: a fresh process's first answer and each further golden question, "
                                    "into <out>/ask.json")
-    ak.add_argument("--adapter", default="outputs/golden/adapter", help="the adapter to ask (default: the committed one)")
+    ak.add_argument("--adapter", default="outputs/headline/adapter", help="the adapter to ask (default: the committed one)")
     ak.add_argument("--split", default="golden", help="the questions: a packaged split or a JSONL path")
     ak.add_argument("--limit", type=int, help="the first N questions only")
     ak.add_argument("--repeats", type=int, default=3, help="fresh processes timed for the cold start")

@@ -12,32 +12,34 @@ from .evaluate import HEADLINE, METRICS
 from .records import atomic_write_text
 
 # %% auto #0
-__all__ = ['GOLDEN_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'QUALITY_KEYS', 'QUALITY_ARM', 'SEED_MEASURED',
-           'SEED_ESTIMATED', 'SEED_LORA_ALONE', 'PLAN_DIR', 'PLAN_STEPS', 'METHOD_QUALITY', 'METHOD_NAMES',
-           'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table', 'bench_table', 'estimate_table', 'multigpu_table',
-           'cpu_decision_table', 'decision_measured_table', 'decision_cards_table', 'decision_quality_table',
-           'plan_decision_line', 'decision_table', 'cpu_line', 'pilot_table', 'retrieval_table', 'sweep_table',
-           'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table', 'speed_runs_table', 'profile_table',
-           'trainer_speed_table', 'cpu_speed_table', 'ask_table', 'update_readme']
+__all__ = ['GOLDEN_KEYS', 'HEADLINE_KEYS', 'RUNS_FILE', 'DECISION_KEYS', 'DECISION_FP32_KEYS', 'QUALITY_KEYS', 'QUALITY_ARM',
+           'SEED_MEASURED', 'SEED_ESTIMATED', 'SEED_LORA_ALONE', 'PLAN_DIR', 'PLAN_STEPS', 'METHOD_QUALITY',
+           'METHOD_NAMES', 'SWEEP_KEYS', 'RESULT_BLOCKS', 'golden_table', 'bench_table', 'estimate_table',
+           'multigpu_table', 'cpu_decision_table', 'decision_measured_table', 'decision_cards_table',
+           'decision_quality_table', 'plan_decision_line', 'decision_table', 'cpu_line', 'pilot_table',
+           'retrieval_table', 'sweep_table', 'decisions_table', 'review_table', 'plan_table', 'gpu_decision_table',
+           'speed_runs_table', 'profile_table', 'trainer_speed_table', 'cpu_speed_table', 'ask_table', 'update_readme']
 
 # %% ../nbs/10_readme.ipynb #55f73252
 GOLDEN_KEYS = tuple(k for k in HEADLINE if k != "citation_recall")
+HEADLINE_KEYS = (*GOLDEN_KEYS, "key_fact_recall", "unsupported_sentence_rate")   # the grounded design's table (issue #25)
 
 def _pct(v): return "n/a" if v is None else f"{100*v:.0f}%"
 
-def golden_table(golden_dir:str|Path="outputs/golden/eval") -> str:
-    "Markdown: one row per arm of a golden-set evaluation, metrics with pass/fail against the thresholds."
+def golden_table(golden_dir:str|Path="outputs/golden/eval", keys:Sequence[str]=GOLDEN_KEYS) -> str:
+    "Markdown: one row per arm of a golden-set evaluation, metrics (`keys`) with pass/fail against the thresholds."
     files = sorted(Path(golden_dir).glob("*/metrics.json"))
     if not files: return f"_No golden-set results in {golden_dir} yet._\n"
     ms = [json.loads(f.read_text()) for f in files]
     order = {a: i for i, a in enumerate(("base", "base+constrained", "adapter", "adapter+citecheck", "adapter+constrained",
-                                         "adapter+constrained+citecheck", "adapter+constrained+calibrated"))}
+                                         "adapter+constrained+citecheck", "adapter+constrained+calibrated",
+                                         "adapter+extractive", "adapter+extractive+calibrated", "adapter+extractive+calibrated+overlap"))}
     ms.sort(key=lambda m: order.get(m["arm"], 99))
-    lines = ["| arm | n | " + " | ".join(GOLDEN_KEYS) + " |", "|---|---|" + "---|"*len(GOLDEN_KEYS)]
+    lines = ["| arm | n | " + " | ".join(keys) + " |", "|---|---|" + "---|"*len(keys)]
     for m in ms:
         th = m.get("thresholds", {})
         cell = lambda k: _pct(m.get(k)) + (("" if th[k]["pass"] else " ✗") if k in th else "")
-        lines.append(f"| {m['arm']} | {m['n']} | " + " | ".join(cell(k) for k in GOLDEN_KEYS) + " |")
+        lines.append(f"| {m['arm']} | {m['n']} | " + " | ".join(cell(k) for k in keys) + " |")
     t = ms[0].get("thresholds", {})
     lines.append("\nTargets: " + ", ".join(f"{k} >= {_pct(v['threshold'])}" for k, v in t.items()) +
                  " (✗ = missed). Source: " + ", ".join(f"`{f.as_posix()}`" for f in files) + ".")
@@ -398,7 +400,7 @@ def review_table(scores:str|Path="outputs/golden/human_review_scores.json") -> s
     lines += [f"| {p} | " + " | ".join(f"{v[k]:.2f}" for k in keys) + " |" for p, v in r["by_persona"].items()]
     lines.append(f"\n{r['n']} answers of the `{r['arm']}` arm, rated 1-5 against their passages; critical hallucinations: "
                  f"**{r['critical_hallucinations']} of {r['n']}** ({', '.join(r['flagged']) or 'none'}). Source: `{f.as_posix()}` "
-                 "(the sheet with every rating and note: `outputs/golden/human_review.csv`).")
+                 f"(the sheet with every rating and note: `{(f.parent / 'human_review.csv').as_posix()}`).")
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #5a0c9e1a
@@ -568,7 +570,10 @@ RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retr
                  "decisions": decisions_table, "review": review_table, "plan": plan_table, "decision_gpu": gpu_decision_table,
                  "speed_runs": speed_runs_table, "speed_profile": profile_table, "speed_trainer": trainer_speed_table,
                  "speed_cpu": cpu_speed_table, "speed_cpu_avx2": partial(cpu_speed_table, "outputs/bench/cpu_recipe_avx2.json"),
-                 "ask": ask_table}
+                 "ask": ask_table, "headline": partial(golden_table, "outputs/headline/eval", keys=HEADLINE_KEYS),
+                 "headline_live": partial(golden_table, "outputs/headline/eval/live", keys=HEADLINE_KEYS),
+                 "review_headline": partial(review_table, "outputs/headline/human_review_scores.json"),
+                 "ask_headline": partial(ask_table, "outputs/headline/ask.json")}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to

@@ -29,3 +29,19 @@ def test_human_review_scores_are_those_of_the_filled_sheet():
     import csv
     rows = list(csv.DictReader(open(sheet, encoding="utf-8")))
     assert all(r["arm"] == committed["arm"] and r["notes"].strip() for r in rows)   # the headline arm, each with a note
+
+
+def test_the_headline_review_is_its_filled_sheet_on_the_headline_arm():
+    "Issue #25 item 6: the review of the extractive headline (outputs/headline) is its own sheet's, on the arm ask() uses."
+    import csv
+    from kwanzaa.review import score_review_sheet
+    sheet, scores = ROOT / "outputs/headline/human_review.csv", ROOT / "outputs/headline/human_review_scores.json"
+    got, committed = score_review_sheet(sheet), json.loads(scores.read_text())
+    assert got["n"] == 20 and {k: committed[k] for k in got} == got
+    rows = list(csv.DictReader(open(sheet, encoding="utf-8")))
+    assert {r["arm"] for r in rows} == {"adapter+extractive+calibrated+overlap"} == {committed["arm"]}
+    assert all(r["notes"].strip() for r in rows)
+    preds = {json.loads(l)["id"]: json.loads(l) for l in
+             open(ROOT / "outputs/headline/eval/adapter_extractive_calibrated_overlap/predictions.jsonl", encoding="utf-8")}
+    for r in rows:   # each rated answer is the one the evaluation scored
+        assert r["answer"] == (preds[r["id"]]["parsed"] or {}).get("answer", r["answer"]), r["id"]
