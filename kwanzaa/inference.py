@@ -343,7 +343,7 @@ def status_probabilities(model, tok, # from kwanzaa.inference.load_for_inference
     out = []
     for s in range(0, len(texts), batch_size):
         enc = tok(texts[s:s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-        with torch.inference_mode(): logits = model(**enc).logits[:, -1, :].float()   # left padding: the last is real
+        with torch.inference_mode(): logits = model(**enc, logits_to_keep=1).logits[:, -1, :].float()  # left padding: last is real
         p = torch.softmax(logits, -1)[:, list(ids.values())]
         p = p / p.sum(-1, keepdim=True)
         out += [dict(zip(ids, row.tolist())) for row in p]

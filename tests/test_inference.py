@@ -248,3 +248,20 @@ def test_ask_with_an_adapter_uses_its_recorded_base(tiny, adapter, tmp_path, ret
     assert (cfg.model.base, cfg.name) == (str(tiny), "qlora")
     doc = ask("When was Kwanzaa created?", k=2, adapter_dir=d, retriever=retriever, max_new_tokens=8)
     assert isinstance(doc, AnswerDocument)
+
+
+def test_status_probabilities_reads_only_the_last_position_and_matches_the_full_logits(tiny_model_dir):
+    "logits_to_keep=1 under left padding gives the same status distribution as the full logits' last column."
+    import torch
+    from kwanzaa.contract import STATUSES
+    from kwanzaa.inference import STATUS_PREFIX, prompt_text, status_probabilities, status_token_ids
+    from kwanzaa.prompt import render_messages
+    model, tok = load_for_inference(str(tiny_model_dir))
+    chats = [render_messages("Who created Kwanzaa?", []), render_messages("A much longer question about the feast?", [])]
+    got = status_probabilities(model, tok, chats, batch_size=2)
+    ids = list(status_token_ids(tok).values())
+    enc = tok([prompt_text(tok, m) + STATUS_PREFIX for m in chats], return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.inference_mode(): p = torch.softmax(model(**enc).logits[:, -1, :].float(), -1)[:, ids]
+    p = p / p.sum(-1, keepdim=True)
+    for row, want in zip(got, p.tolist()):
+        assert set(row) == set(STATUSES) and all(abs(a - b) < 1e-5 for a, b in zip(row.values(), want))
