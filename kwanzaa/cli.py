@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #cl003
 from __future__ import annotations
-import argparse, json, os, shlex, subprocess, sys
+import argparse, json, logging, os, shlex, subprocess, sys
 from pathlib import Path
 from typing import Sequence
 
@@ -121,7 +121,8 @@ def _pipeline(a) -> int:
                   notebooks=a.notebooks, log_output=a.log_output, quiet=a.quiet)   # each step prints its own lines
         return 0
     except (RunError, RunLockedError) as e: return _error(str(e))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # the kernel Ctrl-C stopped is no crash: asyncio must not report its poller's DeadKernelError after us
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         out = (a.out or Path("outputs")/"runs"/Path(str(a.preset or "pilot")).stem) if one_run else None
         print(interrupted_message(a.kind if one_run else None, out), file=sys.stderr); return 130
 
