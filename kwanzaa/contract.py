@@ -393,16 +393,16 @@ def choose_sentences(core, # a parsed AnswerCore
                     ):
     "The core with each cited passage's copied sentences re-chosen by overlap with the question (same count, same order of passages)."
     if core is None or core.status not in ("answered", "partial"): return core
-    picked = {}   # passage -> the units the model copied from it, in its order
+    units_of, picked = {}, {}   # passage -> its copy units; passage -> the units the model copied from it, in its order
     for s in sentences(core.answer):
         n = (inline_markers(s) or [0])[-1]
-        units = copy_units(passages[n - 1] or "") if 1 <= n <= len(passages) else []
-        got = unquote_extractive(s, units)
-        if got is None or got[0] not in units: return core   # not an extractive answer: nothing to re-choose
+        if n not in units_of: units_of[n] = copy_units(passages[n - 1] or "") if 1 <= n <= len(passages) else []
+        got = unquote_extractive(s, units_of[n])
+        if got is None or got[0] not in units_of[n]: return core   # not an extractive answer: nothing to re-choose
         picked.setdefault(n, []).append(got[0])
     q, out = stems(question), []
     for n, mine in picked.items():
-        units = copy_units(passages[n - 1])
+        units = units_of[n]
         rank = sorted(range(len(units)), key=lambda i: (-len(q & stems(units[i])), units[i] not in mine, i))
         out += [extractive_sentence(units[i], n) for i in sorted(rank[:len(mine)])]
     return core.model_copy(update={"answer": " ".join(out)})
