@@ -24,7 +24,9 @@ card = (D / "gpu.txt").read_text().strip()
 atomic_write_json(D / "summary.json", {
     "what": "issue #28 item 3: the seed's choice (QLoRA) against LoRA on the unquantized (float32) base, on the embedded SmolLM2-135M, the same recipe "
             "otherwise, the grounded answer design (extractive, calibrated, sentences chosen by overlap)",
-    "card": card, "headline_arm": "adapter+extractive+calibrated+overlap", "runs": runs,
+    "card": card, "driver": ".ci/gpu/session8.sh start / wait / pack, from the working tree of commit ab9a59f (the GPU got an "
+              "untracked copy, so the runs' manifests record no git commit)",
+    "headline_arm": "adapter+extractive+calibrated+overlap", "runs": runs,
     "note": "one training run per method: run-to-run spread on 28 answerable items is several items (the same LoRA recipe "
             "gave 9/28 and 6/28 key facts in two runs, outputs/experiments/extractive-gpu and this folder)",
     "provenance": provenance(command="python " + " ".join(sys.argv))})
