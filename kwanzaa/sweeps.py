@@ -13,8 +13,8 @@ from .config_yaml import ConfigError, load_yaml
 from .params import override_text
 from .pipeline import (KINDS, SEED_BUDGET, RunError, check_out_dir, check_params, decision_markdown, gate,
                               prepare_run_dir, read_run, run, split_params)
-from .records import (RunLock, atomic_write_json, atomic_write_text, fingerprint, peak_gib, provenance, redact,
-                             redact_file, shown)
+from .records import (RunDir, RunLock, atomic_write_json, atomic_write_text, fingerprint, peak_gib, provenance, redact,
+                             read_json, redact_file, shown)
 
 # %% auto #0
 __all__ = ['SWEEP_KEYS', 'SELECT', 'sweep_runs', 'compare_runs', 'select_best', 'comparison_markdown', 'plot_comparison', 'sweep',
@@ -202,6 +202,11 @@ def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu 
     out = prepare_run_dir(out)
     with RunLock(out, "plan"): return _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price)
 
+def _step_seconds(run_dir:Path, wall:float) -> float:
+    "A plan step's seconds from its run's train and evaluate records (a resumed step keeps the time it took), else the wall clock."
+    secs = [read_json(RunDir(run_dir).done(s), {}).get("seconds") for s in ("train", "evaluate")]
+    return round(sum(secs), 1) if all(isinstance(x, (int, float)) for x in secs) else wall
+
 def _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price) -> dict:
     steps, decision = [], None
     def step(name, pre, extra):
@@ -212,7 +217,7 @@ def _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price) -> 
         g = gate(r["arms"].get("adapter", {}), thresholds)
         d = r["train"].get("device") or {}
         dev = d.get("name", "cpu") if d.get("type") == "cuda" else "cpu"
-        secs = round(time.time() - t0, 1)
+        secs = _step_seconds(out/name, round(time.time() - t0, 1))
         from kwanzaa.evaluate import HEADLINE
         steps.append(dict(step=name, preset=pre, params=extra, gate=g, seconds=secs, device=dev,
                           peak_memory_gib=peak_gib(r["train"]), cost_usd=_cost(secs, dev, price),

@@ -282,6 +282,14 @@ def test_plan_runs_the_gated_steps_and_falls_back_to_16bit_lora(tmp_path):
     assert yaml.safe_load((out / "03-full-r32/train.config.yaml").read_text())["lora"]["r"] == 32
     assert "after the 16-bit LoRA fallback" in rep["decision"] and all(not s["gate"]["met"] for s in rep["steps"])
     assert "| 04-lora-16bit | small-gpu |" in (out / "decision.md").read_text()
+    done = lambda step, kind: json.loads((out / step / f"{kind}.done.json").read_text())["seconds"]
+    for s in rep["steps"]:   # a step's time is its run's own train + evaluate time, so a resumed plan keeps it
+        assert s["seconds"] == pytest.approx(done(s["step"], "train") + done(s["step"], "evaluate"), abs=0.11)
+    again = _cli("run", "plan", "--preset", "small-gpu", "--smoke", "-p", "adapter.method=qlora", "-p",
+                 "training.optim=paged_adamw_8bit", "-p", "arms=[adapter]", "--out", str(out))
+    assert again.returncode == 0, again.stdout + again.stderr
+    rep2 = json.loads((out / "decision.json").read_text())
+    assert [s["seconds"] for s in rep2["steps"]] == pytest.approx([s["seconds"] for s in rep["steps"]], abs=0.11)
 
 
 def test_evaluate_calibrates_an_adapter_that_has_no_calibration(smoke_run, tmp_path):
