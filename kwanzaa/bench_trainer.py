@@ -52,6 +52,7 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
     if cuda: gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(dev)
     start_gib = torch.cuda.memory_allocated(dev) / 2**30 if cuda else None   # what an earlier path left behind (0 alone)
     prof = step_profiler(warmup, profile_steps, cuda) if profile_steps else None
+    load0 = os.getloadavg()[0]   # other work on the host: at batch 1 the GPU waits on the CPU's kernel launches
     res = T.train(cfg, out, msgs, resume=False, device=dev, callbacks=[clock] + ([prof] if prof else []),
                   command="kwanzaa bench trainer", trainer_class=Clocked)
     timing = step_timing(clock, warmup)
@@ -68,7 +69,8 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
                 peak_reserved_gib=torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else None, start_alloc_gib=start_gib,
                 train_loss=res.train_loss, global_step=res.global_step, adapter=str(res.adapter_dir),
                 trainer_peak_memory=res.manifest.get("peak_memory"), examples=len(msgs),
-                device=torch.cuda.get_device_name(dev) if cuda else "cpu",
+                device=torch.cuda.get_device_name(dev) if cuda else "cpu", host_load_1min=[load0, os.getloadavg()[0]],
+                host_cpus=os.cpu_count(),
                 **(dict(profiled=True, profile=prof.result) if prof else {}))
 
 # %% ../nbs/08e_bench_trainer.ipynb #cb0b6cd5
