@@ -2,13 +2,10 @@
 # GPU session 9 (issues #28, #25), run from the repository root on the lent GPU after `. ~/kw/env.sh`
 # (../shared/tools/gpu-stage.py). session9.sh start | wait SECONDS | pack
 #   start: copy the tree to ~/kw/repo (runs outlive a call), then in the background:
-#     1. side by side (their minutes are not timings):
-#        plan   = the seed's gated plan (pilot, full r16, r32, 16-bit LoRA fallback), the seed's qlora recipe on the
-#                 embedded SmolLM2, gated on the VALIDATION split, micro-batch 4 x accumulation 4 (#28 item 4; session
-#                 8's copy stopped in step 3 and its weights were not kept, so it starts again);
-#        gemma  = the small-gpu recipe on the embedded Gemma 3 270M, scored on the VALIDATION split with the extractive
-#                 arms (#25: does a base twice the size choose better sentences and passages?);
-#        gemma3e4 = the same at learning rate 3e-4 (1e-3 was chosen for SmolLM2).
+#     1. alone on the GPU, so its minutes and cost are the plan's own: the seed's gated plan (pilot, full r16, r32,
+#        16-bit LoRA fallback), the seed's qlora recipe on the embedded SmolLM2, gated on the VALIDATION split,
+#        micro-batch 4 x accumulation 4 (#28 item 4; session 8's copy stopped in step 3 and its weights were not kept,
+#        so it starts again);
 #     2. then ALONE on the GPU, each in its own process, the trainer bench at the seed's batch 1 x 16 (#28 item 1,
 #        speed): 8B 16-bit LoRA, 8B QLoRA, 1B QLoRA, 1B 16-bit LoRA, 7 steps (2 warm-up), host load recorded.
 #   wait:  until the driver has ended or SECONDS passed.
@@ -26,14 +23,10 @@ start)
 drive)
   cd ~/kw/repo && export PYTHONPATH=$HOME/kw/site:$HOME/kw/repo OMP_NUM_THREADS=4 MKL_NUM_THREADS=4
   job() { local n=$1; shift; bash -c "$* > $W/$n.out 2>&1; echo \$? > $W/$n.rc" & }
-  V="-p data.golden=package:validation -p 'eval.arms=[adapter+extractive, adapter+extractive+overlap]'"
   job plan "$K run plan --preset qlora -p model.base=embedded:smollm2 -p model.device=cuda -p data.golden=package:validation \
         -p training.per_device_train_batch_size=4 -p training.gradient_accumulation_steps=4 \
         -p training.gradient_checkpointing=false -p 'eval.arms=[adapter]' --out $W/plan"
-  job gemma "$K run all --preset small-gpu -p model.base=embedded:gemma3-270m -p model.device=cuda $V --out $W/gemma"
-  job gemma3e4 "$K run all --preset small-gpu -p model.base=embedded:gemma3-270m -p model.device=cuda \
-        -p training.learning_rate=3e-4 $V --out $W/gemma3e4"
-  wait; date -u +"side-by-side done %FT%TZ"
+  wait; date -u +"plan done %FT%TZ"
   for s in "llama-3.1-8b lora" "llama-3.1-8b qlora" "llama-3.2-1b qlora" "llama-3.2-1b lora"; do
     set -- $s
     $K bench trainer --shape $1 --paths $2 --steps 7 --warmup 2 --json $W/bench-$2-$1.json > $W/bench-$2-$1.out 2>&1
@@ -42,10 +35,10 @@ drive)
 wait)
   end=$(( $(date +%s) + ${2:-500} ))
   until [ -f $W/driver.rc ] || [ $(date +%s) -ge $end ]; do sleep 10; done
-  date; grep -H . $W/*.rc 2>/dev/null; tail -n 2 $W/plan.out $W/gemma.out $W/gemma3e4.out; cat $W/driver.out; ls $W/plan;;
+  date; grep -H . $W/*.rc 2>/dev/null; tail -n 2 $W/plan.out; cat $W/driver.out; ls $W/plan;;
 pack)
   cd $W && tar czf /tmp/records.tgz --exclude='checkpoints' --exclude='tokenizer.json' --exclude='*.safetensors' \
-      --exclude='.best-adapter' plan gemma gemma3e4 bench-* *.out *.rc gpu.txt driver.sh 2>/dev/null
+      --exclude='.best-adapter' plan bench-* *.out *.rc gpu.txt driver.sh 2>/dev/null
   split -b 15m -d -a 1 /tmp/records.tgz "$OUT/records.tgz.part"; ls -la "$OUT";;
 *) echo "usage: session9.sh start | wait SECONDS | pack"; exit 2;;
 esac
