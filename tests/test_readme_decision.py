@@ -4,12 +4,13 @@ missing, present, or read from a plan folder's steps."""
 import json
 
 from kwanzaa import readme as R
+from kwanzaa import readme_seed as S
 
 CARD = "NVIDIA H100 80GB HBM3"
 
 
 def _files(tmp_path):
-    rows = [dict(shape=s, preset=m, method=R.METHOD_NAMES[m], card=CARD, peak_allocated_gib=p, minutes_2_epochs=t)
+    rows = [dict(shape=s, preset=m, method=S.METHOD_NAMES[m], card=CARD, peak_allocated_gib=p, minutes_2_epochs=t)
             for s, m, p, t in (("s1b", "qlora", 2.0, 9.0), ("s1b", "lora", 4.0, 4.0), ("s8b", "qlora", 8.7, 14.5),
                                ("s8b", "lora", 22.6, 8.1))]
     measured = tmp_path / "measured.json"
@@ -37,7 +38,7 @@ def _metrics(cov, n, arm="adapter+extractive+calibrated+overlap"):
 
 def test_missing_quality_and_plan_give_pending_lines(tmp_path):
     measured, estimates = _files(tmp_path)
-    md = R.decision_table(measured, estimates, tmp_path / "none" / "summary.json", tmp_path / "none" / "decision.json",
+    md = S.decision_table(measured, estimates, tmp_path / "none" / "summary.json", tmp_path / "none" / "decision.json",
                           tmp_path / "none" / "alone.json")
     assert md.count(f"| {CARD} |") == 4 and "estimated, not measured" not in md
     assert "| s8b | QLoRA | NVIDIA H100 80GB HBM3 | 10-12 GB | 7.83 GiB (-10%) | **8.70 GiB** | 35 min |" in md
@@ -59,7 +60,7 @@ def test_present_quality_gives_ratios_and_plan_names_the_winner(tmp_path):
     plan.write_text(json.dumps(dict(decision="03-full-r32 (rank 32) meets every target: ship it", steps=[
         dict(step="02-full-r16", gate=dict(met=False, missed={"citation_coverage": {}})),
         dict(step="03-full-r32", gate=dict(met=True, missed={}))])))
-    md = R.decision_table(measured, estimates, summary, plan, tmp_path / "none.json")
+    md = S.decision_table(measured, estimates, summary, plan, tmp_path / "none.json")
     assert "| citation coverage | the dataset's | 75% (21/28) | 80% (22/28) | 94% | 98-99% |" in md
     assert "| citation coverage | retrieved | 50% (12/24) | 50% (12/24) | 100% | 98-99% |" in md
     assert "| key fact accuracy | the dataset's | 0% | 0% | - | 98-99% |" in md   # no ratio of zeros
@@ -92,7 +93,7 @@ def test_alone_record_gives_lora_memory_and_both_timings(tmp_path):
     d = json.loads(measured.read_text())
     for r in d["rows"]: r["tokens_per_s"] = 2520.0 if r["shape"] == "s8b" else 5263.0
     measured.write_text(json.dumps(d))
-    md = R.decision_measured_table(measured, estimates, _alone(tmp_path))
+    md = S.decision_measured_table(measured, estimates, _alone(tmp_path))
     assert "| **16.31 GiB** (alone in its process) |" in md and "22.60 GiB" not in md
     assert "**14.3** alone (fresh process); **8.1** after QLoRA (warm process) |" in md   # 0.5562 x 773 x 2 / 60
     assert "8.91 (-38% vs alone, +10% vs after QLoRA)" in md
@@ -106,7 +107,7 @@ def test_quality_reads_the_headline_arm_labels_lora_and_keeps_the_caveat(tmp_pat
     summary.write_text(json.dumps(dict(what="both methods", card=CARD, headline_arm="arm+x", note="one run per method", runs=dict(
         qlora=dict(what="qlora run", dataset=_metrics(0.75, 28, "arm+x"), live=_metrics(0.5, 24, "arm+x")),
         lora=dict(what="float32 base", dataset=_metrics(0.8, 28, "arm+x"), live=_metrics(0.5, 24, "arm+x"))))))
-    md = R.decision_quality_table(summary)
+    md = S.decision_quality_table(summary)
     assert "| golden set, `arm+x` | passages | QLoRA | LoRA (unquantized base) | QLoRA / LoRA | seed's claim |" in md
     assert "| citation coverage | the dataset's | 75% (21/28) | 80% (22/28) | 94% | 98-99% |" in md
     assert "LoRA (unquantized base): float32 base. Caveat: one run per method." in md
@@ -128,12 +129,29 @@ def test_plan_folder_without_decision_is_described_from_its_steps(tmp_path):
     _step(plan, "01-pilot", t, ("train", "evaluate"), adapter=dict(json_parse_rate=1.0, refusal_precision=0.9, n=10))
     _step(plan, "02-full-r16", t, ("train", "evaluate"), adapter=dict(json_parse_rate=0.96, refusal_precision=0.43, n=84))
     _step(plan, "03-full-r32", t, ("train",), ("evaluate",), adapter=dict(json_parse_rate=1.0, refusal_precision=0.5, n=84))
-    line = R.plan_decision_line(plan)
+    line = S.plan_decision_line(plan)
     assert line.startswith(f"The gated plan (`{plan.as_posix()}`, gated on `package:validation`) did not finish: no `decision.json`.")
     assert "01-pilot (qlora, r 16, 10 items): finished; met every target;" in line
     assert "02-full-r16 (qlora, r 16, 84 items): finished; missed json parse rate 96% < 100%, refusal precision 43% < 85%;" in line
     assert ("03-full-r32 (qlora, r 16, 84 items): trained, its evaluation cut off (no evaluate.done.json); the scores it wrote "
             "missed refusal precision 50% < 85%; 04-lora-16bit: not started.") in line
     (plan / "decision.json").write_text(json.dumps(dict(decision="none met", steps=[])))
-    assert "**none met**" in R.plan_decision_line(plan)          # a plan's own decision wins over its steps
-    assert "pending" in R.plan_decision_line(tmp_path / "empty")
+    assert "**none met**" in S.plan_decision_line(plan)          # a plan's own decision wins over its steps
+    assert "pending" in S.plan_decision_line(tmp_path / "empty")
+
+
+def test_finished_plan_names_each_steps_missed_values_minutes_and_cost(tmp_path):
+    plan = tmp_path / "plan"
+    t = dict(json_parse_rate=1.0, refusal_precision=0.85)
+    _step(plan, "01-pilot", t, ("train", "evaluate"), adapter=dict(json_parse_rate=1.0, refusal_precision=0.9, n=10))
+    _step(plan, "02-full-r16", t, ("train", "evaluate"), adapter=dict(json_parse_rate=0.96, refusal_precision=0.43, n=84))
+    gate = lambda met, missed: dict(met=met, missed={k: {} for k in missed})
+    steps = [dict(step="01-pilot", gate=gate(True, ()), seconds=150.0, device="H100"),
+             dict(step="02-full-r16", gate=gate(False, ("refusal_precision",)), seconds=414.0, device="H100")]
+    (plan / "decision.json").write_text(json.dumps(dict(decision="none met", steps=steps, total_hours=0.16, total_cost_usd=0.47)))
+    (plan / "RUN.md").write_text("how")
+    line = S.plan_decision_line(plan)
+    assert line.startswith(f"The gated plan (`{(plan / 'decision.json').as_posix()}`): **none met** (01-pilot (qlora, r 16, 10 items): "
+                           "finished; met every target; 02-full-r16 (qlora, r 16, 84 items): finished; missed json parse rate 96%")
+    assert "Minutes per step (its train + evaluate records, on H100): 01-pilot 2.5, 02-full-r16 6.9; 0.16 h and 0.47 USD in all." in line
+    assert line.endswith(f"How it ran: `{(plan / 'RUN.md').as_posix()}`.\n")
