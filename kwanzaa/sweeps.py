@@ -193,6 +193,12 @@ def _cost(seconds, device_name, price=None):
     rate = price if price is not None else hourly_usd(device_name)
     return None if rate is None or seconds is None else round(seconds/3600*rate, 4)
 
+# %% ../nbs/09a_sweeps.ipynb #ss000001
+def _step_seconds(run_dir:Path, wall:float) -> float:
+    "A plan step's seconds from its run's train and evaluate records (a resumed step keeps the time it took), else the wall clock."
+    secs = [read_json(RunDir(run_dir).done(s), {}).get("seconds") for s in ("train", "evaluate")]
+    return round(sum(secs), 1) if all(isinstance(x, (int, float)) for x in secs) else wall
+
 # %% ../nbs/09a_sweeps.ipynb #1d9d7564
 def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu for the embedded model on a CPU)
          out:str|Path="outputs/plan", # the plan folder: one run directory per step
@@ -201,11 +207,6 @@ def plan(preset:str="qlora", # the preset of the full runs (qlora on a GPU; cpu 
     "Run the seed's gated plan (pilot, full, rank 32, LoRA fallback) and write `decision.md` / `decision.json`."
     out = prepare_run_dir(out)
     with RunLock(out, "plan"): return _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price)
-
-def _step_seconds(run_dir:Path, wall:float) -> float:
-    "A plan step's seconds from its run's train and evaluate records (a resumed step keeps the time it took), else the wall clock."
-    secs = [read_json(RunDir(run_dir).done(s), {}).get("seconds") for s in ("train", "evaluate")]
-    return round(sum(secs), 1) if all(isinstance(x, (int, float)) for x in secs) else wall
 
 def _plan(preset, out, params, pilot_preset, force, smoke, notebooks, price) -> dict:
     steps, decision = [], None
