@@ -87,7 +87,7 @@ def _timing_note(d:dict, alone:dict, src:Path) -> str:
     x = [warm[a["shape"]]["tokens_per_s"] / a["tokens_per_s"] for a in rs]
     return (f" 16-bit LoRA's memory is from `{src.as_posix()}` ({alone['card']}; `{alone['command']}`): each shape alone in its "
             f"own process, nothing allocated at its start (start_alloc_gib {', '.join(str(a.get('start_alloc_gib')) for a in rs)}). "
-            f"**Its time is not settled**: {rs[0]['steps']} steps ({rs[0]['warmup']} warm-up) per run, and the place of the "
+            f"**These timings are not settled** (both methods alone with more steps: the next table): {rs[0]['steps']} steps ({rs[0]['warmup']} warm-up) per run, and the place of the "
             f"path in its process moves it {min(x):.1f}-{max(x):.1f}x ({per}); QLoRA's rows were each a fresh process's first path.")
 
 

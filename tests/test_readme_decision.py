@@ -97,7 +97,7 @@ def test_alone_record_gives_lora_memory_and_both_timings(tmp_path):
     assert "| **16.31 GiB** (alone in its process) |" in md and "22.60 GiB" not in md
     assert "**14.3** alone (fresh process); **8.1** after QLoRA (warm process) |" in md   # 0.5562 x 773 x 2 / 60
     assert "8.91 (-38% vs alone, +10% vs after QLoRA)" in md
-    assert "**Its time is not settled**: 4 steps (2 warm-up)" in md and "moves it 1.8-2.9x" in md
+    assert "**These timings are not settled** (both methods alone with more steps: the next table): 4 steps (2 warm-up)" in md and "moves it 1.8-2.9x" in md
     assert "s8b: 1,430 tokens/s alone (step seconds [11.9, 9.7, 9.4, 8.4]) against 2,520 after QLoRA" in md
     assert f"({CARD} (session 8); `kwanzaa bench trainer --paths lora`)" in md and "start_alloc_gib 0.0, 0.0" in md
 
