@@ -277,7 +277,8 @@ def _bench_cpu(a):
 
 def _bench_ask(a):
     from kwanzaa.ask_bench import run_ask_bench
-    rec = run_ask_bench(a.adapter, a.split, a.limit, a.repeats, a.out)
+    rec = run_ask_bench(**({"adapter_dir": a.adapter} if a.adapter else {}), split=a.split, limit=a.limit, repeats=a.repeats,
+                        out_dir=a.out)
     keys = ("cold_s", "warm_s", "warm_p90_s", "answered", "refused", "inconsistent", "met")
     print(json.dumps({k: rec[k] for k in keys}, indent=1))
 
@@ -337,7 +338,7 @@ def _add_bench_cpu(bs):
     cp.set_defaults(func=_bench_cpu)
     ak = bs.add_parser("ask", help="ask() on this CPU: a fresh process's first answer and each further golden question, "
                                    "into <out>/ask.json")
-    ak.add_argument("--adapter", default="outputs/headline/adapter", help="the adapter to ask (default: the committed one)")
+    ak.add_argument("--adapter", help="the adapter to ask (default: the committed headline adapter)")
     ak.add_argument("--split", default="golden", help="the questions: a packaged split or a JSONL path")
     ak.add_argument("--limit", type=int, help="the first N questions only")
     ak.add_argument("--repeats", type=int, default=3, help="fresh processes timed for the cold start")
