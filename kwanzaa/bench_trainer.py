@@ -52,7 +52,7 @@ def run_trainer(shape:str="llama-3.2-1b", # a key of SHAPES
     if cuda: gc.collect(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(dev)
     start_gib = torch.cuda.memory_allocated(dev) / 2**30 if cuda else None   # what an earlier path left behind (0 alone)
     prof = step_profiler(warmup, profile_steps, cuda) if profile_steps else None
-    load0 = os.getloadavg()[0]   # other work on the host: at batch 1 the GPU waits on the CPU's kernel launches
+    load0 = os.getloadavg()[0]   # other work on the host: at batch 1 the GPU may wait on the CPU's kernel launches
     res = T.train(cfg, out, msgs, resume=False, device=dev, callbacks=[clock] + ([prof] if prof else []),
                   command="kwanzaa bench trainer", trainer_class=Clocked)
     timing = step_timing(clock, warmup)
