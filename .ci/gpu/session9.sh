@@ -8,6 +8,8 @@
 #        so it starts again);
 #     2. then ALONE on the GPU, each in its own process, the trainer bench at the seed's batch 1 x 16 (#28 item 1,
 #        speed): 8B 16-bit LoRA, 8B QLoRA, 1B QLoRA, 1B 16-bit LoRA, 7 steps (2 warm-up), host load recorded.
+#        (It needs .benchdata carried with the start call; session 9 carried it only to the later 1B call, and the lease
+#        ended before this stage, so the 1B pair ran by hand: outputs/bench/seed-decision-alone-1b-h100.json.)
 #   wait:  until the driver has ended or SECONDS passed.
 #   pack:  records (no checkpoints, no weights) into $OUT.
 set -u
