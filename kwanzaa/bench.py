@@ -17,9 +17,10 @@ from .records import atomic_write_json, provenance
 from .speed import FAST, SpeedFlags
 
 # %% auto #0
-__all__ = ['VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'make_tokenizer', 'build_random_model', 'random_token_dataset', 'bench_config',
-           'step_clock', 'step_timing', 'kernel_totals', 'step_profiler', 'local_device', 'run_variant', 'bench_bundle',
-           'load_bundle_messages', 'chat_model_dir', 'run_generation', 'parse_job', 'suite', 'records_table']
+__all__ = ['VARIANTS', 'UNSLOTH_VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'make_tokenizer', 'build_random_model',
+           'random_token_dataset', 'lora_dropout', 'bench_config', 'step_clock', 'step_timing', 'kernel_totals',
+           'step_profiler', 'local_device', 'run_variant', 'bench_bundle', 'load_bundle_messages', 'chat_model_dir',
+           'run_generation', 'parse_job', 'suite', 'records_table']
 
 # %% ../nbs/08_bench.ipynb #c013
 def make_tokenizer(vocab_size:int): # size of the model's vocabulary
@@ -85,13 +86,30 @@ VARIANTS = {
     "fast_fused_mb8_offload": FAST.with_(fused_lora=True, micro_batch=8, offload=True),
     "fast_rows_fused": FAST.with_(packing="rows", fused_lora=True),
     "fast_rows_fused_offload": FAST.with_(packing="rows", fused_lora=True, offload=True),
+    "plain_d0": SpeedFlags.plain(),
+    "fast_fused_d0": FAST.with_(fused_lora=True),
+    "fast_fused_liger": FAST.with_(fused_lora=True, liger=True),
+    "fast_fused_liger_d0": FAST.with_(fused_lora=True, liger=True),
+    "fast_fused_liger_stream": FAST.with_(fused_lora=True, liger=True, offload="stream"),
+    "fast_fused_liger_d0_stream": FAST.with_(fused_lora=True, liger=True, offload="stream"),
+    "fast_fused_liger_d0_offload": FAST.with_(fused_lora=True, liger=True, offload=True),
+    "fast_fused_liger_d0_mb8": FAST.with_(fused_lora=True, liger=True, micro_batch=8),
+    "fast_fused_liger_d0_mb16": FAST.with_(fused_lora=True, liger=True, micro_batch=16),
+    "fast_fused_liger_d0_mb8_stream": FAST.with_(fused_lora=True, liger=True, micro_batch=8, offload="stream"),
 }
+UNSLOTH_VARIANTS = {"unsloth": 0.05, "unsloth_d0": 0.0}  # Unsloth's path (kwanzaa.bench_unsloth): its LoRA dropout
+
+def lora_dropout(variant:str) -> float:
+    "The LoRA dropout a variant trains with: 0 where its name has the part `d0`, else the recipe's 0.05."
+    if variant in UNSLOTH_VARIANTS: return UNSLOTH_VARIANTS[variant]
+    return 0.0 if "d0" in variant.split("_") else 0.05
 
 def bench_config(model_path, # a saved random model (build_random_model)
                  quantize:bool=True, # 4-bit QLoRA (the recipe) or bf16 LoRA
-                 device:str="auto"):
+                 device:str="auto",
+                 dropout:float=0.05): # LoRA dropout (the recipe's 0.05)
     "The qlora preset pointed at a benchmark model."
-    over = {"model.base": str(model_path), "model.device": device}
+    over = {"model.base": str(model_path), "model.device": device, "lora.dropout": dropout}
     if not quantize: over["adapter.method"] = "lora"  # unquantized bf16 base
     return load_config("qlora", overrides=over)
 
@@ -195,9 +213,9 @@ def _peaks(dev, cuda:bool) -> dict:
                 peak_reserved_gib=torch.cuda.max_memory_reserved(dev) / 2**30 if cuda else None)
 
 # %% ../nbs/08_bench.ipynb #8e0da45b
-def _variant_model(shape, flags:SpeedFlags, quantize:bool, cuda:bool, dev, model_dir):
+def _variant_model(shape, flags:SpeedFlags, quantize:bool, cuda:bool, dev, model_dir, dropout:float=0.05):
     "The random model of `shape` loaded through kwanzaa.loader and prepared for `flags`: (cfg, model, tok, load_s)."
-    cfg = bench_config(build_random_model(shape, model_dir), quantize, "cuda" if cuda else "cpu")
+    cfg = bench_config(build_random_model(shape, model_dir), quantize, "cuda" if cuda else "cpu", dropout)
     t0 = time.perf_counter()
     model = loader.load_base_model(cfg, device=dev)
     load_s = time.perf_counter() - t0
@@ -247,7 +265,7 @@ def run_variant(shape:str, # a key of SHAPES
     world = int(os.environ.get("WORLD_SIZE", 1))
     quantize = cuda if quantize is None else quantize
     flags = VARIANTS[variant]
-    cfg, model, tok, load_s = _variant_model(shape, flags, quantize, cuda, dev, model_dir)
+    cfg, model, tok, load_s = _variant_model(shape, flags, quantize, cuda, dev, model_dir, lora_dropout(variant))
     lengths, max_len, kw, ds = _variant_data(seq, flags, batch, accumulation, steps, world, world_batch, model.config.vocab_size)
     out = Path(tempfile.mkdtemp(prefix=f"bench-{shape}-{variant}-"))
     clock = step_clock()
@@ -270,6 +288,8 @@ def run_variant(shape:str, # a key of SHAPES
                flops_per_token=fpt, mfu=mfu(timing["tokens_per_s"] / world, fpt) if cuda else None, **_peaks(dev, cuda),
                parity=par, train_loss=res.training_loss, losses=[h["loss"] for h in tr.state.log_history if "loss" in h],
                float32_params=speed.float32_params(tr.model), liger=kw["use_liger_kernel"],
+               liger_kernel_config=kw.get("liger_kernel_config"), activation_offloading=kw.get("activation_offloading", False),
+               lora_dropout=cfg.lora.dropout,
                fused_lora=getattr(tr, "fused_lora", None), device=torch.cuda.get_device_name(dev) if cuda else "cpu")
     if prof is not None: rec.update(profiled=True, profile=prof.result)
     del tr, model; gc.collect()
@@ -343,7 +363,10 @@ def parse_job(spec:str) -> dict:
         shape, seq = sq.split("@")
     except ValueError: raise ValueError(f"job {spec!r} is not '[ddp:]shape@seq/variant'") from None
     if shape not in SHAPES: raise ValueError(f"job {spec!r}: unknown shape {shape!r}; known: {', '.join(SHAPES)}")
-    if variant not in VARIANTS: raise ValueError(f"job {spec!r}: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+    if variant not in VARIANTS and variant not in UNSLOTH_VARIANTS:
+        raise ValueError(f"job {spec!r}: unknown variant {variant!r}; known: {', '.join([*VARIANTS, *UNSLOTH_VARIANTS])}")
+    if variant in UNSLOTH_VARIANTS and (ddp or profile or seq == "train"):
+        raise ValueError(f"job {spec!r}: Unsloth's rows are one GPU, fixed length, unprofiled ('shape@1024/{variant}')")
     return dict(shape=shape, seq=seq if seq == "train" else int(seq), variant=variant, ddp=ddp, weak=weak, profile=profile)
 
 # %% ../nbs/08_bench.ipynb #c049
@@ -352,6 +375,7 @@ ACCELERATE_DIR = Path(__file__).parent / "accelerate" if "__file__" in globals()
 def _job_cmd(job:dict, out_json, nproc:int, extra=()) -> list[str]:
     one = ["one", "--shape", job["shape"], "--seq", str(job["seq"]), "--variant", job["variant"], "--json", str(out_json),
            *(["--weak"] if job.get("weak") else []), *(["--profile", str(job["profile"])] if job.get("profile") else []), *extra]
+    if job["variant"] in UNSLOTH_VARIANTS: return [sys.executable, "-m", "kwanzaa.bench_unsloth", *one[1:]]
     if not job["ddp"]: return [sys.executable, "-m", "kwanzaa", "bench", *one]
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE_DIR / "ddp.yaml"),
             "--num_processes", str(nproc), "-m", "kwanzaa", "bench", *one]
@@ -361,6 +385,10 @@ def _run_job(job, env, out_dir:Path, log, lock, timeout:float, nproc:int=1, extr
             f"{job['shape']}-{job['seq']}-{job['variant']}")
     tmp = Path(tempfile.mkdtemp()) / f"{name}.json"
     t0 = time.time()
+    if job["variant"] in UNSLOTH_VARIANTS:   # its own environment (kwanzaa.bench_unsloth), or the reason it has none
+        from kwanzaa.bench_unsloth import unsloth_env
+        try: env = unsloth_env(env)
+        except ValueError as e: return [dict(job=name, error=str(e))]
     try:
         p = subprocess.run(_job_cmd(job, tmp, nproc, extra), env=env, capture_output=True, text=True, timeout=timeout)
         rc, text = p.returncode, p.stdout + p.stderr

@@ -11,8 +11,9 @@ from .records import atomic_write_json, provenance
 
 # %% auto #0
 __all__ = ['BENCH_DIR', 'RUNS_FILE', 'PARITY_RTOL', 'GOALS', 'PROFILE_CATEGORIES', 'SUMMARY_NOTES', 'repo_path', 'bench_runs',
-           'load_runs', 'comparisons', 'goal_report', 'multigpu_report', 'launch_report', 'load_launches',
-           'profile_breakdown', 'profile_report', 'trainer_report', 'write_reports', 'plot_comparisons']
+           'load_runs', 'comparisons', 'unsloth_report', 'goal_report', 'multigpu_report', 'launch_report',
+           'load_launches', 'profile_breakdown', 'profile_report', 'trainer_report', 'write_reports',
+           'plot_comparisons']
 
 # %% ../nbs/08c_bench_reports.ipynb #ac4ea11f
 BENCH_DIR = "outputs/bench"
@@ -61,7 +62,8 @@ def comparisons(records:list[dict]) -> list[dict]:
                         memory_ratio=round(r["peak_alloc_gib"] / b["peak_alloc_gib"], 3),
                         mfu=round(r["mfu"], 4), baseline_mfu=round(b["mfu"], 4),
                         loss_rel_diff=float(f"{rel('loss'):.3g}"), grad_norm_rel_diff=float(f"{rel('grad_norm'):.3g}"),
-                        parity_ok=rel("loss") <= PARITY_RTOL and rel("grad_norm") <= PARITY_RTOL))
+                        parity_ok=rel("loss") <= PARITY_RTOL and rel("grad_norm") <= PARITY_RTOL,
+                        lora_dropout=r.get("lora_dropout", 0.05), device=r.get("device")))
     return out
 
 # %% ../nbs/08c_bench_reports.ipynb #ffb7e323
@@ -73,11 +75,25 @@ GOALS = [
          unsloth=None),
 ]
 
+def _is_unsloth(c) -> bool: return c["variant"].startswith("unsloth")
+
+def unsloth_report(cs:list[dict], us:list[dict], pick) -> list[dict]:
+    "Per Unsloth row of a goal: the project's fastest variant at its dropout and no more memory, and whether it is faster."
+    out = []
+    for u in us:
+        mine = [c for c in cs if abs(c["lora_dropout"] - u["lora_dropout"]) < 1e-9 and c["memory_ratio"] <= u["memory_ratio"]]
+        best = max(mine, key=lambda c: c["speedup"]) if mine else None
+        out.append(dict(unsloth=pick(u), lora_dropout=u["lora_dropout"], best=pick(best) if best else None,
+                        faster=bool(best and best["speedup"] > u["speedup"])))
+    return out
+
 def goal_report(comps:list[dict]) -> list[dict]:
-    "Per goal: the fastest variant, the fastest within the memory target, the leanest, and whether one variant meets both."
+    "Per goal: the fastest variant, the fastest within the memory target, the leanest, whether one meets both, and Unsloth."
     out = []
     for g in GOALS:
-        cs = [c for c in comps if c["shape"] == g["shape"] and str(c["seq"]) == str(g["seq"])
+        every = [c for c in comps if c["shape"] == g["shape"] and str(c["seq"]) == str(g["seq"])]
+        us = [c for c in every if _is_unsloth(c)]
+        cs = [c for c in every if not _is_unsloth(c)
               and (g["seq"] != "train" or c["variant"].startswith("fast_rows") or c["variant"].endswith("packed"))]
         if not cs: out.append(dict(g, met=None, note="not measured")); continue
         ok = lambda c: c["speedup"] >= g["min_speedup"] and (g["max_memory_ratio"] is None
@@ -88,7 +104,8 @@ def goal_report(comps:list[dict]) -> list[dict]:
         within = [c for c in cs if g["max_memory_ratio"] is None or c["memory_ratio"] <= g["max_memory_ratio"]]
         fw = max(within, key=lambda c: c["speedup"]) if within else None
         out.append(dict(g, met=bool(met), meeting=[pick(c) for c in met], fastest=pick(fast),
-                        fastest_within_memory=pick(fw) if fw else None, leanest=pick(lean)))
+                        fastest_within_memory=pick(fw) if fw else None, leanest=pick(lean),
+                        unsloth_same_run=unsloth_report(cs, us, pick)))
     return out
 
 # %% ../nbs/08c_bench_reports.ipynb #8bd7efb7

@@ -195,9 +195,12 @@ class SpeedSection(_Section):
     no_sync: bool = Field(False, description="no per-micro-batch host syncs for the loss metrics (the GPU never waits for a log line)")
     lm_head_chunk: int|None = Field(None, ge=256, description="vocabulary tile of the chunked LM-head loss, which never holds all "
                                     "the logits at once (None: unchunked)")
-    liger: bool = Field(False, description="Liger RMSNorm/SwiGLU/RoPE kernels, where liger-kernel and CUDA exist")
+    liger: bool = Field(False, description="Liger's RMSNorm and RoPE kernels (and its SwiGLU where fused_lora is off) on the "
+                        "model; needs liger-kernel (pip install 'kwanzaa[gpu]') and CUDA, elsewhere it stays off and says so")
     checkpoint_every: int = Field(1, ge=0, description="with gradient checkpointing, checkpoint every n-th decoder layer (0: none)")
-    offload: bool = Field(False, description="keep checkpointed activations in pinned host memory (less GPU memory)")
+    offload: Literal[False, True, "stream"] = Field(False, description="activations in pinned host memory (less GPU memory): true: the "
+                                            "checkpointed ones, copied on the compute stream; stream: TRL's offloading, "
+                                            "copied on a side stream while the GPU computes (CUDA only)")
     packing: Literal["none", "rows", "flat"] = Field("none", description="none: one example per row; rows: packed rows with "
                                                     "per-example positions; flat: TRL's padding-free packing")
     micro_batch: int|None = Field(None, ge=1, description="per-device batch; gradient accumulation is adjusted to keep the "

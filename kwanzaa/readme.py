@@ -42,6 +42,13 @@ def golden_table(golden_dir:str|Path="outputs/golden/eval", keys:Sequence[str]=G
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #cbf5729d
+def _unsloth_cell(g:dict) -> str:
+    "Unsloth's ratios of the same run (each with its LoRA dropout and whether the project beat it), else the earlier ones."
+    same = g.get("unsloth_same_run") or []
+    if same: return "; ".join(f"{u['unsloth']['speedup']:.2f}x, {u['unsloth']['memory_ratio']:.2f}x (dropout {u['lora_dropout']:g}"
+                              f"{', beaten' if u['faster'] else ', not beaten'})" for u in same)
+    return f"{g['unsloth'][0]}x, {g['unsloth'][1]}x (earlier run)" if g.get("unsloth") else "-"
+
 def bench_table(summary:str|Path="outputs/bench/summary.json") -> str:
     "Markdown: each speed/memory goal with the fastest setting, the fastest within the memory target and the leanest, beside Unsloth's ratios."
     p = Path(summary)
@@ -52,12 +59,13 @@ def bench_table(summary:str|Path="outputs/bench/summary.json") -> str:
     fmt = lambda b: f"{b['variant']}: {b['speedup']:.2f}x at {b['memory_ratio']:.2f}x ({b['peak_gib']:.1f} GiB)" if b else "-"
     for g in s["goals"]:
         tgt = f">= {g['min_speedup']}x" + (f", <= {g['max_memory_ratio']}x" if g.get("max_memory_ratio") else "")
-        un = f"{g['unsloth'][0]}x, {g['unsloth'][1]}x" if g.get("unsloth") else "-"
+        un = _unsloth_cell(g)
         met = "not measured" if g.get("met") is None else "yes" if g["met"] else "no"
         lines.append(f"| {g['goal']} | {tgt} | {un} | {fmt(g.get('fastest'))} | {fmt(g.get('fastest_within_memory'))} | "
                      f"{fmt(g.get('leanest'))} | {met} |")
     run = f"run {s['run']}" if s.get("run") is not None else "each run"
-    lines.append(f"\nRatios are to the plain Hugging Face QLoRA recipe measured in the same run ({run}) on one H200; loss "
+    dev = sorted({c["device"] for c in s["comparisons"] if c.get("device")}) or ["H200"]
+    lines.append(f"\nRatios are to the plain Hugging Face QLoRA recipe measured in the same run ({run}) on one {', '.join(dev)}; loss "
                  f"parity within {s.get('parity_rtol')} relative on every comparison. Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_speed.ipynb #c003
 from __future__ import annotations
-import functools, importlib.util, types
+import functools, importlib.util, sys, types
 from dataclasses import dataclass
 from typing import Callable
 import torch
@@ -14,10 +14,10 @@ from .config import SpeedSection
 # %% auto #0
 __all__ = ['PACKING', 'SpeedFlags', 'FAST', 'LEAN_LEVER', 'LIGER_LEVER', 'MICRO_BATCH_LEVER', 'CHECKPOINT_EVERY_LEVER',
            'OFFLOAD_LEVER', 'PACKING_LEVER', 'NO_SYNC_LEVER', 'LM_HEAD_CHUNK_LEVER', 'FUSED_LORA_LEVER', 'LEVERS',
-           'speed_flags', 'LeverError', 'Lever', 'float32_params', 'prepare_lean', 'liger_available', 'micro_batch',
-           'pack_rows', 'packed_rows_dataset', 'PackedRowsCollator', 'RowPacking', 'flush_metrics', 'NoSyncLoss',
-           'tile_lm_head', 'LMHeadTile', 'FusedLoRA', 'in_force', 'is_plain', 'sft_speed_kwargs', 'plain_sft_kwargs',
-           'preparation', 'trainer_class']
+           'speed_flags', 'LeverError', 'Lever', 'float32_params', 'prepare_lean', 'liger_available',
+           'liger_kernel_config', 'micro_batch', 'pack_rows', 'packed_rows_dataset', 'PackedRowsCollator', 'RowPacking',
+           'flush_metrics', 'NoSyncLoss', 'tile_lm_head', 'LMHeadTile', 'FusedLoRA', 'in_force', 'is_plain',
+           'sft_speed_kwargs', 'plain_sft_kwargs', 'preparation', 'trainer_class']
 
 # %% ../nbs/05a_speed.ipynb #c006
 PACKING = ("none", "rows", "flat")
@@ -38,6 +38,11 @@ def speed_flags(cfg=None, # a RunConfig (or None: the plain recipe)
 class LeverError(ValueError):
     "A speed lever that cannot run here or on this model, with the key to change."
 
+_SAID = set()
+def _say_off(line:str):
+    "One line on stderr, once a process, for a requested lever that stays off (never a silent fallback)."
+    if line not in _SAID: _SAID.add(line); print(f"kwanzaa: {line}", file=sys.stderr, flush=True)
+
 @dataclass(frozen=True)
 class Lever:
     "One speed lever: the `speed.<name>` key it reads and everything it does to a run."
@@ -46,7 +51,7 @@ class Lever:
     sft_fn: Callable|None = None  # (flags, kw) -> SFTConfig kwargs, given the arguments so far
     mixin: type|Callable|None = None  # trainer mixin when on, or flags -> mixin|None
     prepare_fn: Callable|None = None  # base model -> base model, before LoRA, when on
-    needs: Callable|None = None  # () -> None where it can run here, else the reason it cannot
+    needs: Callable|None = None  # flags -> None where it can run here, else the reason it cannot
     unmet: str = "off"  # where `needs` fails: "off" (stays off) or "refuse" (LeverError)
 
     def requested(self, flags) -> bool:
@@ -55,9 +60,10 @@ class Lever:
     def on(self, flags) -> bool:
         "Requested and runnable here; a refusing lever that cannot run raises `LeverError`."
         if not self.requested(flags): return False
-        why = self.needs() if self.needs else None
+        why = self.needs(flags) if self.needs else None
         if why and self.unmet == "refuse":
             raise LeverError(f"speed.{self.name}={getattr(flags, self.name)!r} cannot run here: {why}")
+        if why: _say_off(f"speed.{self.name}={getattr(flags, self.name)!r} stays off here: {why}")
         return why is None
     def sft_args(self, flags, kw:dict) -> dict:
         "The SFTConfig keyword arguments this lever decides for `flags` (given the arguments so far)."
@@ -92,9 +98,17 @@ def liger_available() -> bool:
     "True where Liger's Triton kernels can run (liger-kernel installed and a CUDA device)."
     return importlib.util.find_spec("liger_kernel") is not None and torch.cuda.is_available()
 
-LIGER_LEVER = Lever("liger", "Liger RMSNorm/SwiGLU/RoPE kernels (TRL's `use_liger_kernel`)",
-                    sft_fn=lambda f, kw: dict(use_liger_kernel=bool(f.liger)),
-                    needs=lambda: None if liger_available() else "needs liger-kernel and a CUDA device")
+def liger_kernel_config(flags) -> dict:
+    "Liger's kernels for `flags`: RMSNorm and RoPE; SwiGLU only without the fused LoRA MLP; never its losses."
+    return dict(rms_norm=True, rope=True, swiglu=not flags.fused_lora, cross_entropy=False, fused_linear_cross_entropy=False)
+
+def _liger_args(flags, kw:dict) -> dict:
+    if not flags.liger: return dict(use_liger_kernel=False)
+    return dict(use_liger_kernel=True, liger_kernel_config=liger_kernel_config(flags))
+
+LIGER_LEVER = Lever("liger", "Liger's RMSNorm and RoPE kernels (and SwiGLU without fused_lora) on the model instance",
+                    sft_fn=_liger_args, needs=lambda f: None if liger_available() else
+                    "needs liger-kernel (pip install 'kwanzaa[gpu]') and a CUDA device")
 
 # %% ../nbs/05a_speed.ipynb #lv23
 def micro_batch(batch:int, # per-device batch of the config
@@ -122,11 +136,16 @@ def _checkpoint_args(flags, kw:dict) -> dict:
                 activation_checkpointing_kwargs={"use_reentrant": False, "every_n_layers": flags.checkpoint_every})
 
 def _offload_args(flags, kw:dict) -> dict:
-    if not kw.get("activation_checkpointing"): return {}
-    return dict(activation_checkpointing_kwargs={**kw["activation_checkpointing_kwargs"], "offload": flags.offload})
+    out = dict(activation_offloading=True) if flags.offload == "stream" else {}
+    if not kw.get("activation_checkpointing"): return out
+    return dict(out, activation_checkpointing_kwargs={**kw["activation_checkpointing_kwargs"], "offload": flags.offload is True})
+
+def _offload_needs(flags) -> str|None:
+    if flags.offload == "stream" and not torch.cuda.is_available(): return "the side-stream copies need a CUDA device"
 
 CHECKPOINT_EVERY_LEVER = Lever("checkpoint_every", "checkpoint every n-th decoder layer (0: none)", sft_fn=_checkpoint_args)
-OFFLOAD_LEVER = Lever("offload", "checkpointed activations in pinned host memory", sft_fn=_offload_args)
+OFFLOAD_LEVER = Lever("offload", "activations in pinned host memory: checkpointed ones on the compute stream (true), "
+                      "or TRL's side-stream offloading (stream)", sft_fn=_offload_args, needs=_offload_needs)
 
 # %% ../nbs/05a_speed.ipynb #c027
 def pack_rows(lengths:list[int], # example lengths

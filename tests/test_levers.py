@@ -57,10 +57,11 @@ def test_a_new_lever_is_one_registry_entry(tiny_model_dir, tmp_path):
     assert type(setup.trainer) is cls and setup.trainer.toy_seen == 3
 
 
-def test_a_lever_that_cannot_run_here_stays_off_or_refuses():
-    off, refuse = _toy(needs=lambda: "needs a toy GPU"), _toy(needs=lambda: "needs a toy GPU", unmet="refuse")
+def test_a_lever_that_cannot_run_here_stays_off_or_refuses(capsys):
+    off, refuse = _toy(needs=lambda f: "needs a toy GPU"), _toy(needs=lambda f: "needs a toy GPU", unmet="refuse")
     flags = ToyFlags(toy=2)
     assert speed.in_force(flags, LEVERS + (off,)).toy == 0
+    assert "kwanzaa: speed.toy=2 stays off here: needs a toy GPU" in capsys.readouterr().err   # said, never silent
     assert speed.trainer_class(flags, SFTTrainer, LEVERS + (off,)) is SFTTrainer
     assert "eval_accumulation_steps" not in speed.sft_speed_kwargs(flags, 1, 1, levers=LEVERS + (off,))
     with pytest.raises(LeverError, match=r"speed\.toy=2 cannot run here: needs a toy GPU"):
