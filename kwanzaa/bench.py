@@ -17,10 +17,10 @@ from .records import atomic_write_json, provenance
 from .speed import FAST, SpeedFlags
 
 # %% auto #0
-__all__ = ['VARIANTS', 'UNSLOTH_VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'make_tokenizer', 'build_random_model',
+__all__ = ['VARIANTS', 'UNSLOTH_VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'UNSLOTH_SITE_VAR', 'make_tokenizer', 'build_random_model',
            'random_token_dataset', 'lora_dropout', 'bench_config', 'step_clock', 'step_timing', 'kernel_totals',
            'step_profiler', 'local_device', 'run_variant', 'bench_bundle', 'load_bundle_messages', 'chat_model_dir',
-           'run_generation', 'parse_job', 'suite', 'records_table']
+           'run_generation', 'parse_job', 'unsloth_env', 'suite', 'records_table']
 
 # %% ../nbs/08_bench.ipynb #c013
 def make_tokenizer(vocab_size:int): # size of the model's vocabulary
@@ -386,7 +386,6 @@ def _run_job(job, env, out_dir:Path, log, lock, timeout:float, nproc:int=1, extr
     tmp = Path(tempfile.mkdtemp()) / f"{name}.json"
     t0 = time.time()
     if job["variant"] in UNSLOTH_VARIANTS:   # its own environment (kwanzaa.bench_unsloth), or the reason it has none
-        from kwanzaa.bench_unsloth import unsloth_env
         try: env = unsloth_env(env)
         except ValueError as e: return [dict(job=name, error=str(e))]
     try:
@@ -400,6 +399,19 @@ def _run_job(job, env, out_dir:Path, log, lock, timeout:float, nproc:int=1, extr
         log.write("\n".join(l for l in text.splitlines() if "Warning" not in l and "warn(" not in l)[-4000:] + "\n")
         log.flush()
     return recs or [dict(job=name, error=f"rc={rc}", tail=text[-1500:])]
+
+# %% ../nbs/08_bench.ipynb #c049e
+UNSLOTH_SITE_VAR = "KWANZAA_UNSLOTH_SITE"
+
+def unsloth_env(env:dict) -> dict:
+    "`env` with Unsloth's own packages (the folder `$KWANZAA_UNSLOTH_SITE`) first on PYTHONPATH; ValueError without it."
+    site = env.get(UNSLOTH_SITE_VAR)
+    if not site or not Path(site).is_dir():
+        raise ValueError(f"Unsloth's rows need its own environment: set {UNSLOTH_SITE_VAR} to a folder holding unsloth, "
+                         "unsloth_zoo, transformers<=5.17, trl<=1.15 and datasets<5 (pip install --target; see "
+                         f".ci/gpu/unsloth-site.sh); got {site!r}")
+    path = os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p)
+    return dict(env, PYTHONPATH=path, UNSLOTH_DISABLE_STATISTICS="1", HF_HUB_OFFLINE="1")
 
 # %% ../nbs/08_bench.ipynb #33eb0e9d
 def suite(queues:list[list[str]], # per GPU, the job specs run one after another

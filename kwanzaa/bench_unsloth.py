@@ -8,20 +8,7 @@ import argparse, json, math, os, sys, time
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['UNSLOTH_SITE_VAR', 'unsloth_env', 'forward_parity', 'run_unsloth', 'tempfile_dir', 'main']
-
-# %% ../nbs/08f_bench_unsloth.ipynb #bu006
-UNSLOTH_SITE_VAR = "KWANZAA_UNSLOTH_SITE"
-
-def unsloth_env(env:dict) -> dict:
-    "`env` with Unsloth's own packages (the folder `$KWANZAA_UNSLOTH_SITE`) first on PYTHONPATH; ValueError without it."
-    site = env.get(UNSLOTH_SITE_VAR)
-    if not site or not Path(site).is_dir():
-        raise ValueError(f"Unsloth's rows need its own environment: set {UNSLOTH_SITE_VAR} to a folder holding unsloth, "
-                         "unsloth_zoo, transformers<=5.17, trl<=1.15 and datasets<5 (pip install --target; see "
-                         f".ci/gpu/unsloth-site.sh); got {site!r}")
-    path = os.pathsep.join(p for p in (site, env.get("PYTHONPATH", "")) if p)
-    return dict(env, PYTHONPATH=path, UNSLOTH_DISABLE_STATISTICS="1", HF_HUB_OFFLINE="1")
+__all__ = ['forward_parity', 'run_unsloth', 'tempfile_dir', 'main']
 
 # %% ../nbs/08f_bench_unsloth.ipynb #bu009
 def forward_parity(model, rows:list[list[int]]) -> dict:
@@ -113,6 +100,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from importlib.util import find_spec
     if find_spec("unsloth") is None:
+        from kwanzaa.bench import UNSLOTH_SITE_VAR
         print(f"kwanzaa.bench_unsloth: unsloth is not importable here; put its environment first on PYTHONPATH "
               f"(${UNSLOTH_SITE_VAR}, .ci/gpu/unsloth-site.sh)", file=sys.stderr)
         return 2

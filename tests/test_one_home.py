@@ -16,7 +16,7 @@ FLOORS = {
     "model": ("loader", "speed", "fused", "hardware"),
     "work": ("trainer", "progress", "publish", "grammar", "inference"),
     "evaluation": ("calibrate", "evaluate", "live", "review"),
-    "operations": ("pipeline", "sweeps", "cli", "__main__", "bench", "bench_trainer", "bench_reports", "estimate", "readme_seed", "readme",
+    "operations": ("pipeline", "sweeps", "cli", "__main__", "bench", "bench_trainer", "bench_unsloth", "bench_reports", "estimate", "readme_seed", "readme",
                    "ask_bench"),
 }
 LEVEL = {m: i for i, ms in enumerate(FLOORS.values()) for m in ms}
