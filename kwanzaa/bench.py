@@ -19,8 +19,8 @@ from .speed import FAST, SpeedFlags
 # %% auto #0
 __all__ = ['VARIANTS', 'UNSLOTH_VARIANTS', 'BUNDLE', 'ACCELERATE_DIR', 'UNSLOTH_SITE_VAR', 'make_tokenizer', 'build_random_model',
            'random_token_dataset', 'lora_dropout', 'bench_config', 'step_clock', 'step_timing', 'kernel_totals',
-           'step_profiler', 'local_device', 'run_variant', 'bench_bundle', 'load_bundle_messages', 'chat_model_dir',
-           'run_generation', 'parse_job', 'unsloth_env', 'suite', 'records_table']
+           'step_profiler', 'parity_rows', 'local_device', 'run_variant', 'bench_bundle', 'load_bundle_messages',
+           'chat_model_dir', 'run_generation', 'parse_job', 'unsloth_env', 'suite', 'records_table']
 
 # %% ../nbs/08_bench.ipynb #c013
 def make_tokenizer(vocab_size:int): # size of the model's vocabulary
@@ -179,6 +179,10 @@ def step_profiler(start:int, steps:int, cuda:bool):
     return Prof()
 
 # %% ../nbs/08_bench.ipynb #c032
+def parity_rows(max_len:int) -> int:
+    "Rows of the parity batch: 4 of up to 1024 tokens, fewer for longer rows (it runs before the trainer checkpoints)."
+    return max(1, 4096 // max(int(max_len), 1024))
+
 def _parity(trainer, examples, autocast:bool, packing:str="none") -> dict:
     "Loss and LoRA-gradient norm of one batch (dropout off), then the gradients are cleared."
     from datasets import Dataset
@@ -273,7 +277,7 @@ def run_variant(shape:str, # a key of SHAPES
     prof = step_profiler(warmup, profile_steps, cuda) if profile_steps else None
     tr = clock.trainer = _variant_trainer(cfg, model, tok, ds, kw, out, steps, max_len, cuda, quantize, world,
                                           [clock] + ([prof] if prof else []), flags)
-    par = _parity(tr, [x[:max_len] for x in ds[:4]["input_ids"]], autocast=cuda, packing=flags.packing)
+    par = _parity(tr, [x[:max_len] for x in ds[:parity_rows(max_len)]["input_ids"]], autocast=cuda, packing=flags.packing)
     gc.collect()
     if cuda: torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
     res = tr.train()

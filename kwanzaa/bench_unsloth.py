@@ -52,7 +52,8 @@ def run_unsloth(shape:str, # a key of kwanzaa.hardware.SHAPES
     import unsloth  # noqa: F401  (first: it patches transformers and trl)
     import torch
     from trl import SFTConfig, SFTTrainer
-    from kwanzaa.bench import UNSLOTH_VARIANTS, _peaks, bench_config, build_random_model, random_token_dataset, step_clock, step_timing
+    from kwanzaa.bench import (UNSLOTH_VARIANTS, _peaks, bench_config, build_random_model, parity_rows, random_token_dataset,
+                               step_clock, step_timing)
     from kwanzaa.hardware import flops_per_token, mean_keys, mfu
     if variant not in UNSLOTH_VARIANTS: raise ValueError(f"unknown Unsloth variant {variant!r}; known: {', '.join(UNSLOTH_VARIANTS)}")
     dropout, dev = UNSLOTH_VARIANTS[variant], torch.device("cuda", 0)
@@ -60,7 +61,7 @@ def run_unsloth(shape:str, # a key of kwanzaa.hardware.SHAPES
     cfg = bench_config(path, dropout=dropout)
     model, tok, load_s = _unsloth_model(path, cfg, seq, dropout)
     ds = random_token_dataset(batch * accumulation * steps + 8, seq, model.config.vocab_size)
-    par = forward_parity(model, [x[:seq] for x in ds[:4]["input_ids"]])
+    par = forward_parity(model, [x[:seq] for x in ds[:parity_rows(seq)]["input_ids"]])
     args = SFTConfig(output_dir=tempfile_dir(shape, variant), max_steps=steps, learning_rate=2e-4, logging_steps=1,
                      save_strategy="no", report_to=[], bf16=True, max_length=seq, dataloader_num_workers=0,
                      disable_tqdm=True, seed=42, optim="paged_adamw_8bit", per_device_train_batch_size=batch,

@@ -136,9 +136,15 @@ def projection_layouts() -> list:
 
 def _mlp_form(p) -> str: return f"self.{p.down}(self.act_fn(self.{p.gate}(x)) * self.{p.up}(x))"
 
+def _is_silu(act) -> bool:
+    "torch's SiLU, or transformers' `SiLUActivation` (what `ACT2FN['silu']` gives Llama's MLP since transformers 5)."
+    try: from transformers.activations import SiLUActivation
+    except ImportError: SiLUActivation = torch.nn.SiLU
+    return isinstance(act, (torch.nn.SiLU, SiLUActivation))
+
 def _act_mul(act, g, u):
     "act(g) * u, through Liger's fused SiLU-multiply where it runs (CUDA, liger-kernel) and act is SiLU."
-    if g.is_cuda and isinstance(act, torch.nn.SiLU):
+    if g.is_cuda and _is_silu(act):
         try: from liger_kernel.ops.swiglu import LigerSiLUMulFunction
         except ImportError: pass
         else: return LigerSiLUMulFunction.apply(g, u)

@@ -42,11 +42,15 @@ def golden_table(golden_dir:str|Path="outputs/golden/eval", keys:Sequence[str]=G
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #cbf5729d
+def _devices(s:dict) -> list[str]:
+    "The cards of a summary's comparisons (H200 for runs that predate the device field)."
+    return sorted({c["device"] for c in s["comparisons"] if c.get("device")}) or ["H200"]
+
 def _unsloth_cell(g:dict) -> str:
     "Unsloth's ratios of the same run (each with its LoRA dropout and whether the project beat it), else the earlier ones."
     same = g.get("unsloth_same_run") or []
-    if same: return "; ".join(f"{u['unsloth']['speedup']:.2f}x, {u['unsloth']['memory_ratio']:.2f}x (dropout {u['lora_dropout']:g}"
-                              f"{', beaten' if u['faster'] else ', not beaten'})" for u in same)
+    if same: return "; ".join(f"{u['unsloth']['speedup']:.2f}x, {u['unsloth']['memory_ratio']:.2f}x (dropout {u['lora_dropout']:g}: "
+                              f"{u.get('verdict', 'faster' if u['faster'] else 'not beaten')})" for u in same)
     return f"{g['unsloth'][0]}x, {g['unsloth'][1]}x (earlier run)" if g.get("unsloth") else "-"
 
 def bench_table(summary:str|Path="outputs/bench/summary.json") -> str:
@@ -64,7 +68,7 @@ def bench_table(summary:str|Path="outputs/bench/summary.json") -> str:
         lines.append(f"| {g['goal']} | {tgt} | {un} | {fmt(g.get('fastest'))} | {fmt(g.get('fastest_within_memory'))} | "
                      f"{fmt(g.get('leanest'))} | {met} |")
     run = f"run {s['run']}" if s.get("run") is not None else "each run"
-    dev = sorted({c["device"] for c in s["comparisons"] if c.get("device")}) or ["H200"]
+    dev = _devices(s)
     lines.append(f"\nRatios are to the plain Hugging Face QLoRA recipe measured in the same run ({run}) on one {', '.join(dev)}; loss "
                  f"parity within {s.get('parity_rtol')} relative on every comparison. Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
@@ -223,8 +227,9 @@ def speed_runs_table(summary:str|Path="outputs/bench/summary.json") -> str:
         lines.append(f"| {c['shape']} @ {c['seq']} | {c['variant']} | {c['batch']} | {c['tokens_per_s']:,} ({c['baseline_tokens_per_s']:,}) | "
                      f"{c['speedup']:.2f}x | {c['peak_gib']:.2f} ({c['baseline_peak_gib']:.2f}) | {c['memory_ratio']:.2f}x | "
                      f"{'ok' if c['parity_ok'] else 'NO'} ({c['loss_rel_diff']:.0e}) |")
-    lines.append(f"\nRun {s.get('run')}, one job at a time on one H200, 7 steps of 4 x 4 x seq tokens (first 2 left out). "
-                 f"Source: `{p.as_posix()}`.")
+    lines.append(f"\nRun {s.get('run')}, one job at a time on one {', '.join(_devices(s))}, 7 steps of 4 x 4 x seq tokens (first 2 "
+                 f"left out); `unsloth*` rows are Unsloth's own path (`kwanzaa.bench_unsloth`), whose parity is the loss only "
+                 f"(its LoRA initialisation draws other numbers, so gradient norms differ). Source: `{p.as_posix()}`.")
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #fc3f2d88

@@ -164,8 +164,8 @@ def test_one_key_per_fact():
     for p in ("cpu", "pilot"):   # the CPU levers (outputs/bench/cpu_recipe.json); pilot inherits cpu
         assert load_config(p).speed == plain.with_(no_sync=True, lm_head_chunk=8192, fused_lora=True), p
     fast = load_config("qlora-fast").speed
-    assert fast == plain.with_(lean=True, no_sync=True, lm_head_chunk=8192, packing="rows", offload=True, micro_batch=4,
-                               fused_lora=True)
+    assert fast == plain.with_(lean=True, no_sync=True, lm_head_chunk=8192, liger=True, packing="rows", offload="stream",
+                               micro_batch=4, fused_lora=True)
     assert not fast.is_plain and plain.with_(packing="flat").packing == "flat"
     with pytest.raises(ValueError): plain.with_(packing="packed")
     with pytest.raises(ValueError): plain.with_(enabled=True)
