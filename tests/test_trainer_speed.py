@@ -30,3 +30,20 @@ def test_speed_levers_train_and_match_the_plain_first_loss(tiny_model_dir, tmp_p
     assert abs(lp - lf) / lp < 2e-2, (lp, lf)   # same examples, same effective batch of 4; bf16-lean rounding only
     speed = json.loads((tmp_path / "fast/manifest.json").read_text())["config"]["speed"]
     assert {f"speed.{k}": v for k, v in speed.items() if f"speed.{k}" in LEVERS} == LEVERS
+
+
+def test_gpu_levers_on_a_cpu_stay_off_say_so_and_the_manifest_records_what_ran(tiny_model_dir, tmp_path, capfd):
+    "qlora-fast's GPU-only levers (Liger, the side-stream offload) on a CPU: one line each, the run trains, and the"
+    " manifest keeps the request apart from what was in force (issue #26: never a silent fallback reported as the lever)."
+    from kwanzaa import speed
+    speed._SAID.clear()   # said once a process: an earlier test of this process may have said it already
+    common = {"training.max_steps": 1, "training.per_device_train_batch_size": 1, "training.gradient_accumulation_steps": 2}
+    gpu = {"speed.liger": True, "speed.offload": "stream", "speed.no_sync": True}
+    res = train(tiny_cfg(tiny_model_dir, "lora", **common, **gpu), tmp_path / "gpu", CONVS)
+    assert res.global_step == 1 and (res.adapter_dir / "adapter_model.safetensors").exists()
+    err = capfd.readouterr().err
+    assert "speed.liger=True stays off here: needs liger-kernel (pip install 'kwanzaa[gpu]') and a CUDA device" in err
+    assert "speed.offload='stream' stays off here: the side-stream copies need a CUDA device" in err
+    man = json.loads((tmp_path / "gpu/manifest.json").read_text())
+    assert (man["speed"]["liger"], man["speed"]["offload"]) == (True, "stream")          # asked for
+    assert man["speed_in_force"] == {**man["speed"], "liger": False, "offload": False}   # what ran: no_sync only
