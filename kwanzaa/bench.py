@@ -96,6 +96,8 @@ VARIANTS = {
     "fast_fused_liger_d0_mb8": FAST.with_(fused_lora=True, liger=True, micro_batch=8),
     "fast_fused_liger_d0_mb16": FAST.with_(fused_lora=True, liger=True, micro_batch=16),
     "fast_fused_liger_d0_mb8_stream": FAST.with_(fused_lora=True, liger=True, micro_batch=8, offload="stream"),
+    "fast_fused_liger_d0_mb16_stream": FAST.with_(fused_lora=True, liger=True, micro_batch=16, offload="stream"),
+    "fast_fused_liger_mb16_stream": FAST.with_(fused_lora=True, liger=True, micro_batch=16, offload="stream"),
 }
 UNSLOTH_VARIANTS = {"unsloth": 0.05, "unsloth_d0": 0.0}  # Unsloth's path (kwanzaa.bench_unsloth): its LoRA dropout
 

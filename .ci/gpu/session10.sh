@@ -10,11 +10,13 @@ set -u
 W=~/kw/work10; K="python3 -m kwanzaa"
 S8=llama-3.1-8b; S1=llama-3.2-1b
 j() { local IFS=,; echo "$*"; }
-Q=$(j $S8@1024/plain $S8@1024/fast_fused $S8@1024/fast_fused_liger_d0 $S8@1024/unsloth_d0 $S8@1024/fast_fused_liger \
+Q=${QUEUE:-}; [ -n "$Q" ] || Q=$(j $S8@1024/plain $S8@1024/fast_fused $S8@1024/fast_fused_liger_d0 $S8@1024/unsloth_d0 $S8@1024/fast_fused_liger \
       $S8@1024/unsloth $S8@1024/fast_fused_liger_d0_stream $S1@1024/plain $S1@1024/fast_fused_liger_d0 $S1@1024/unsloth_d0 \
       $S1@1024/fast_fused_liger_d0_mb16 $S8@2048/plain $S8@2048/fast_fused_liger_d0_stream $S8@2048/unsloth_d0 \
       $S8@1024/fast_fused_liger_d0_offload $S8@1024/plain_d0 prof:$S8@1024/fast_fused_liger_d0 $S1@1024/fast_fused \
       $S1@1024/fast_fused_liger_d0_stream $S8@2048/fast_fused_liger_d0_offload)
+# QUEUE="spec,spec,..." replaces the queue (session 11: the 8B@2048 plain recipe with the parity fix, the 0.05-dropout
+# side-stream rows, micro-batch 16 with the side stream on 1B, Liger's SiLU-mul now engaged).
 # The machine goes back about 30 s after a call ends, killing the suite: keep a `wait` call running back to back
 # (session 10 lost its first lease to a pause), and pack in the last one.
 case "${1:-}" in
