@@ -99,6 +99,9 @@ VARIANTS = {
     "fast_fused_liger_d0_mb16_stream": FAST.with_(fused_lora=True, liger=True, micro_batch=16, offload="stream"),
     "fast_fused_liger_mb16_stream": FAST.with_(fused_lora=True, liger=True, micro_batch=16, offload="stream"),
 }
+
+
+# %% ../nbs/08_bench.ipynb #c028b
 UNSLOTH_VARIANTS = {"unsloth": 0.05, "unsloth_d0": 0.0}  # Unsloth's path (kwanzaa.bench_unsloth): its LoRA dropout
 
 def lora_dropout(variant:str) -> float:

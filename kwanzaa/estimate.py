@@ -181,14 +181,20 @@ def estimate(config, # a shape name, a dict of sizes (arch_config), a transforme
                 accumulation=ga)
 
 # %% ../nbs/08b_estimate.ipynb #125e9d2d
+def _modelled(r) -> bool:
+    "A one-GPU timing of what the estimator models: the project's levers (no Liger, no side stream) at dropout 0.05."
+    f = r.get("flags")
+    return (r.get("world_size", 1) == 1 and f is not None and not f.get("liger") and f.get("offload") != "stream"
+            and abs(r.get("lora_dropout", 0.05) - 0.05) < 1e-9 and bool(r.get("peak_alloc_gib")) and not r.get("profiled"))
+
 def estimate_errors(records:list[dict], calibration:dict|None=None) -> list[dict]:
     "Relative error of `estimate` on each measured single-GPU record (peak memory and tokens/s)."
     out = []
     for r in records:
-        if r.get("world_size", 1) != 1 or r["flags"].get("liger") or not r.get("peak_alloc_gib") or r.get("profiled"): continue
+        if not _modelled(r): continue
         x = _record_inputs(r)
         f = flags_of(r).with_(micro_batch=None)
-        e = estimate(x["cfg"], "H200", seq=r["max_length"], batch=r["per_device_batch"], accumulation=r["accumulation"],
+        e = estimate(x["cfg"], gpu_name(r.get("device")) or "H200", seq=r["max_length"], batch=r["per_device_batch"], accumulation=r["accumulation"],
                      flags=f, tokens_per_step=x["tok_step"], mean_keys_=x["mk"], calibration=calibration)
         out.append(dict(run=r["run"], shape=r["shape"], seq=r["seq"], variant=r["variant"],
                         peak_gib=round(r["peak_alloc_gib"], 2), predicted_peak_gib=e["peak_gib"],
