@@ -21,8 +21,9 @@ from .records import (RESULT_FREE, RunDir, RunLock, RunLockedError, TOKEN_SHAPE,
 # %% auto #0
 __all__ = ['STEPS', 'KINDS', 'SEED_BUDGET', 'RunError', 'pipeline_dir', 'notebook_parameters', 'split_params', 'check_params',
            'check_inputs', 'check_out_dir', 'prepare_run_dir', 'step_fingerprint', 'duration', 'progress_line',
-           'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'run_step', 'smoke_overrides', 'run', 'read_run',
-           'gate', 'decision_markdown', 'preset_line', 'preset_settings', 'interrupted_message']
+           'LogTail', 'step_summary', 'failed_cell', 'cell_output', 'no_dead_kernel_line', 'run_step',
+           'smoke_overrides', 'run', 'read_run', 'gate', 'decision_markdown', 'preset_line', 'preset_settings',
+           'interrupted_message']
 
 # %% ../nbs/09_pipeline.ipynb #c006
 STEPS = ("train", "evaluate")  # the pipeline notebooks, in the order `all` runs them
@@ -312,6 +313,18 @@ def cell_output(on:bool=True, # False: do nothing
     try: yield
     finally: log.removeHandler(h); log.setLevel(old[0]); log.propagate = old[1]
 
+# %% ../nbs/09_pipeline.ipynb #a23t0015
+class _DropDeadKernel(logging.Filter):
+    def filter(self, record): return "Kernel died while waiting for execute reply" not in record.getMessage()
+
+@contextlib.contextmanager
+def no_dead_kernel_line():
+    "While on, papermill's logger drops nbclient's 'Kernel died while waiting for execute reply.' record."
+    log, f = logging.getLogger("papermill"), _DropDeadKernel()
+    log.addFilter(f)
+    try: yield
+    finally: log.removeFilter(f)
+
 # %% ../nbs/09_pipeline.ipynb #f5b39456
 def _begin(step, out:Path, cfg, params:dict, fp:str, parts:dict, done, begun, force:bool) -> dict:
     "Mark a step started (its fingerprint, what changed), write its config; return the notebook parameters."
@@ -335,7 +348,7 @@ def _execute(step:str, src:Path, dst:Path, nb:dict, out:Path, kernel:str, log_ou
     os.environ.update(env)
     tail = LogTail(RunDir(out).train_log) if step == "train" and not (quiet or log_output) else contextlib.nullcontext()
     try:
-        with cell_output(log_output), tail:
+        with cell_output(log_output), tail, no_dead_kernel_line():
             pm.execute_notebook(str(src), str(dst), parameters=nb, kernel_name=kernel, progress_bar=False,
                                 log_output=log_output, cwd=str(Path.cwd()),   # the kernel's own log (a Ctrl-C's socket
                                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"])   # traceback) stays off the terminal
