@@ -64,9 +64,14 @@ def bench_table(summary:str|Path="outputs/bench/summary.json") -> str:
     for g in s["goals"]:
         tgt = f">= {g['min_speedup']}x" + (f", <= {g['max_memory_ratio']}x" if g.get("max_memory_ratio") else "")
         un = _unsloth_cell(g)
-        met = "not measured" if g.get("met") is None else "yes" if g["met"] else "no"
+        met = ("no baseline" if g.get("same_run_absolute") else "not measured") if g.get("met") is None else "yes" if g["met"] else "no"
         lines.append(f"| {g['goal']} | {tgt} | {un} | {fmt(g.get('fastest'))} | {fmt(g.get('fastest_within_memory'))} | "
                      f"{fmt(g.get('leanest'))} | {met} |")
+    for g in s["goals"]:
+        if g.get("same_run_absolute"):
+            rows = "; ".join(f"{r['variant']} {r['tokens_per_s']:,.0f} tokens/s at {r['peak_alloc_gib']:.2f} GiB"
+                             for r in g["same_run_absolute"])
+            lines.append(f"\n{g['goal']}: no plain-recipe row in this run, so no ratios; its rows as measured: {rows}.")
     run = f"run {s['run']}" if s.get("run") is not None else "each run"
     dev = _devices(s)
     lines.append(f"\nRatios are to the plain Hugging Face QLoRA recipe measured in the same run ({run}) on one {', '.join(dev)}; loss "
