@@ -4,11 +4,11 @@
 
 # %% ../nbs/08f_bench_unsloth.ipynb #bu003
 from __future__ import annotations
-import argparse, json, math, os, sys, time
-from pathlib import Path
+import argparse, math, sys, tempfile, time
+from importlib import metadata
 
 # %% auto #0
-__all__ = ['forward_parity', 'run_unsloth', 'tempfile_dir', 'main']
+__all__ = ['forward_parity', 'run_unsloth', 'main']
 
 # %% ../nbs/08f_bench_unsloth.ipynb #bu009
 def forward_parity(model, rows:list[list[int]]) -> dict:
@@ -62,7 +62,7 @@ def run_unsloth(shape:str, # a key of kwanzaa.hardware.SHAPES
     model, tok, load_s = _unsloth_model(path, cfg, seq, dropout)
     ds = random_token_dataset(batch * accumulation * steps + 8, seq, model.config.vocab_size)
     par = forward_parity(model, [x[:seq] for x in ds[:parity_rows(seq)]["input_ids"]])
-    args = SFTConfig(output_dir=tempfile_dir(shape, variant), max_steps=steps, learning_rate=2e-4, logging_steps=1,
+    args = SFTConfig(output_dir=tempfile.mkdtemp(prefix=f"bench-{shape}-{variant}-"), max_steps=steps, learning_rate=2e-4, logging_steps=1,
                      save_strategy="no", report_to=[], bf16=True, max_length=seq, dataloader_num_workers=0,
                      disable_tqdm=True, seed=42, optim="paged_adamw_8bit", per_device_train_batch_size=batch,
                      gradient_accumulation_steps=accumulation, packing=False, dataset_num_proc=None)
@@ -77,19 +77,8 @@ def run_unsloth(shape:str, # a key of kwanzaa.hardware.SHAPES
                 load_s=load_s, **timing, tokens_per_s_per_gpu=timing["tokens_per_s"], tokens_from=tokens_from,
                 flops_per_token=fpt, mfu=mfu(timing["tokens_per_s"], fpt), **_peaks(dev, True), parity=par,
                 train_loss=res.training_loss, losses=[h["loss"] for h in tr.state.log_history if "loss" in h],
-                lora_dropout=dropout, gradient_checkpointing="unsloth", unsloth=_version("unsloth"),
+                lora_dropout=dropout, gradient_checkpointing="unsloth", unsloth=metadata.version("unsloth"),
                 device=torch.cuda.get_device_name(dev))
-
-# %% ../nbs/08f_bench_unsloth.ipynb #bu014
-def tempfile_dir(shape:str, variant:str) -> str:
-    "A fresh output folder for the trainer (nothing is saved there)."
-    import tempfile
-    return tempfile.mkdtemp(prefix=f"bench-{shape}-{variant}-")
-
-def _version(pkg:str) -> str|None:
-    from importlib import metadata
-    try: return metadata.version(pkg)
-    except metadata.PackageNotFoundError: return None
 
 # %% ../nbs/08f_bench_unsloth.ipynb #bu018
 def main(argv=None) -> int:
