@@ -44,8 +44,8 @@ def load_runs(bench_dir=None) -> list[dict]:
     return out
 
 # %% ../nbs/08c_bench_reports.ipynb #6e3484bf
-def _grad_unlike(r) -> bool:
-    "Unsloth's rows: its LoRA initialisation draws other random numbers, so only the parity loss is comparable."
+def _is_unsloth(r) -> bool:
+    "Unsloth's own path (kwanzaa.bench_unsloth): its LoRA initialisation draws other numbers, so its parity is the loss only."
     return r["variant"].startswith("unsloth")
 
 def comparisons(records:list[dict]) -> list[dict]:
@@ -66,13 +66,11 @@ def comparisons(records:list[dict]) -> list[dict]:
                         memory_ratio=round(r["peak_alloc_gib"] / b["peak_alloc_gib"], 3),
                         mfu=round(r["mfu"], 4), baseline_mfu=round(b["mfu"], 4),
                         loss_rel_diff=float(f"{rel('loss'):.3g}"), grad_norm_rel_diff=float(f"{rel('grad_norm'):.3g}"),
-                        parity_ok=rel("loss") <= PARITY_RTOL and (_grad_unlike(r) or rel("grad_norm") <= PARITY_RTOL),
+                        parity_ok=rel("loss") <= PARITY_RTOL and (_is_unsloth(r) or rel("grad_norm") <= PARITY_RTOL),
                         lora_dropout=r.get("lora_dropout", 0.05), device=r.get("device")))
     return out
 
 # %% ../nbs/08c_bench_reports.ipynb #gr38
-def _is_unsloth(c) -> bool: return c["variant"].startswith("unsloth")
-
 def _unbaselined(g:dict, records) -> dict:
     "A goal without a plain-recipe row in the run: 'not measured', with the run's own rows of its shape where there are any."
     rows = [r for r in records if r["shape"] == g["shape"] and str(r["seq"]) == str(g["seq"])

@@ -47,10 +47,10 @@ def _devices(s:dict) -> list[str]:
     return sorted({c["device"] for c in s["comparisons"] if c.get("device")}) or ["H200"]
 
 def _unsloth_cell(g:dict) -> str:
-    "Unsloth's ratios of the same run (each with its LoRA dropout and whether the project beat it), else the earlier ones."
+    "Unsloth's ratios of the same run (each with its LoRA dropout and the verdict on the project's best), else the earlier ones."
     same = g.get("unsloth_same_run") or []
     if same: return "; ".join(f"{u['unsloth']['speedup']:.2f}x, {u['unsloth']['memory_ratio']:.2f}x (dropout {u['lora_dropout']:g}: "
-                              f"{u.get('verdict', 'faster' if u['faster'] else 'not beaten')})" for u in same)
+                              f"{u['verdict']})" for u in same)
     return f"{g['unsloth'][0]}x, {g['unsloth'][1]}x (earlier run)" if g.get("unsloth") else "-"
 
 def bench_table(summary:str|Path="outputs/bench/summary.json") -> str:
