@@ -99,6 +99,10 @@ VARIANTS = {
     "fast_fused_liger_d0_mb16_stream": FAST.with_(fused_lora=True, liger=True, micro_batch=16, offload="stream"),
     "fast_fused_liger_mb16_stream": FAST.with_(fused_lora=True, liger=True, micro_batch=16, offload="stream"),
 }
+_EMB = dict(fused_lora=True, liger=True, offload="stream", embed_cpu=True)  # + the input embedding table on the host
+VARIANTS |= {"fast_fused_liger_stream_embcpu": FAST.with_(**_EMB), "fast_fused_liger_d0_stream_embcpu": FAST.with_(**_EMB),
+             "fast_fused_liger_mb8_stream_embcpu": FAST.with_(**_EMB, micro_batch=8),
+             "fast_fused_liger_d0_mb8_stream_embcpu": FAST.with_(**_EMB, micro_batch=8)}
 
 
 # %% ../nbs/08_bench.ipynb #c028b
@@ -212,7 +216,7 @@ def local_device():
 
 def _prepare(model, flags:SpeedFlags, quantized:bool):
     from peft import prepare_model_for_kbit_training
-    if flags.lean: return speed.prepare_lean(model)
+    if flags.lean: return speed.preparation(None, flags)(model)  # prepare_lean, then embed_cpu where it is on
     if quantized: return prepare_model_for_kbit_training(model, use_gradient_checkpointing=flags.checkpoint_every > 0)
     return model
 
@@ -298,7 +302,7 @@ def run_variant(shape:str, # a key of SHAPES
                parity=par, train_loss=res.training_loss, losses=[h["loss"] for h in tr.state.log_history if "loss" in h],
                float32_params=speed.float32_params(tr.model), liger=kw["use_liger_kernel"],
                liger_kernel_config=kw.get("liger_kernel_config"), activation_offloading=kw.get("activation_offloading", False),
-               lora_dropout=cfg.lora.dropout,
+               lora_dropout=cfg.lora.dropout, in_force=speed.in_force(flags, model=tr.model).model_dump(),
                fused_lora=getattr(tr, "fused_lora", None), device=torch.cuda.get_device_name(dev) if cuda else "cpu")
     if prof is not None: rec.update(profiled=True, profile=prof.result)
     del tr, model; gc.collect()

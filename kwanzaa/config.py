@@ -206,6 +206,16 @@ class SpeedSection(_Section):
     micro_batch: int|None = Field(None, ge=1, description="per-device batch; gradient accumulation is adjusted to keep the "
                                   "effective batch (None: training.per_device_train_batch_size)")
     fused_lora: bool = Field(False, description="one autograd function per block for the LoRA projections (kwanzaa.fused)")
+    embed_cpu: bool = Field(False, description="the input embedding table in host memory, its lookups on the CPU (a 4-bit base "
+                            "with an untied LM head, CUDA; about 1 GiB on an 8B model); needs lean")
+
+    @model_validator(mode="after")
+    def _embed_cpu_needs_lean(self):
+        "PEFT's k-bit preparation (lean off) upcasts the table embed_cpu moves: the pair is refused here."
+        if self.embed_cpu and not self.lean:
+            raise ValueError("speed.embed_cpu: true needs speed.lean: true (PEFT's k-bit preparation would upcast the "
+                             "table to float32 first); set speed.lean: true or speed.embed_cpu: false")
+        return self
 
     @classmethod
     def plain(cls) -> "SpeedSection":

@@ -13,11 +13,12 @@ from .config import SpeedSection
 
 # %% auto #0
 __all__ = ['PACKING', 'SpeedFlags', 'FAST', 'LEAN_LEVER', 'LIGER_LEVER', 'MICRO_BATCH_LEVER', 'CHECKPOINT_EVERY_LEVER',
-           'OFFLOAD_LEVER', 'PACKING_LEVER', 'NO_SYNC_LEVER', 'LM_HEAD_CHUNK_LEVER', 'FUSED_LORA_LEVER', 'LEVERS',
-           'speed_flags', 'LeverError', 'Lever', 'float32_params', 'prepare_lean', 'liger_available',
-           'liger_kernel_config', 'micro_batch', 'pack_rows', 'packed_rows_dataset', 'PackedRowsCollator', 'RowPacking',
-           'flush_metrics', 'NoSyncLoss', 'tile_lm_head', 'LMHeadTile', 'FusedLoRA', 'in_force', 'is_plain',
-           'sft_speed_kwargs', 'plain_sft_kwargs', 'preparation', 'trainer_class']
+           'OFFLOAD_LEVER', 'EMBED_CPU_LEVER', 'PACKING_LEVER', 'NO_SYNC_LEVER', 'LM_HEAD_CHUNK_LEVER',
+           'FUSED_LORA_LEVER', 'LEVERS', 'speed_flags', 'LeverError', 'Lever', 'float32_params', 'prepare_lean',
+           'liger_available', 'liger_kernel_config', 'micro_batch', 'embed_fits', 'embed_on_cpu', 'pack_rows',
+           'packed_rows_dataset', 'PackedRowsCollator', 'RowPacking', 'flush_metrics', 'NoSyncLoss', 'tile_lm_head',
+           'LMHeadTile', 'FusedLoRA', 'in_force', 'is_plain', 'sft_speed_kwargs', 'plain_sft_kwargs', 'preparation',
+           'trainer_class']
 
 # %% ../nbs/05a_speed.ipynb #c006
 PACKING = ("none", "rows", "flat")
@@ -52,17 +53,19 @@ class Lever:
     mixin: type|Callable|None = None  # trainer mixin when on, or flags -> mixin|None
     prepare_fn: Callable|None = None  # base model -> base model, before LoRA, when on
     needs: Callable|None = None  # flags -> None where it can run here, else the reason it cannot
+    fits: Callable|None = None  # model -> None where it can run on this model, else the reason (it stays off)
     unmet: str = "off"  # where `needs` fails: "off" (stays off) or "refuse" (LeverError)
 
     def requested(self, flags) -> bool:
         "The key is set away from its plain value."
         return getattr(flags, self.name) != getattr(type(flags)(), self.name)
-    def on(self, flags) -> bool:
-        "Requested and runnable here; a refusing lever that cannot run raises `LeverError`."
+    def on(self, flags, model=None) -> bool:
+        "Requested and runnable here (and on `model`, where given); a refusing lever that cannot run raises `LeverError`."
         if not self.requested(flags): return False
         why = self.needs(flags) if self.needs else None
         if why and self.unmet == "refuse":
             raise LeverError(f"speed.{self.name}={getattr(flags, self.name)!r} cannot run here: {why}")
+        if not why and model is not None and self.fits: why = self.fits(model)
         if why: _say_off(f"speed.{self.name}={getattr(flags, self.name)!r} stays off here: {why}")
         return why is None
     def sft_args(self, flags, kw:dict) -> dict:
@@ -74,7 +77,7 @@ class Lever:
         return self.mixin if isinstance(self.mixin, type) else self.mixin(flags)
     def prepare(self, model, flags):
         "`model` prepared by this lever when it is on (as it was otherwise)."
-        return self.prepare_fn(model) if self.prepare_fn and self.on(flags) else model
+        return self.prepare_fn(model) if self.prepare_fn and self.on(flags, model) else model
 
 # %% ../nbs/05a_speed.ipynb #c014
 def float32_params(model) -> int:
@@ -146,6 +149,34 @@ def _offload_needs(flags) -> str|None:
 CHECKPOINT_EVERY_LEVER = Lever("checkpoint_every", "checkpoint every n-th decoder layer (0: none)", sft_fn=_checkpoint_args)
 OFFLOAD_LEVER = Lever("offload", "activations in pinned host memory: checkpointed ones on the compute stream (true), "
                       "or TRL's side-stream offloading (stream)", sft_fn=_offload_args, needs=_offload_needs)
+
+# %% ../nbs/05a_speed.ipynb #lv2b
+def _quantized(model) -> bool:
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
+def embed_fits(model) -> str|None:
+    "None where `speed.embed_cpu` can move `model`'s input embedding table, else why it cannot."
+    m = model.get_base_model() if hasattr(model, "get_base_model") else model
+    emb, head = m.get_input_embeddings(), m.get_output_embeddings()
+    if head is not None and head.weight is emb.weight:
+        return f"{m.config.model_type} ties its input embedding to the LM head, which the GPU needs every step"
+    if not _quantized(m): return "the Trainer places a 16-bit base whole on the GPU; it serves 4-bit (QLoRA) bases"
+
+def embed_on_cpu(model, # a base model (not yet wrapped by PEFT)
+                 device=None, # where the looked-up rows go (None: where the table is now)
+                ):
+    "`model` with its input embedding table in host memory: ids to the CPU, rows looked up there, copied to `device`."
+    emb = model.get_input_embeddings()
+    dev = torch.device(device) if device is not None else emb.weight.device
+    emb.to("cpu")
+    emb.register_forward_pre_hook(lambda m, args: (args[0].to(m.weight.device), *args[1:]))
+    # a fresh leaf on the device: backward never copies a gradient back to the host (the table is frozen)
+    emb.register_forward_hook(lambda m, args, out: out.detach().to(dev).requires_grad_(out.requires_grad))
+    return model
+
+EMBED_CPU_LEVER = Lever("embed_cpu", "the input embedding table in host memory, looked up on the CPU (4-bit, untied)",
+                        prepare_fn=embed_on_cpu, fits=embed_fits,
+                        needs=lambda f: None if torch.cuda.is_available() else "it saves GPU memory: needs a CUDA device")
 
 # %% ../nbs/05a_speed.ipynb #c027
 def pack_rows(lengths:list[int], # example lengths
@@ -312,13 +343,15 @@ FUSED_LORA_LEVER = Lever("fused_lora", "one autograd function per block for the 
 
 # %% ../nbs/05a_speed.ipynb #lv61
 LEVERS = (LEAN_LEVER, NO_SYNC_LEVER, LM_HEAD_CHUNK_LEVER, LIGER_LEVER, CHECKPOINT_EVERY_LEVER, OFFLOAD_LEVER,
-          PACKING_LEVER, MICRO_BATCH_LEVER, FUSED_LORA_LEVER)
+          PACKING_LEVER, MICRO_BATCH_LEVER, FUSED_LORA_LEVER, EMBED_CPU_LEVER)
 
 # %% ../nbs/05a_speed.ipynb #lv65
-def in_force(flags:SpeedFlags, levers=None) -> SpeedFlags:
-    "`flags` with each lever that cannot run here (and stays off) set back to its plain value."
+def in_force(flags:SpeedFlags, levers=None,
+             model=None, # the model trained (or None: what this machine allows)
+            ) -> SpeedFlags:
+    "`flags` with each lever that cannot run here (or on `model`) and stays off set back to its plain value."
     levers, plain = LEVERS if levers is None else levers, type(flags)()
-    off = {lv.name: getattr(plain, lv.name) for lv in levers if lv.requested(flags) and not lv.on(flags)}
+    off = {lv.name: getattr(plain, lv.name) for lv in levers if lv.requested(flags) and not lv.on(flags, model)}
     return flags.with_(**off) if off else flags
 
 def is_plain(flags, levers=None) -> bool:

@@ -425,7 +425,7 @@ def _final_manifest(base:dict, s, trainer, resumed, data:dict, result:dict, per_
             "durations_s": {"load": s.load_seconds, **durations},
             "peak_memory": {**peak_memory(), **mem_loaded}, "parameters": s.parameters, "data": data, "metrics": result,
             "speed": s.flags.model_dump() if hasattr(s.flags, "model_dump") else dataclasses.asdict(s.flags),
-            "speed_in_force": speed.in_force(s.flags).model_dump() if hasattr(s.flags, "model_dump") else None,
+            "speed_in_force": speed.in_force(s.flags, model=trainer.model).model_dump() if hasattr(s.flags, "model_dump") else None,
             "distributed": _distributed_info(trainer, per_rank),
             "outputs": {"adapter": str(run.adapter), "log": str(run.train_log), "plot": str(plot) if plot else None}}
 

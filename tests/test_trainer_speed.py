@@ -33,17 +33,18 @@ def test_speed_levers_train_and_match_the_plain_first_loss(tiny_model_dir, tmp_p
 
 
 def test_gpu_levers_on_a_cpu_stay_off_say_so_and_the_manifest_records_what_ran(tiny_model_dir, tmp_path, capfd):
-    "qlora-fast's GPU-only levers (Liger, the side-stream offload) on a CPU: one line each, the run trains, and the"
+    "qlora-fast's GPU-only levers (Liger, the side-stream offload, the table on the host) on a CPU: one line each, the run trains, and the"
     " manifest keeps the request apart from what was in force (issue #26: never a silent fallback reported as the lever)."
     from kwanzaa import speed
     speed._SAID.clear()   # said once a process: an earlier test of this process may have said it already
     common = {"training.max_steps": 1, "training.per_device_train_batch_size": 1, "training.gradient_accumulation_steps": 2}
-    gpu = {"speed.liger": True, "speed.offload": "stream", "speed.no_sync": True}
+    gpu = {"speed.liger": True, "speed.offload": "stream", "speed.no_sync": True, "speed.lean": True, "speed.embed_cpu": True}
     res = train(tiny_cfg(tiny_model_dir, "lora", **common, **gpu), tmp_path / "gpu", CONVS)
     assert res.global_step == 1 and (res.adapter_dir / "adapter_model.safetensors").exists()
     err = capfd.readouterr().err
     assert "speed.liger=True stays off here: needs liger-kernel (pip install 'kwanzaa[gpu]') and a CUDA device" in err
     assert "speed.offload='stream' stays off here: the side-stream copies need a CUDA device" in err
+    assert "speed.embed_cpu=True stays off here: it saves GPU memory: needs a CUDA device" in err
     man = json.loads((tmp_path / "gpu/manifest.json").read_text())
     assert (man["speed"]["liger"], man["speed"]["offload"]) == (True, "stream")          # asked for
-    assert man["speed_in_force"] == {**man["speed"], "liger": False, "offload": False}   # what ran: no_sync only
+    assert man["speed_in_force"] == {**man["speed"], "liger": False, "offload": False, "embed_cpu": False}  # no_sync, lean
