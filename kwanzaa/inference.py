@@ -14,9 +14,9 @@ import torch
 from .contract import (AnswerCore, AnswerDocument, Toggles, MAX_PASSAGES, PERSONAS, STATUSES, core_json_schema,
                               choose_sentences, core_to_text, check_consistency, parse, assemble)
 from .prompt import render_messages
-from .config import check_device
-from .records import adapter_files, adapter_weights_problem, atomic_write_json, data_hash
-from .records import shown
+from .config import check_device, load_config
+from .records import adapter_files, adapter_weights_problem, atomic_write_json, data_hash, shown
+from .retrieval import choose_passage, idf_of
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
 from .grammar import GrammarError, GrammarProcessor, compiled_core_grammar, compiled_extractive_grammar
 
@@ -463,7 +463,6 @@ class Asker:
                  retriever=None, # a kwanzaa.corpus.Retriever; default: BM25 over the configured corpus
                  calibrated:bool|None=None, # the adapter's refusal threshold: True requires it, None uses it if present
                  merge:bool=True): # fold the LoRA into an unquantized base the Asker loads itself (faster answers)
-        from kwanzaa.config import load_config
         self.adapter_dir = adapter_dir
         self.cfg = cfg or (_config_for_adapter(adapter_dir) if adapter_dir is not None else load_config("qlora"))
         if model is None or tok is None:
@@ -495,8 +494,9 @@ class Asker:
         texts = [c.text for c in chunks]
         core = _answer_core(self, [render_messages(question, chunks, persona, toggles)], len(chunks), constrained, max_new_tokens,
                             texts if copy else None)
-        if copy and cfg.eval.sentence_choice == "overlap" and isinstance(core, AnswerCore):
-            core = choose_sentences(core, texts, question)   # the model chose the passages; overlap chooses their sentences
+        if copy and isinstance(core, AnswerCore):   # the model decided; overlap chooses the sentences, lead the passage
+            if cfg.eval.sentence_choice == "overlap": core = choose_sentences(core, texts, question)
+            if cfg.eval.passage_choice == "lead": core = choose_passage(core, texts, question, idf_of(self.retriever.corpus))
         return doc(_checked_core(core, toggles))
 
 # %% ../nbs/06_inference.ipynb #ask04

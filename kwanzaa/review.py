@@ -133,7 +133,7 @@ def rescore(eval_dir="outputs/golden/eval", # one sub-directory per arm holding 
         if missing: raise EvaluationError(f"{pp}: no prediction for {len(missing)} items (first: {missing[0]})")
         spec = arm_spec(old["arm"])
         scored = [score_text(e, recs[e.id].get("text", recs[e.id]["raw_output"]), chunks_of[e.id], spec["citecheck"],
-                             spec["overlap"])[0] for e in exs]
+                             spec["overlap"], spec["lead"])[0] for e in exs]
         arms[old["arm"]], used = _v2_row(compute_metrics(scored), old), used + [mp, pp]
     if not arms: raise EvaluationError(f"{eval_dir}: no */metrics.json with a {PREDICTIONS} beside it")
     gold = compute_metrics([score_item(e, core_to_text(e.target), chunks=chunks_of[e.id]) for e in exs])

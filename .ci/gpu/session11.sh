@@ -19,7 +19,7 @@ Q=${QUEUE:-}; [ -n "$Q" ] || Q=$(j $S8@1024/plain $S8@1024/fast_fused_liger_d0_s
       $S8@1024/fast_fused_liger_d0_mb8_stream_embcpu $S8@1024/unsloth_d0 $S8@1024/fast_fused_liger_stream_embcpu \
       $S8@1024/unsloth $S8@1024/fast_fused_liger_d0_stream $S1@1024/plain $S1@1024/fast_fused_liger_d0 \
       $S1@1024/fast_fused_liger_d0_mb8_stream $S1@1024/unsloth_d0 $S8@2048/plain $S8@2048/fast_fused_liger_d0_stream_embcpu \
-      $S8@2048/unsloth_d0)
+      $S8@2048/unsloth_d0 prof:$S8@1024/fast_fused_liger_d0_stream_embcpu)
 case "${1:-}" in
 start)
   bash .ci/gpu/unsloth-site.sh install
