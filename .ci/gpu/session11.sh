@@ -15,11 +15,11 @@ unset KWANZAA_SOURCES
 W=~/kw/work11; K="python3 -m kwanzaa"
 S8=llama-3.1-8b; S1=llama-3.2-1b
 j() { local IFS=,; echo "$*"; }
-Q=${QUEUE:-}; [ -n "$Q" ] || Q=$(j $S8@1024/plain $S8@1024/fast_fused_liger_d0_stream_embcpu \
-      $S8@1024/fast_fused_liger_d0_mb8_stream_embcpu $S8@1024/unsloth_d0 $S8@1024/fast_fused_liger_stream_embcpu \
-      $S8@1024/unsloth $S8@1024/fast_fused_liger_d0_stream $S1@1024/plain $S1@1024/fast_fused_liger_d0 \
-      $S1@1024/fast_fused_liger_d0_mb8_stream $S1@1024/unsloth_d0 $S8@2048/plain $S8@2048/fast_fused_liger_d0_stream_embcpu \
-      $S8@2048/unsloth_d0 prof:$S8@1024/fast_fused_liger_d0_stream_embcpu)
+Q=${QUEUE:-}; [ -n "$Q" ] || Q=$(j $S8@1024/plain $S8@1024/fast_fused_liger_d0_stream_embcpu $S8@1024/unsloth_d0 \
+      $S8@1024/fast_fused_liger_stream_embcpu $S8@1024/unsloth $S8@1024/fast_fused_liger_d0_mb8_stream_embcpu \
+      $S1@1024/plain $S1@1024/fast_fused_liger_d0 $S1@1024/unsloth_d0 $S1@1024/fast_fused_liger_d0_mb8_stream \
+      $S8@2048/plain $S8@2048/fast_fused_liger_d0_stream_embcpu $S8@2048/unsloth_d0 \
+      $S8@1024/fast_fused_liger_d0_stream prof:$S8@1024/fast_fused_liger_d0_stream_embcpu)
 case "${1:-}" in
 start)
   bash .ci/gpu/unsloth-site.sh install
@@ -32,7 +32,7 @@ drive)
   cd ~/kw/repo && export PYTHONPATH=$HOME/kw/site:$HOME/kw/repo KWANZAA_UNSLOTH_SITE=$HOME/kw/usite
   python3 -c "import liger_kernel, importlib.metadata as m; print('liger-kernel', m.version('liger-kernel'))"
   date -u +"suite start %FT%TZ"
-  $K bench suite --queue "$Q" --out $W/suite --deadline ${DEADLINE:-720} --steps 7 > $W/suite.out 2>&1
+  $K bench suite --queue "$Q" --out $W/suite --deadline ${DEADLINE:-660} --steps 7 > $W/suite.out 2>&1
   echo "suite rc=$?"; date -u +"suite done %FT%TZ"
   export OMP_NUM_THREADS=4 MKL_NUM_THREADS=4 PYTHONPATH=$HOME/kw/site:$HOME/kw/repo
   unset KWANZAA_UNSLOTH_SITE
