@@ -9,7 +9,9 @@
 # liger-kernel==0.8.5), with .uwhl/a then .uwhl/b carried (.ci/gpu/unsloth-site.sh download).
 #   session11.sh start: copy the tree to ~/kw/repo (runs outlive a call), install Unsloth's site, start the driver
 #   session11.sh wait SECONDS | pack
-# QUALITY=0 skips the dropout pair (a short lease); DEADLINE=seconds caps the suite.
+# QUALITY=0 skips the dropout pair (a short lease); DEADLINE=seconds caps the suite; GEMMA=1 adds Gemma 3 270M through
+# the extractive pipeline beside the pair (#25: the validation sweep's best Gemma recipe, e3-lr5e-4-r16,
+# outputs/sweeps/gpu-gemma3; stage it with gpu-stage.py pack --gemma).
 # The machine goes back about 30 s after a call ends, killing the driver: keep a `wait` call running back to back.
 set -u
 unset KWANZAA_SOURCES
@@ -43,6 +45,11 @@ drive)
     ( $K run all --preset small-gpu -p model.device=cuda -p lora.dropout=$d -p "eval.arms=$A" --out $W/drop$d \
         > $W/drop$d.out 2>&1; echo $? > $W/drop$d.rc ) &
   done
+  if [ "${GEMMA:-0}" = 1 ]; then   # #25: Gemma 3 270M through the extractive pipeline (staged with gpu-stage.py pack --gemma)
+    ( $K run all --preset small-gpu -p model.device=cuda -p model.base=embedded:gemma3-270m -p training.epochs=3 \
+        -p training.learning_rate=5e-4 -p lora.r=16 -p lora.alpha=32 -p "eval.arms=$A" --out $W/gemma \
+        > $W/gemma.out 2>&1; echo $? > $W/gemma.rc ) &
+  fi
   wait; date -u +"quality done %FT%TZ"; echo 0 > $W/driver.rc;;
 wait)
   end=$(( $(date +%s) + ${2:-500} ))
@@ -51,6 +58,6 @@ wait)
 pack)
   cp $W/suite/records.json $W/suite/bench.log $W/gpu.txt $W/queue.txt $W/driver.out "$OUT"/ 2>/dev/null
   cd $W && tar czf "$OUT/quality.tgz" --exclude='checkpoints' --exclude='tokenizer.json' --exclude='*.safetensors' \
-      --exclude='.best-adapter' drop* 2>/dev/null; ls -la "$OUT";;
+      --exclude='.best-adapter' drop* gemma* 2>/dev/null; ls -la "$OUT";;
 *) echo "usage: session11.sh start | wait SECONDS | pack"; exit 2;;
 esac
