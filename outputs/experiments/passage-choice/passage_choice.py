@@ -17,21 +17,17 @@ holds all key facts on >= 3 more of the 59 answerable items than `model` on both
     HF_HUB_OFFLINE=1 python outputs/experiments/passage-choice/passage_choice.py   # from the repository root; CPU, ~20 s"""
 import json, sys
 from pathlib import Path
-from kwanzaa.contract import copy_units, extractive_sentence, sentences, stems, core_to_text
+from kwanzaa.contract import choose_sentences, copy_units, extractive_sentence, parse, sentences, stems
 from kwanzaa.corpus import build_corpus
-from kwanzaa.evaluate import compute_metrics, score_item, score_text
+from kwanzaa.evaluate import compute_metrics, score_item
 from kwanzaa.examples import load_examples
 from kwanzaa.records import atomic_write_json, provenance
 from kwanzaa.retrieval import choose_passage, idf_of, lead_passage, _is_extractive
-from kwanzaa.contract import choose_sentences, parse
 
 HERE = Path(__file__).parent
-VALIDATION = Path("kwanzaa/datasets/validation.jsonl")
-EXP = Path("outputs/experiments")
-RUNS = {"session7 (extractive-gpu, last-epoch6)":
-            EXP / "extractive-gpu/validation-epochs/last-epoch6/adapter_extractive/predictions.jsonl",
-        "session8 (headline-choice, session8-run)":
-            EXP / "headline-choice/session8-run/adapter_extractive/predictions.jsonl"}
+sys.path.insert(0, str(HERE.parent / "sentence-choice"))
+from scorers import RUNS, VALIDATION   # the same two prediction files and split as the sentence-choice experiment
+
 VARIANTS = ("model", "lead", "always", "add")
 METRICS = ("key_fact_accuracy", "key_fact_recall", "citation_precision", "citation_coverage", "unsupported_sentence_rate")
 
