@@ -48,9 +48,7 @@ def _group_forward(ctx, x, p:float, training:bool, layers:tuple, *params):
         lead, x2 = x.shape[:-1], x.reshape(-1, x.shape[-1])
         xc = x2 if x2.dtype == cdt else x2.to(cdt)
         As, Bs = [a.to(cdt) for a in params[0::2]], [b.to(cdt) for b in params[1::2]]
-        if training and p > 0:
-            mask = torch.empty_like(xc).bernoulli_(1 - p).mul_(1 / (1 - p))  # the scaled keep-mask of the group
-            xd = xc * mask
+        if training and p > 0: xd, mask = torch.native_dropout(xc, p, True)  # one fused kernel; a bool keep-mask
         else: mask, xd = None, xc
         acat = torch.cat(As) if len(As) > 1 else As[0]
         xa = xd @ acat.t()                                      # (tokens, sum of ranks): one matmul for the group
@@ -61,7 +59,7 @@ def _group_forward(ctx, x, p:float, training:bool, layers:tuple, *params):
             if getattr(base, "bias", None) is not None: y += base.bias.to(cdt)
             y.addmm_(xa[:, off:off + r], b.t(), alpha=s)     # the LoRA update, accumulated by the matmul
             outs.append(y.view(*lead, y.shape[-1])); off += r
-    ctx.layers, ctx.cdt, ctx.lead, ctx.in_dtype = layers, cdt, lead, x.dtype
+    ctx.layers, ctx.cdt, ctx.lead, ctx.in_dtype, ctx.p = layers, cdt, lead, x.dtype, p
     ctx.param_dtypes = [t.dtype for t in params]
     ctx.save_for_backward(xd, mask, xa, acat, *Bs)
     return tuple(outs)
@@ -88,7 +86,7 @@ def _group_backward(ctx, *grads):
         if ctx.needs_input_grad[0]:
             if dx is None: dx = torch.zeros_like(xd)
             if mask is None: dx.addmm_(gb, acat)
-            else: dx.addcmul_(gb @ acat, mask)                 # through the group's dropout
+            else: dx.add_(torch.ops.aten.native_dropout_backward(gb @ acat, mask, 1 / (1 - ctx.p)))  # through the group's dropout
             dx = dx.view(*ctx.lead, dx.shape[-1]).to(ctx.in_dtype)
     out, off = [dx, None, None, None], 0
     for i, b in enumerate(Bs):
