@@ -7,9 +7,10 @@ __all__ = ['STATUSES', 'PERSONAS', 'MAX_PASSAGES', 'MAX_CITATIONS', 'MAX_ANSWER_
            'VERSION', 'CORE_FIELDS', 'ERROR_KINDS', 'MARKER', 'UNIT_CHARS', 'MAX_UNIT_CHARS', 'CONFIDENCE_THRESHOLDS',
            'SCHEMA_FILES', 'ContractError', 'AnswerCore', 'core_to_text', 'core_json_schema', 'ParseResult', 'parse',
            'Chunk', 'Toggles', 'inline_markers', 'check_consistency', 'sentences', 'content_words', 'refusal_counts',
-           'copy_units', 'extractive_sentence', 'unquote_extractive', 'stems', 'choose_sentences', 'AnswerText',
-           'Source', 'RetrievalResult', 'RetrievalSummary', 'Unknowns', 'Integrity', 'AnswerDocument',
-           'retrieval_confidence', 'assemble', 'validate_document', 'schema_of', 'load_schema', 'write_schemas']
+           'copy_units', 'extractive_sentence', 'unquote_extractive', 'stems', 'copied_units', 'overlap_units',
+           'choose_sentences', 'AnswerText', 'Source', 'RetrievalResult', 'RetrievalSummary', 'Unknowns', 'Integrity',
+           'AnswerDocument', 'retrieval_confidence', 'assemble', 'validate_document', 'schema_of', 'load_schema',
+           'write_schemas']
 
 # %% ../nbs/00_contract.ipynb #c003
 import json, math, re
@@ -387,24 +388,35 @@ def stems(text:str) -> set[str]:
     "content_words, crudely stemmed: overlap that survives inflection (the s of grandmother's is no word)."
     return {_stem(w) for w in content_words(text) if len(w) > 1 or w.isdigit()}
 
+def copied_units(core, # a parsed AnswerCore
+                 passages:Sequence[str], # the context passages' texts, passage n = passages[n-1]
+                ) -> dict[int, tuple[list[str], list[str]]]|None:
+    "Passage n -> (its copy units, the units the answer copied from it, in order); None where a sentence is no such copy."
+    units_of, picked = {}, {}
+    for s in sentences(core.answer):
+        n = (inline_markers(s) or [0])[-1]
+        if n not in units_of: units_of[n] = copy_units(passages[n - 1] or "") if 1 <= n <= len(passages) else []
+        got = unquote_extractive(s, units_of[n])
+        if got is None or got[0] not in units_of[n]: return None
+        picked.setdefault(n, []).append(got[0])
+    return {n: (units_of[n], mine) for n, mine in picked.items()}
+
+def overlap_units(units:Sequence[str], question:str, k:int, prefer=()) -> list[int]:
+    "Indices, in passage order, of the `k` units sharing the most stems with the question (ties: `prefer`, then order)."
+    q = stems(question)
+    rank = sorted(range(len(units)), key=lambda i: (-len(q & stems(units[i])), units[i] not in prefer, i))
+    return sorted(rank[:k])
+
 def choose_sentences(core, # a parsed AnswerCore
                      passages:Sequence[str], # the context passages' texts, passage n = passages[n-1]
                      question:str, # the question the core answers
                     ):
     "The core with each cited passage's copied sentences re-chosen by overlap with the question (same count, same order of passages)."
     if core is None or core.status not in ("answered", "partial"): return core
-    units_of, picked = {}, {}   # passage -> its copy units; passage -> the units the model copied from it, in its order
-    for s in sentences(core.answer):
-        n = (inline_markers(s) or [0])[-1]
-        if n not in units_of: units_of[n] = copy_units(passages[n - 1] or "") if 1 <= n <= len(passages) else []
-        got = unquote_extractive(s, units_of[n])
-        if got is None or got[0] not in units_of[n]: return core   # not an extractive answer: nothing to re-choose
-        picked.setdefault(n, []).append(got[0])
-    q, out = stems(question), []
-    for n, mine in picked.items():
-        units = units_of[n]
-        rank = sorted(range(len(units)), key=lambda i: (-len(q & stems(units[i])), units[i] not in mine, i))
-        out += [extractive_sentence(units[i], n) for i in sorted(rank[:len(mine)])]
+    picked = copied_units(core, passages)
+    if picked is None: return core   # not an extractive answer: nothing to re-choose
+    out = [extractive_sentence(units[i], n) for n, (units, mine) in picked.items()
+           for i in overlap_units(units, question, len(mine), mine)]
     return core.model_copy(update={"answer": " ".join(out)})
 
 # %% ../nbs/00_contract.ipynb #c041

@@ -21,8 +21,8 @@ __all__ = ['FAMILIES', 'EMBEDDED', 'HUB_LOGIN_HELP', 'MODEL_MENU', 'Projections'
            'model_family', 'chat_template', 'detect_family', 'make_tiny_model', 'prepare_tokenizer', 'load_tokenizer',
            'stop_token_ids', 'registered_family', 'cache_dir', 'cached_build', 'EmbeddedModel', 'embedded_model_path',
            'bnb_config', 'fsdp_enabled', 'weights_dtype', 'resolve_model_path', 'model_device', 'load_base_model',
-           'load_model_and_tokenizer', 'hub_login', 'linear_module_names', 'keep_4bit_trainable_on_cpu', 'attach_lora',
-           'lora_config', 'trainable_report', 'MenuModel', 'print_menu']
+           'load_model_and_tokenizer', 'hub_login', 'linear_module_names', 'keep_4bit_trainable_on_cpu',
+           'is_bnb_quantized', 'attach_lora', 'lora_config', 'trainable_report', 'MenuModel', 'print_menu']
 
 # %% ../nbs/04_loader.ipynb #c006
 @dataclass(frozen=True)
@@ -467,6 +467,10 @@ def keep_4bit_trainable_on_cpu(model) -> int:
     return n
 
 # %% ../nbs/04_loader.ipynb #13b2a24c
+def is_bnb_quantized(model) -> bool:
+    "The model was loaded 4-bit or 8-bit by bitsandbytes."
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
 def attach_lora(model, # a base model from `load_base_model`
                 cfg, # RunConfig: reads cfg.lora and cfg.training.gradient_checkpointing
                 prepare=None, # model -> model replacing PEFT's k-bit preparation (kwanzaa.speed.preparation: the levers')
@@ -482,7 +486,7 @@ def attach_lora(model, # a base model from `load_base_model`
                               f"modules are: {', '.join(have)} (or use all-linear)")
     if prepare is not None: return get_peft_model(prepare(model), lora_config(cfg))
     gc = bool(cfg.training.gradient_checkpointing)
-    quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+    quantized = is_bnb_quantized(model)
     if quantized and fsdp_enabled():
         # FSDP flattens each layer's tensors into one: they must share a dtype, so the norms stay in the storage dtype
         # (prepare_model_for_kbit_training would cast them to fp32); mixed precision computes in the compute dtype

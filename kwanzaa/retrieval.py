@@ -11,8 +11,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .contract import (Chunk, content_words, copy_units, extractive_sentence, inline_markers, sentences, stems,
-                              unquote_extractive)
+from .contract import (Chunk, content_words, copied_units, copy_units, extractive_sentence, overlap_units,
+                              sentences, stems)
 from .corpus import DEFAULT_NAMESPACES, Corpus, Retriever, check_namespaces, search_mask, top_chunks
 
 # %% auto #0
@@ -291,16 +291,6 @@ def lead_passage(question:str, passages:Sequence[str], idf:dict) -> int|None:
     w = [sum(idf.get(s, 0.0) for s in q & stems(p or "")) for p in passages]
     return w.index(max(w)) + 1 if w and max(w) > 0 else None
 
-def _is_extractive(core, passages:Sequence[str]) -> bool:
-    "Every sentence of the answer is a copy unit of the passage its marker names."
-    sents = sentences(core.answer)
-    for s in sents:
-        n = (inline_markers(s) or [0])[-1]
-        units = copy_units(passages[n - 1] or "") if 1 <= n <= len(passages) else []
-        got = unquote_extractive(s, units)
-        if got is None or got[0] not in units: return False
-    return bool(sents)
-
 def choose_passage(core, # a parsed AnswerCore (or None)
                    passages:Sequence[str], # the context passages' texts, passage n = passages[n-1]
                    question:str, idf:dict, # the question; idf_of(corpus)
@@ -308,9 +298,8 @@ def choose_passage(core, # a parsed AnswerCore (or None)
     "An extractive answer that does not cite the lead passage, rebuilt from it (as many units per passage, by overlap)."
     if core is None or core.status not in ("answered", "partial") or not core.citations: return core
     lead = lead_passage(question, passages, idf)
-    if lead is None or lead in core.citations or not _is_extractive(core, passages): return core
+    if lead is None or lead in core.citations or not copied_units(core, passages): return core
     k = max(1, round(len(sentences(core.answer)) / len(set(core.citations))))
-    units, q = copy_units(passages[lead - 1]), stems(question)
-    rank = sorted(range(len(units)), key=lambda i: (-len(q & stems(units[i])), i))
-    answer = " ".join(extractive_sentence(units[i], lead) for i in sorted(rank[:k]))
+    units = copy_units(passages[lead - 1])
+    answer = " ".join(extractive_sentence(units[i], lead) for i in overlap_units(units, question, k))
     return core.model_copy(update={"citations": [lead], "answer": answer})

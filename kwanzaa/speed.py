@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 
 from .config import SpeedSection
+from .loader import is_bnb_quantized
 
 # %% auto #0
 __all__ = ['PACKING', 'SpeedFlags', 'FAST', 'LEAN_LEVER', 'LIGER_LEVER', 'MICRO_BATCH_LEVER', 'CHECKPOINT_EVERY_LEVER',
@@ -151,16 +152,13 @@ OFFLOAD_LEVER = Lever("offload", "activations in pinned host memory: checkpointe
                       "or TRL's side-stream offloading (stream)", sft_fn=_offload_args, needs=_offload_needs)
 
 # %% ../nbs/05a_speed.ipynb #lv2b
-def _quantized(model) -> bool:
-    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
-
 def embed_fits(model) -> str|None:
     "None where `speed.embed_cpu` can move `model`'s input embedding table, else why it cannot."
     m = model.get_base_model() if hasattr(model, "get_base_model") else model
     emb, head = m.get_input_embeddings(), m.get_output_embeddings()
     if head is not None and head.weight is emb.weight:
         return f"{m.config.model_type} ties its input embedding to the LM head, which the GPU needs every step"
-    if not _quantized(m): return "the Trainer places a 16-bit base whole on the GPU; it serves 4-bit (QLoRA) bases"
+    if not is_bnb_quantized(m): return "the Trainer places a 16-bit base whole on the GPU; it serves 4-bit (QLoRA) bases"
 
 def embed_on_cpu(model, # a base model (not yet wrapped by PEFT)
                  device=None, # where the looked-up rows go (None: where the table is now)

@@ -17,12 +17,13 @@ holds all key facts on >= 3 more of the 59 answerable items than `model` on both
     HF_HUB_OFFLINE=1 python outputs/experiments/passage-choice/passage_choice.py   # from the repository root; CPU, ~20 s"""
 import json, sys
 from pathlib import Path
-from kwanzaa.contract import choose_sentences, copy_units, extractive_sentence, parse, sentences, stems
+from kwanzaa.contract import (choose_sentences, copied_units, copy_units, extractive_sentence, overlap_units, parse,
+                              sentences)
 from kwanzaa.corpus import build_corpus
 from kwanzaa.evaluate import compute_metrics, score_item
 from kwanzaa.examples import load_examples
 from kwanzaa.records import atomic_write_json, provenance
-from kwanzaa.retrieval import choose_passage, idf_of, lead_passage, _is_extractive
+from kwanzaa.retrieval import choose_passage, idf_of, lead_passage
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent / "sentence-choice"))
@@ -34,11 +35,8 @@ METRICS = ("key_fact_accuracy", "key_fact_recall", "citation_precision", "citati
 def rebuild(core, texts, question, passages):
     "The core answered from `passages` only, as many sentences per passage as the model copied, chosen by overlap."
     k = max(1, round(len(sentences(core.answer)) / len(set(core.citations))))
-    q, out = stems(question), []
-    for n in sorted(passages):
-        units = copy_units(texts[n - 1])
-        rank = sorted(range(len(units)), key=lambda i: (-len(q & stems(units[i])), i))
-        out += [extractive_sentence(units[i], n) for i in sorted(rank[:k])]
+    out = [extractive_sentence(u[i], n) for n in sorted(passages) for u in [copy_units(texts[n - 1])]
+           for i in overlap_units(u, question, k)]
     return core.model_copy(update={"citations": sorted(passages), "answer": " ".join(out)})
 
 def variant_core(v, core, texts, question, idf):
@@ -46,7 +44,7 @@ def variant_core(v, core, texts, question, idf):
     if v == "model" or core is None or core.status not in ("answered", "partial") or not core.citations: return core
     if v == "lead": return choose_passage(core, texts, question, idf)
     lead = lead_passage(question, texts, idf)
-    if lead is None or not _is_extractive(core, texts): return core
+    if lead is None or not copied_units(core, texts): return core
     return rebuild(core, texts, question, {lead} if v == "always" else set(core.citations) | {lead})
 
 def score_run(path, exs, corpus, idf):
