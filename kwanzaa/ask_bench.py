@@ -100,7 +100,7 @@ def summarize(rows:list[dict]) -> dict:
                 key_facts=[sum(r["key_facts"] for r in judged), len(judged)])
 
 # %% ../nbs/08d_ask_bench.ipynb #ab023
-def run_ask_bench(adapter_dir="outputs/headline/adapter", # the adapter README's example uses
+def run_ask_bench(adapter_dir="outputs/golden/adapter", # the adapter README's example uses
                   split:str="golden", # the questions (a packaged split or a JSONL path)
                   limit:int|None=None, # the first N questions only
                   repeats:int=3, # cold starts timed

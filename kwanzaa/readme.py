@@ -190,7 +190,7 @@ def sweep_table(comparison:str|Path="outputs/sweeps/gpu-smollm2/comparison.json"
     return "\n".join(lines) + "\n"
 
 # %% ../nbs/10_readme.ipynb #5a0c9e14
-def decisions_table(decisions:str|Path="outputs/golden/decisions.json") -> str:
+def decisions_table(decisions:str|Path="outputs/freetext/decisions.json") -> str:
     "Markdown: refusal precision, recall and status accuracy of each answer-or-refuse rule on the same items."
     f = Path(decisions)
     if not f.exists(): return f"_No decision comparison in {f} yet._\n"
@@ -331,19 +331,19 @@ def ask_table(ask:str|Path="outputs/bench/ask.json") -> str:
 
 # %% ../nbs/10_readme.ipynb #4f307219
 from functools import partial
-RESULT_BLOCKS = {"pilot": pilot_table, "golden": golden_table, "retrieval": retrieval_table, "bench": bench_table,
+RESULT_BLOCKS = {"pilot": pilot_table, "golden": partial(golden_table, "outputs/freetext/eval"), "retrieval": retrieval_table, "bench": bench_table,
                  "estimates": estimate_table, "multigpu": multigpu_table, "decision": decision_table,
                  "decision_cpu": cpu_decision_table,
                  "golden_cpu": partial(golden_table, "outputs/examples/golden-smollm2-cpu/eval"),
                  "golden_gemma3": partial(golden_table, "outputs/examples/golden-gemma3-gpu/eval"),
                  "sweep_smollm2": sweep_table, "sweep_gemma3": partial(sweep_table, "outputs/sweeps/gpu-gemma3/comparison.json"),
-                 "decisions": decisions_table, "review": review_table, "plan": plan_table, "decision_gpu": gpu_decision_table,
+                 "decisions": decisions_table, "review": partial(review_table, "outputs/freetext/human_review_scores.json"), "plan": plan_table, "decision_gpu": gpu_decision_table,
                  "speed_runs": speed_runs_table, "speed_profile": profile_table, "speed_trainer": trainer_speed_table,
                  "speed_cpu": cpu_speed_table, "speed_cpu_avx2": partial(cpu_speed_table, "outputs/bench/cpu_recipe_avx2.json"),
-                 "ask": ask_table, "headline": partial(golden_table, "outputs/headline/eval", keys=HEADLINE_KEYS),
-                 "headline_live": partial(golden_table, "outputs/headline/eval/live", keys=HEADLINE_KEYS),
-                 "review_headline": partial(review_table, "outputs/headline/human_review_scores.json"),
-                 "ask_headline": partial(ask_table, "outputs/headline/ask.json")}
+                 "ask": ask_table, "headline": partial(golden_table, "outputs/golden/eval", keys=HEADLINE_KEYS),
+                 "headline_live": partial(golden_table, "outputs/golden/eval/live", keys=HEADLINE_KEYS),
+                 "review_headline": partial(review_table, "outputs/golden/human_review_scores.json"),
+                 "ask_headline": partial(ask_table, "outputs/golden/ask.json")}
 
 def update_readme(readme:str|Path="README.md", # the file holding <!-- kwanzaa:NAME --> blocks
                   root:str|Path=".", # the folder `outputs/` paths are relative to

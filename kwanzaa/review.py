@@ -112,7 +112,7 @@ def _v2_row(m:dict, old:dict|None=None) -> dict:
     return row
 
 # %% ../nbs/07b_review.ipynb #rv000016
-def rescore(eval_dir="outputs/golden/eval", # one sub-directory per arm holding predictions.jsonl and metrics.json (read only)
+def rescore(eval_dir="outputs/freetext/eval", # one sub-directory per arm holding predictions.jsonl and metrics.json (read only)
             examples=None, # the evaluated examples (list or reference); default: eval_dir/examples.jsonl, else golden
             corpus=None, # anything with .get(chunk_id) -> Chunk; default kwanzaa.corpus.build_corpus()
             out=None, # the JSON to write; default eval_dir/../metrics_v2.json

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ADAPTER = ROOT / "outputs/headline/adapter"
+ADAPTER = ROOT / "outputs/golden/adapter"
 
 
 @pytest.fixture()

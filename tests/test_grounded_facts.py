@@ -12,7 +12,7 @@ from kwanzaa.evaluate import METRICS, compute_metrics, has_fact, score_item, sum
 from kwanzaa.review import rescore, rescore_table
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN_EVAL = ROOT / "outputs" / "golden" / "eval"
+GOLDEN_EVAL = ROOT / "outputs" / "freetext" / "eval"
 CTX = [f"kwanzaa_notes_n{i}::chunk::0" for i in range(1, 4)]  # passage 2 supports; 1 and 3 are distractors
 PASSAGES = ["Kwanzaa is observed every year from December 26 to January 1, a period of seven days.",
             "Kwanzaa was created in 1966 by Maulana Karenga, a professor of Africana studies.",
@@ -125,6 +125,6 @@ def test_rescore_reproduces_the_committed_key_fact_accuracy_exactly(tmp_path):
 
 
 def test_committed_metrics_v2_matches_a_fresh_rescore(tmp_path):
-    committed = json.loads((ROOT / "outputs" / "golden" / "metrics_v2.json").read_text())
+    committed = json.loads((ROOT / "outputs" / "freetext" / "metrics_v2.json").read_text())
     fresh = rescore(GOLDEN_EVAL, out=tmp_path / "v2.json", command="test")
     assert committed["arms"] == fresh["arms"] and committed["gold_targets"] == fresh["gold_targets"]

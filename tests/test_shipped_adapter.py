@@ -1,11 +1,11 @@
-"The committed headline adapter (outputs/headline/adapter) answers on a fresh clone with no training: README's ask() example."
+"The committed headline adapter (outputs/golden/adapter) answers on a fresh clone with no training: README's ask() example."
 import json, os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ADAPTER = ROOT / "outputs/headline/adapter"
+ADAPTER = ROOT / "outputs/golden/adapter"
 
 
 def test_the_committed_adapter_is_bf16_and_calibrated_for_its_weights():
@@ -31,10 +31,10 @@ def test_readme_ask_example_runs_with_the_committed_adapter(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from kwanzaa.contract import AnswerDocument
     from kwanzaa.inference import Asker, ask
-    doc = ask("Who created Kwanzaa?", persona="educator", adapter_dir="outputs/headline/adapter")   # README's example
+    doc = ask("Who created Kwanzaa?", persona="educator", adapter_dir="outputs/golden/adapter")   # README's example
     assert isinstance(doc, AnswerDocument) and "Karenga" in doc.answer.text
     assert doc.sources and doc.integrity.citations_provided and _consistent(doc)
-    asker = Asker("outputs/headline/adapter")
+    asker = Asker("outputs/golden/adapter")
     # BM25's top 4 for this one miss the passage with the dates: whatever the model writes, the document is consistent
     when = asker("When is Kwanzaa celebrated?")
     assert _consistent(when) and set(asker.timings) >= {"retrieve_s", "decide_s"}

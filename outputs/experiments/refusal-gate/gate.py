@@ -1,7 +1,7 @@
 """Issue #25: a refusal gate for answers whose retrieved passages do not hold the answer. VALIDATION split only.
 
 Through the project's BM25 retrieval (top 4, kwanzaa.live) an answerable question whose gold passages were all missed
-becomes a refusal item, and the headline adapter (outputs/headline/adapter, arm adapter+extractive+calibrated+overlap)
+becomes a refusal item, and the headline adapter (outputs/golden/adapter, arm adapter+extractive+calibrated+overlap)
 answers those anyway. A gate, computed after generation from the question, the context passages and the core's
 citations only (no labels), turns an answered/partial core into kwanzaa.inference.refusal_core. Candidates, declared
 before any validation prediction was read (DECLARED below, also in summary.json):
@@ -15,7 +15,7 @@ to the smallest T; the best gate by the same rule. The same T is then reported o
 Predictions: step 1 ran the headline adapter on the validation split (CPU, float32, the headline's own settings):
     kwanzaa run evaluate --preset small-gpu -p model.device=cpu -p data.golden=package:validation \\
       -p 'eval.arms=[adapter+extractive+calibrated, adapter+extractive+calibrated+overlap]' --out /tmp/kw/valgate
-(with outputs/headline/adapter copied to /tmp/kw/valgate/adapter). predictions.jsonl.gz here keeps their id, arm,
+(with outputs/golden/adapter copied to /tmp/kw/valgate/adapter). predictions.jsonl.gz here keeps their id, arm,
 setting (dataset/live), generated text and scored core, enough to rescore; `--from DIR` reads a run's eval/ instead.
 
 A diagnostic added after the three gates' results were seen (never a candidate, in-sample): the adapter's own
@@ -170,7 +170,7 @@ def main():
     for gate, d in DIAGNOSTIC.items():
         grid = {f"{s}/{a}": [gated(it, gate, t) for t in d["grid"]] for (s, a), it in items.items() if a == HEADLINE}
         out["diagnostic"][gate] = {**d, "best_in_sample_t": choose(grid[f"live/{HEADLINE}"])["t"], "grid": grid}
-    out["provenance"] = provenance({"split": SPLIT, "arms": list(ARMS), "adapter": "outputs/headline/adapter"},
+    out["provenance"] = provenance({"split": SPLIT, "arms": list(ARMS), "adapter": "outputs/golden/adapter"},
                                    [PREDS, HERE / "status_probs.json"], "HF_HUB_OFFLINE=1 python outputs/experiments/refusal-gate/gate.py")
     atomic_write_json(HERE / "summary.json", out)
     for key in (f"live/{HEADLINE}", f"dataset/{HEADLINE}", f"live/{ARMS[1]}", f"dataset/{ARMS[1]}"):

@@ -1,12 +1,12 @@
-"""outputs/headline/human_review_scores.json from the filled sheet (issue #25 item 6).
+"""outputs/golden/human_review_scores.json from the filled sheet (issue #25 item 6).
 
-    python outputs/headline/score_review.py"""
+    python outputs/golden/score_review.py"""
 import sys
 from pathlib import Path
 from kwanzaa.records import atomic_write_json, provenance
 from kwanzaa.review import score_review_sheet
 
-HERE = Path("outputs/headline")
+HERE = Path("outputs/golden")
 sheet, preds = HERE / "human_review.csv", HERE / "eval/adapter_extractive_calibrated_overlap/predictions.jsonl"
 res = score_review_sheet(sheet) | {
     "arm": "adapter+extractive+calibrated+overlap",
