@@ -8,7 +8,8 @@
 # Session 12 order: the quality runs first (the dropout pair and, with GEMMA=1, the default here, #25's Gemma run; they
 # share the GPU, so their minutes are not timings), then the suite alone on the GPU until END (epoch seconds, set by
 # start as now + BUDGET, default 1080 s): the suite's deadline is what is left, so a short lease cuts the speed rows
-# from the end of the queue, which is ordered by what the issue needs most.
+# from the end of the queue, which is ordered by what the issue needs most. Each quality run is also scored on the
+# VALIDATION split (.ci/gpu/validation_choice.py, adapter+extractive and +overlap, into RUN/val): choices use those.
 # Run from the repository root on the lent GPU after `. ~/kw/env.sh` (../shared/tools/gpu-stage.py pack --with
 # liger-kernel==0.8.5), with .uwhl/a then .uwhl/b carried (.ci/gpu/unsloth-site.sh download).
 #   session12.sh start: copy the tree to ~/kw/repo (runs outlive a call), install Unsloth's site, start the driver
@@ -46,12 +47,16 @@ drive)
     A='[adapter+extractive+calibrated, adapter+extractive+calibrated+overlap]'
     for d in 0.0 0.05; do
       ( $K run all --preset small-gpu -p model.device=cuda -p lora.dropout=$d -p "eval.arms=$A" --out $W/drop$d \
-          > $W/drop$d.out 2>&1; echo $? > $W/drop$d.rc ) &
+          > $W/drop$d.out 2>&1; echo $? > $W/drop$d.rc
+        KWANZAA_VAL_OVERRIDES="model.device=cuda" python3 .ci/gpu/validation_choice.py $W/drop$d/val $W/drop$d/adapter \
+          >> $W/drop$d.out 2>&1 ) &
     done
     if [ "${GEMMA:-1}" = 1 ]; then   # #25: Gemma 3 270M through the extractive pipeline (gpu-stage.py pack --gemma)
       ( $K run all --preset small-gpu -p model.device=cuda -p model.base=embedded:gemma3-270m -p training.epochs=3 \
           -p training.learning_rate=5e-4 -p lora.r=16 -p lora.alpha=32 -p "eval.arms=$A" --out $W/gemma \
-          > $W/gemma.out 2>&1; echo $? > $W/gemma.rc ) &
+          > $W/gemma.out 2>&1; echo $? > $W/gemma.rc
+        KWANZAA_VAL_OVERRIDES="model.device=cuda;model.base=embedded:gemma3-270m" \
+          python3 .ci/gpu/validation_choice.py $W/gemma/val $W/gemma/adapter >> $W/gemma.out 2>&1 ) &
     fi
     wait; date -u +"quality done %FT%TZ"; unset OMP_NUM_THREADS MKL_NUM_THREADS
   else echo "quality runs skipped (QUALITY=0)"; fi
