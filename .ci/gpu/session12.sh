@@ -18,6 +18,11 @@
 # the extractive pipeline beside the pair (#25: the validation sweep's best Gemma recipe, e3-lr5e-4-r16,
 # outputs/sweeps/gpu-gemma3; stage it with gpu-stage.py pack --gemma).
 # The machine goes back about 30 s after a call ends, killing the driver: keep a `wait` call running back to back.
+# By the lease left when a machine finally starts (each refused start costs about 90 s of it; sessions 11 and 12 lost
+# their whole leases so): >= 20 min: gpu-stage.py pack --gemma (7 calls) and the default; >= 12 min: pack without
+# --gemma (3 calls, .uwhl/a with the third, .uwhl/b with start), GEMMA=0; >= 8 min: QUALITY=0 GEMMA=0 and a QUEUE of
+# 8B@1024 plain, fast_fused_liger_d0_stream_embcpu, fast_fused_liger_d0_stream, then 8B@2048 plain and its embcpu row.
+# Set BUDGET to the lease left at start less 90 s (the pack call and its margin).
 set -u
 unset KWANZAA_SOURCES
 W=~/kw/work12; K="python3 -m kwanzaa"
