@@ -39,7 +39,7 @@ setuptools.setup(
     packages = setuptools.find_namespace_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*'], exclude=['*.__pycache__']),
     include_package_data = True,
     package_data = {cfg['lib_name']: ['presets/*.yaml', 'schemas/*.json', 'corpus_data/*', 'corpus_data/**/*',
-                                      'datasets/*', 'datasets/specs/*', 'templates/*', 'accelerate/*']},
+                                      'datasets/*', 'datasets/specs/*', 'templates/*', 'accelerate/*', 'rankers/*']},
     install_requires = requirements,
     extras_require = extras,
     dependency_links = cfg.get('dep_links','').split(),

@@ -32,16 +32,16 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "cosine_with_min_lr", 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 # %% ../nbs/01_config.ipynb #c006a
-ARM_PATTERN = r"(base|adapter)(\+(constrained|citecheck|calibrated|extractive|overlap|lead))*"  # evaluation arms, e.g. adapter+constrained
+ARM_PATTERN = r"(base|adapter)(\+(constrained|citecheck|calibrated|extractive|overlap|lead|rank))*"  # evaluation arms, e.g. adapter+constrained
 
 def arm_flags(arm:str) -> dict|None:
-    "{adapter, constrained, citecheck, calibrated, extractive, overlap, lead} of an arm name (ARM_PATTERN, each option once); None if it is not one."
+    "{adapter, constrained, citecheck, calibrated, extractive, overlap, lead, rank} of an arm name (ARM_PATTERN, each option once); None if it is not one."
     parts = arm.split("+")
     if not re.fullmatch(ARM_PATTERN, arm) or len(set(parts)) != len(parts): return None
-    copy = "extractive" in parts or "overlap" in parts or "lead" in parts
+    copy = any(p in parts for p in ("extractive", "overlap", "lead", "rank"))
     return {"adapter": parts[0] == "adapter", "constrained": "constrained" in parts or copy,
             "citecheck": "citecheck" in parts, "calibrated": "calibrated" in parts, "extractive": copy,
-            "overlap": "overlap" in parts, "lead": "lead" in parts}
+            "overlap": "overlap" in parts, "lead": "lead" in parts, "rank": "rank" in parts}
 
 # %% ../nbs/01_config.ipynb #869e2243
 class _Section(BaseModel):
@@ -169,12 +169,14 @@ class ThresholdsSection(_Section):
 class EvalSection(_Section):
     "How to evaluate: which arms, generation budget, and the thresholds."
     arms: list[str] = Field(default_factory=lambda: ["base", "adapter"], min_length=1, description="the arms to compare: base or "
-        "adapter, then any of +constrained, +citecheck, +calibrated, +extractive, +overlap, +lead (see arm_flags)")
+        "adapter, then any of +constrained, +citecheck, +calibrated, +extractive, +overlap, +lead, +rank (see arm_flags)")
     max_new_tokens: int = Field(160, ge=1, description="generation budget per answer, in tokens; an answer cut short is not valid JSON")
     batch_size: int = Field(8, ge=1, description="questions generated at once; lower it when evaluation runs out of memory")
     top_k: int = Field(4, ge=1, description="passages retrieved per question and shown in the prompt")
-    sentence_choice: Literal["overlap", "model"] = Field("overlap", description="extractive answers of ask(): overlap re-chooses "
-        "the copied sentences of each cited passage by their overlap with the question (choose_sentences); model keeps the model's own")
+    sentence_choice: Literal["rank", "overlap", "model"] = Field("rank", description="extractive answers of ask(): rank re-chooses "
+        "the copied sentences among all the passages by the unit ranker fitted on the train split (kwanzaa.rank; it needs the "
+        "all-MiniLM-L6-v2 wheel, else overlap with one warning; outputs/experiments/unit-ranker); overlap re-chooses them "
+        "within each cited passage by their overlap with the question (choose_sentences); model keeps the model's own")
     passage_choice: Literal["model", "lead"] = Field("model", description="extractive answers of ask(): model keeps the passages "
         "the model cited; lead rebuilds an answer that does not cite the passage sharing the most idf-weighted words with the "
         "question from that passage (kwanzaa.retrieval.choose_passage; not the default: outputs/experiments/passage-choice)")
@@ -188,7 +190,7 @@ class EvalSection(_Section):
         for a in arms:
             if arm_flags(a) is None:
                 raise ValueError(f"unknown arm {a!r}: an arm is base or adapter, then any of +constrained, +citecheck, "
-                                 "+calibrated, +extractive, +overlap, +lead (e.g. adapter+constrained+citecheck)")
+                                 "+calibrated, +extractive, +overlap, +lead, +rank (e.g. adapter+constrained+citecheck)")
         return arms
 
 # %% ../nbs/01_config.ipynb #51a7c6f8

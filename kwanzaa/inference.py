@@ -455,6 +455,10 @@ def _reuse(cache, cached:list[int], ids:list[int]):
     return cache
 
 # %% ../nbs/06_inference.ipynb #ask03
+def _rank_chooser():
+    from kwanzaa.rank import ask_chooser
+    return ask_chooser()   # None without the embedding wheel (one warning): overlap then
+
 class Asker:
     "Loads a base (+ adapter), retriever and calibration once; `asker(question)` answers like `ask()`, timed per step."
     def __init__(self, adapter_dir=None, # a trained adapter; None: the base model alone
@@ -494,8 +498,10 @@ class Asker:
         texts = [c.text for c in chunks]
         core = _answer_core(self, [render_messages(question, chunks, persona, toggles)], len(chunks), constrained, max_new_tokens,
                             texts if copy else None)
-        if copy and isinstance(core, AnswerCore):   # the model decided; overlap chooses the sentences, lead the passage
-            if cfg.eval.sentence_choice == "overlap": core = choose_sentences(core, texts, question)
+        if copy and isinstance(core, AnswerCore):   # the model decided; the ranker or overlap chooses the sentences, lead the passage
+            if cfg.eval.sentence_choice == "rank" and (rank := _rank_chooser()) is not None:
+                core = rank(core, texts, question, idf_of(self.retriever.corpus))
+            elif cfg.eval.sentence_choice in ("overlap", "rank"): core = choose_sentences(core, texts, question)
             if cfg.eval.passage_choice == "lead": core = choose_passage(core, texts, question, idf_of(self.retriever.corpus))
         return doc(_checked_core(core, toggles))
 

@@ -106,13 +106,14 @@ def test_answer_mode_defaults_to_extractive():
 
 
 @pytest.mark.parametrize("arm,flags", [
-    ("base", dict(adapter=False, constrained=False, citecheck=False, calibrated=False, extractive=False, overlap=False, lead=False)),
-    ("adapter+constrained+citecheck", dict(adapter=True, constrained=True, citecheck=True, calibrated=False, extractive=False, overlap=False, lead=False)),
-    ("adapter+extractive+calibrated", dict(adapter=True, constrained=True, citecheck=False, calibrated=True, extractive=True, overlap=False, lead=False)),
-    ("base+extractive", dict(adapter=False, constrained=True, citecheck=False, calibrated=False, extractive=True, overlap=False, lead=False)),
-    ("adapter+constrained+extractive", dict(adapter=True, constrained=True, citecheck=False, calibrated=False, extractive=True, overlap=False, lead=False)),
-    ("adapter+extractive+calibrated+overlap", dict(adapter=True, constrained=True, citecheck=False, calibrated=True, extractive=True, overlap=True, lead=False)),
-    ("adapter+calibrated+overlap+lead", dict(adapter=True, constrained=True, citecheck=False, calibrated=True, extractive=True, overlap=True, lead=True)),
+    ("base", dict(adapter=False, constrained=False, citecheck=False, calibrated=False, extractive=False, overlap=False, lead=False, rank=False)),
+    ("adapter+constrained+citecheck", dict(adapter=True, constrained=True, citecheck=True, calibrated=False, extractive=False, overlap=False, lead=False, rank=False)),
+    ("adapter+extractive+calibrated", dict(adapter=True, constrained=True, citecheck=False, calibrated=True, extractive=True, overlap=False, lead=False, rank=False)),
+    ("base+extractive", dict(adapter=False, constrained=True, citecheck=False, calibrated=False, extractive=True, overlap=False, lead=False, rank=False)),
+    ("adapter+constrained+extractive", dict(adapter=True, constrained=True, citecheck=False, calibrated=False, extractive=True, overlap=False, lead=False, rank=False)),
+    ("adapter+extractive+calibrated+overlap", dict(adapter=True, constrained=True, citecheck=False, calibrated=True, extractive=True, overlap=True, lead=False, rank=False)),
+    ("adapter+calibrated+overlap+lead", dict(adapter=True, constrained=True, citecheck=False, calibrated=True, extractive=True, overlap=True, lead=True, rank=False)),
+    ("adapter+calibrated+rank", dict(adapter=True, constrained=True, citecheck=False, calibrated=True, extractive=True, overlap=False, lead=False, rank=True)),
 ])
 def test_arm_flags(arm, flags):
     assert arm_flags(arm) == flags
