@@ -17,6 +17,7 @@ from .prompt import render_messages
 from .config import check_device, load_config
 from .records import adapter_files, adapter_weights_problem, atomic_write_json, data_hash, shown
 from .retrieval import choose_passage, idf_of
+from .rank import ask_chooser
 from .loader import LoaderError, load_model_and_tokenizer, stop_token_ids
 from .grammar import GrammarError, GrammarProcessor, compiled_core_grammar, compiled_extractive_grammar
 
@@ -420,7 +421,6 @@ def _check_question_tokens(question:str, tok) -> None:
 # %% ../nbs/06_inference.ipynb #1af421ea
 def _config_for_adapter(adapter_dir):
     "The qlora preset on the base (and with the method) an adapter records (kwanzaa_adapter.json, else adapter_config.json)."
-    from kwanzaa.config import load_config
     rec = adapter_record(_check_adapter_dir(adapter_dir))
     over = {"model.base": rec["base"]} if rec.get("base") else {}
     if rec.get("base") and rec.get("revision"): over["model.revision"] = rec["revision"]
@@ -450,15 +450,9 @@ def _reuse(cache, cached:list[int], ids:list[int]):
     "`cache` cut to the tokens it shares with `ids`, less ids' last (generation reads that one); None if unusable."
     if cache is None or not hasattr(cache, "crop"): return None
     keep = min(next((i for i, (a, b) in enumerate(zip(cached, ids)) if a != b), min(len(cached), len(ids))), len(ids) - 1)
-    if keep < 1: return None
-    cache.crop(keep - len(cached))
-    return cache
+    return None if keep < 1 else (cache.crop(keep - len(cached)) or cache)   # crop works in place
 
 # %% ../nbs/06_inference.ipynb #ask03
-def _rank_chooser():
-    from kwanzaa.rank import ask_chooser
-    return ask_chooser()   # None without the embedding wheel (one warning): overlap then
-
 class Asker:
     "Loads a base (+ adapter), retriever and calibration once; `asker(question)` answers like `ask()`, timed per step."
     def __init__(self, adapter_dir=None, # a trained adapter; None: the base model alone
@@ -499,9 +493,9 @@ class Asker:
         core = _answer_core(self, [render_messages(question, chunks, persona, toggles)], len(chunks), constrained, max_new_tokens,
                             texts if copy else None)
         if copy and isinstance(core, AnswerCore):   # the model decided; the ranker or overlap chooses the sentences, lead the passage
-            if cfg.eval.sentence_choice == "rank" and (rank := _rank_chooser()) is not None:
-                core = rank(core, texts, question, idf_of(self.retriever.corpus))
-            elif cfg.eval.sentence_choice in ("overlap", "rank"): core = choose_sentences(core, texts, question)
+            rank = ask_chooser() if cfg.eval.sentence_choice == "rank" else None   # None without the embedding wheel
+            if rank is not None: core = rank(core, texts, question, idf_of(self.retriever.corpus))
+            elif cfg.eval.sentence_choice != "model": core = choose_sentences(core, texts, question)
             if cfg.eval.passage_choice == "lead": core = choose_passage(core, texts, question, idf_of(self.retriever.corpus))
         return doc(_checked_core(core, toggles))
 

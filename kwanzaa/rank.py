@@ -93,13 +93,10 @@ class UnitRanker:
         return cls(d["mean"], d["std"], d["weights"], d["features"], rest)
 
 # %% ../nbs/02c_rank.ipynb #rk000011
-def _has_fact(fact:str, text:str) -> bool:
-    from kwanzaa.evaluate import has_fact
-    return has_fact(fact, text)
-
 def training_rows(examples, # kwanzaa.examples.Example items (any split; fit on train only)
                   texts_of:Callable, # chunk id -> passage text
                   idf:dict, embed:Callable, # as unit_features
+                  holds:Callable, # holds(fact, text) -> bool: kwanzaa.evaluate.has_fact (the evaluation's own rule)
                  ) -> list[tuple[np.ndarray, np.ndarray]]:
     "(feature rows, right-unit mask) of each answerable example with key facts; the mask may be all False."
     out = []
@@ -108,7 +105,7 @@ def training_rows(examples, # kwanzaa.examples.Example items (any split; fit on 
         if ex.gold.status not in ANSWERABLE or not facts: continue
         gold = {i for i, c in enumerate(ex.context) if c in ex.gold.supporting}
         units, X = unit_features(ex.question, [texts_of(c) for c in ex.context], idf, embed)
-        out.append((X, np.array([i in gold and all(_has_fact(f, u) for f in facts) for i, _, u in units], dtype=bool)))
+        out.append((X, np.array([i in gold and all(holds(f, u) for f in facts) for i, _, u in units], dtype=bool)))
     return out
 
 def fit_ranker(rows:Sequence[tuple[np.ndarray, np.ndarray]], # training_rows of the train split
@@ -149,7 +146,8 @@ def rank_units(core, # a parsed AnswerCore (or None)
     return core.model_copy(update={"answer": answer, "citations": sorted({units[i][0] + 1 for i in best})})
 
 # %% ../nbs/02c_rank.ipynb #rk000015
-def fit_shipped(path=RANKER_FILE, # where to write the ranker
+def fit_shipped(holds:Callable, # kwanzaa.evaluate.has_fact
+                path=RANKER_FILE, # where to write the ranker
                 train=None, # the train split's file (default: the packaged one)
                ) -> UnitRanker:
     "Fit the unit ranker on the train split with the shipped corpus and embedding model; write it to `path`."
@@ -158,9 +156,9 @@ def fit_shipped(path=RANKER_FILE, # where to write the ranker
     from kwanzaa.retrieval import Embedder, idf_of, weights_sha256
     train = Path(train) if train is not None else datasets_dir() / "train.jsonl"
     corpus = build_corpus()
-    rows = training_rows(load_examples(train, corpus), lambda c: corpus.get(c).text, idf_of(corpus), Embedder.get().encode)
+    rows = training_rows(load_examples(train, corpus), lambda c: corpus.get(c).text, idf_of(corpus), Embedder.get().encode, holds)
     rec = {"train_sha256": data_hash([train]), "corpus_hash": corpus.hash, "embedding_sha256": weights_sha256(),
-           "provenance": provenance(data_paths=[train], command="python -c 'from kwanzaa.rank import fit_shipped; fit_shipped()'")}
+           "provenance": provenance(data_paths=[train], command="python -c 'from kwanzaa.evaluate import has_fact; from kwanzaa.rank import fit_shipped; fit_shipped(has_fact)'")}
     r = fit_ranker(rows, record=rec)
     r.save(path)
     return r

@@ -14,7 +14,7 @@ FLOORS = {
     "foundations": ("records", "contract", "config_yaml", "config", "params"),
     "knowledge": ("prompt", "corpus", "retrieval", "examples", "data"),
     "model": ("loader", "speed", "fused", "hardware"),
-    "work": ("trainer", "progress", "publish", "grammar", "inference"),
+    "work": ("trainer", "progress", "publish", "grammar", "rank", "inference"),
     "evaluation": ("calibrate", "evaluate", "live", "review"),
     "operations": ("pipeline", "sweeps", "cli", "__main__", "bench", "bench_trainer", "bench_unsloth", "bench_reports", "estimate", "readme_seed", "readme",
                    "ask_bench"),
