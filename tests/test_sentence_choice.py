@@ -105,4 +105,4 @@ def test_ask_re_chooses_by_default_and_keeps_the_model_s_sentences_on_request(ti
             if chunk is None: continue
             best = max(len(q & stems(u)) for u in copy_units(chunk.text))
             assert len(q & stems(s)) >= best, s
-    assert load_config("lora").eval.sentence_choice == "rank"   # issue #25: the unit ranker (tests/test_rank.py)
+    assert load_config("lora").eval.sentence_choice == "overlap"   # the unit ranker is opt-in (tests/test_rank.py)
