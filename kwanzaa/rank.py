@@ -13,13 +13,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .contract import copied_units, copy_units, extractive_sentence, stems
+from .examples import ANSWERABLE
 from .records import atomic_write_json, data_hash, provenance
 
-ANSWERABLE = ("answered", "partial")
-
 # %% auto #0
-__all__ = ['ANSWERABLE', 'FEATURES', 'RANKER_FILE', 'units_of', 'unit_features', 'RankerError', 'UnitRanker', 'training_rows',
-           'fit_ranker', 'rank_units', 'fit_shipped', 'ask_chooser']
+__all__ = ['FEATURES', 'RANKER_FILE', 'units_of', 'unit_features', 'RankerError', 'UnitRanker', 'training_rows', 'fit_ranker',
+           'rank_units', 'fit_shipped', 'ask_chooser']
 
 # %% ../nbs/02c_rank.ipynb #rk000007
 FEATURES = ("shared_stems", "shared_share", "shared_idf", "shared_idf_share", "first_unit", "position", "passage_idf",
