@@ -113,7 +113,6 @@ def save_calibration(cal:Calibration, adapter_dir) -> Path:
     "Write `cal` to <adapter_dir>/calibration.json (atomically)."
     return atomic_write_json(Path(adapter_dir) / "calibration.json", asdict(cal))
 
-
 # %% ../nbs/06_inference.ipynb #dc00010b
 def _read_calibration(p:Path) -> Calibration:
     "The Calibration in file `p`, or a CalibrationError naming the file and the field that is wrong."
@@ -170,7 +169,6 @@ def _check_base(adapter:Path, rec:dict, cfg, base_path:str|None=None):
             raise InferenceError(f"the adapter in {adapter} was trained with a different tokenizer than {shown(want)}'s "
                                  f"(tokenizer.json sha256 {rec['tokenizer_sha256'][:12]}... recorded, {h[:12]}... here); "
                                  "pass check_base=False to load it anyway")
-
 
 # %% ../nbs/06_inference.ipynb #lf000002
 def _calibration_or_none(adapter:Path, base:str) -> Calibration|None:
@@ -350,7 +348,6 @@ def status_probabilities(model, tok, # from kwanzaa.inference.load_for_inference
         out += [dict(zip(ids, row.tolist())) for row in p]
     return out
 
-# %% ../nbs/06_inference.ipynb #ps000002
 def passage_scorer(model, tok, persona:str="educator"): # model and tok from load_for_inference (left padding)
     "score(question, chunk): the model's probability of not refusing when shown that one passage (0 to 1)."
     return lambda question, chunk: 1.0 - status_probabilities(model, tok, [render_messages(question, [chunk], persona)])[0]["refused"]
@@ -363,7 +360,6 @@ def decide(probs:dict[str, float], # from status_probabilities
     if threshold is None: return max(probs, key=probs.get)
     if probs["refused"] >= threshold: return "refused"
     return max((s for s in probs if s != "refused"), key=probs.get)
-
 
 # %% ../nbs/06_inference.ipynb #dc000013
 def apply_decision(model, tok, message_lists:Sequence[list[dict]], # the prompts
@@ -439,18 +435,22 @@ def _merged(model):
     return merged
 
 def _status_pass(model, tok, prompt:str):
-    "P(status) after `prompt + STATUS_PREFIX`, the KV cache of that text, and its token ids."
+    "P(status) after `prompt + STATUS_PREFIX`, the KV cache of that text (sliding layers keep their past: `_reuse` cuts it), its ids."
     ids, full = status_token_ids(tok), tok(prompt + STATUS_PREFIX, add_special_tokens=False).input_ids
+    from transformers import DynamicCache
+    cache = DynamicCache(config=model.config)
+    if hasattr(cache, "activate_past_recording"): cache.activate_past_recording()   # Gemma 3's sliding window
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([full], device=model.device), use_cache=True, logits_to_keep=1)
+        out = model(input_ids=torch.tensor([full], device=model.device), cache=cache, use_cache=True, logits_to_keep=1)
     p = torch.softmax(out.logits[0, -1].float(), -1)[list(ids.values())]
     return dict(zip(ids, (p / p.sum()).tolist())), out.cache, full
 
 def _reuse(cache, cached:list[int], ids:list[int]):
     "`cache` cut to the tokens it shares with `ids`, less ids' last (generation reads that one); None if unusable."
-    if cache is None or not hasattr(cache, "crop"): return None
     keep = min(next((i for i, (a, b) in enumerate(zip(cached, ids)) if a != b), min(len(cached), len(ids))), len(ids) - 1)
-    return None if keep < 1 else (cache.crop(keep - len(cached)) or cache)   # crop works in place
+    if cache is None or not hasattr(cache, "crop") or keep < 1: return None
+    try: return cache.crop(keep - len(cached)) or cache   # crop works in place
+    except RuntimeError: return None   # a layer that cannot be cut back (sliding, no past kept): generation reads it all
 
 # %% ../nbs/06_inference.ipynb #ask03
 class Asker:
