@@ -23,6 +23,11 @@
 # --gemma (3 calls, .uwhl/a with the third, .uwhl/b with start), GEMMA=0; >= 8 min: QUALITY=0 GEMMA=0 and a QUEUE of
 # 8B@1024 plain, fast_fused_liger_d0_stream_embcpu, fast_fused_liger_d0_stream, then 8B@2048 plain and its embcpu row.
 # Set BUDGET to the lease left at start less 90 s (the pack call and its margin).
+# Session 14 ran it once on one H100 (bench run 11, outputs/bench/run11_records.json; the quality runs in
+# outputs/experiments/dropout-quality and gemma-extractive): the deadline cut the queue after the 8B rows, and the
+# embcpu rows saved no memory (the table went back to the GPU with accelerate's move; fixed since). Next lease:
+# QUALITY=0 GEMMA=0 and QUEUE=8B@1024 plain, fast_fused_liger_d0_stream_embcpu, fast_fused_liger_d0_stream, then the
+# 1B rows (llama-3.2-1b@1024 plain, fast_fused_liger_d0, unsloth_d0, fast_fused_liger_d0_mb8_stream).
 set -u
 unset KWANZAA_SOURCES
 W=~/kw/work12; K="python3 -m kwanzaa"
