@@ -169,7 +169,7 @@ def embed_on_cpu(model, # a base model (not yet wrapped by PEFT)
     table = emb.weight.detach().to("cpu")
     # a plain attribute, not a parameter: Module.to() leaves it on the host (accelerate moves a 4-bit model loaded on
     # one device whole, since transformers sets no hf_device_map then: bench run 11 found the table back on the GPU)
-    del emb._parameters["weight"]; emb.__dict__["weight"] = table
+    del emb.weight; emb.weight = table
     emb.register_forward_pre_hook(lambda m, args: (args[0].to(m.weight.device), *args[1:]))
     # a fresh leaf on the device: backward never copies a gradient back to the host (the table is frozen)
     emb.register_forward_hook(lambda m, args, out: out.detach().to(dev).requires_grad_(out.requires_grad))

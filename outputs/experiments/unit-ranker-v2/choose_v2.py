@@ -26,7 +26,7 @@ changes no key fact. So a candidate must now also hold all key facts on strictly
 three; E and F are added, B-D kept.
 
     python outputs/experiments/unit-ranker-v2/choose_v2.py"""
-import json, re, sys, time
+import json, sys, time
 from pathlib import Path
 import numpy as np
 import kwanzaa.rank as R
@@ -53,7 +53,7 @@ def embed(texts):
     return np.stack([_cache[t] for t in texts])
 
 V1 = R.unit_features
-_NAME = re.compile(r"(?<![.!?] )(?<!^)\b[A-Z][a-z]+")
+_NAME = R._NAME   # kwanzaa.rank's own pattern
 def new_name_features(question, passages, idf, embed):
     "v1's rows with name_for_who = a capitalised word (not opening a sentence) whose stem the question does not hold."
     units, X = V1(question, passages, idf, embed)
