@@ -4,8 +4,8 @@ PyPI wheel kwanzaa.retrieval already uses) as a BERT pair classifier, its pooler
 (r 16, alpha 32, dropout 0.1 on query, key, value and every dense layer) fitted on the TRAIN split only by the
 unit ranker's listwise softmax loss (the right units: those of a gold passage that hold all key facts, the
 evaluation's own has_fact). Lists: each train question on the dataset's passages and on the project's BM25 top 4
-(as ask() gets them); at most 12 units a list (every unit of a gold passage, then the others sharing the most
-idf-weighted question stems). 2 epochs, AdamW lr 3e-4, seed 0, on this CPU in float32.
+(as ask() gets them); at most 12 units a list (every right unit, then the other units of a gold passage, then the
+others sharing the most idf-weighted question stems). 2 epochs, AdamW lr 3e-4, seed 0, on this CPU in float32.
 Scored by re-choosing the same generations (no new generation), as outputs/experiments/unit-ranker-v2/choose_v2.py:
 the two trained runs of the headline recipe on the dataset's passages and the headline adapter through BM25 top 4;
 the model's status decisions and the number of sentences it copied are kept.
@@ -61,7 +61,7 @@ def lists(examples):
         if not any(y): continue
         qs = stems(ex.question)
         w = [sum(idf.get(s, 0.0) for s in qs & stems(u)) for *_, u in units]
-        keep = sorted(range(len(units)), key=lambda k: (units[k][0] not in gold, -w[k], k))[:CAP]
+        keep = sorted(range(len(units)), key=lambda k: (not y[k], units[k][0] not in gold, -w[k], k))[:CAP]
         out.append((ex.question, [units[k][2] for k in keep], [y[k] for k in keep]))
     return out
 
