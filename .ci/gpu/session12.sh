@@ -28,6 +28,9 @@
 # embcpu rows saved no memory (the table went back to the GPU with accelerate's move; fixed since). Next lease:
 # QUALITY=0 GEMMA=0 and QUEUE=8B@1024 plain, fast_fused_liger_d0_stream_embcpu, fast_fused_liger_d0_stream, then the
 # 1B rows (llama-3.2-1b@1024 plain, fast_fused_liger_d0, unsloth_d0, fast_fused_liger_d0_mb8_stream).
+# Session 15 ran that queue (with 8B@1024 unsloth_d0 last), then on the same warm H100 8B@2048 plain, its embcpu
+# row and unsloth_d0, 8B@1024 fast_fused_liger_d0_mb8_stream_embcpu and the profile (bench run 12,
+# outputs/bench/run12_records.json): both queues ran to the end in 5 and 4 minutes.
 set -u
 unset KWANZAA_SOURCES
 W=~/kw/work12; K="python3 -m kwanzaa"
