@@ -3,9 +3,10 @@
 arm scores as not holding all key facts is put in the first of these that applies:
   refused      the calibrated decision or the model refused / asked to clarify (the chooser never ran);
   no_gold      through retrieval: no gold passage among the passages given (counted apart by issue #25);
-  no_unit      a gold passage is there, but none of its copy units holds all key facts (one copied sentence cannot:
-               the facts sit in two sentences or two passages);
-  wrong_unit   some unit of a gold passage holds all key facts, and the arm copied other sentences.
+  wrong_unit   some unit of a gold passage holds all key facts, and the arm copied other sentences;
+  wrong_pair   no single unit does, but two units of the gold passages together hold all key facts (the facts sit in
+               two sentences or two passages), and the arm copied others;
+  no_pair      not even two units of the gold passages hold them all (a fact worded apart from the passage's words).
 Rows: the golden set with the dataset's passages and through BM25's top 4 (README's headline, `+overlap` and `+rank`),
 and the validation split with the dataset's passages (the headline's run, the same two choosers re-applied).
 Also per category. Run on a CPU; no model is loaded except all-MiniLM-L6-v2 for `+rank` on validation.
@@ -32,9 +33,11 @@ def cause(e, context, score):
     if score["refused"] or score["status"] in ("refused", "clarify", None): return "refused"
     gold = [c for c in context if c in e.gold.supporting]
     if not gold: return "no_gold"
-    if not any(all(has_fact(f, u) for f in e.gold.key_facts) for c in gold for u in copy_units(corpus.get(c).text)):
-        return "no_unit"
-    return "wrong_unit"
+    units = [u for c in gold for u in copy_units(corpus.get(c).text)]
+    if any(all(has_fact(f, u) for f in e.gold.key_facts) for u in units): return "wrong_unit"
+    if any(all(has_fact(f, u) or has_fact(f, v) for f in e.gold.key_facts) for i, u in enumerate(units) for v in units[i + 1:]):
+        return "wrong_pair"
+    return "no_pair"
 
 def tally(rows):
     out = {"items": len(rows), "causes": dict(Counter(c for _, c in rows)), "by_category": defaultdict(Counter)}
