@@ -36,13 +36,13 @@ def test_readme_ask_example_runs_with_the_committed_adapter(monkeypatch):
     assert doc.sources and doc.integrity.citations_provided and _consistent(doc)
     # model.dtype auto computes in bf16 on a CPU with native bf16 (AVX512-BF16, AMX), where this one question copies a
     # sentence of passage 1 without the name (the 40 golden questions keep every outcome: outputs/experiments/
-    # cpu-bf16-ask); the name is checked in float32, the headline's dtype, which any CPU computes
+    # cpu-bf16-ask/readme_example.json); the name is checked in float32, the headline's dtype, which any CPU computes
     from kwanzaa.inference import _config_for_adapter
     cfg = _config_for_adapter("outputs/golden/adapter")
     cfg.model.dtype = "float32"
-    f32 = Asker("outputs/golden/adapter", cfg=cfg)("Who created Kwanzaa?", persona="educator")
+    asker = Asker("outputs/golden/adapter", cfg=cfg)   # one load serves the rest: what follows holds in any dtype
+    f32 = asker("Who created Kwanzaa?", persona="educator")
     assert "Karenga" in f32.answer.text and _consistent(f32)
-    asker = Asker("outputs/golden/adapter")
     # BM25's top 4 for this one miss the passage with the dates: whatever the model writes, the document is consistent
     when = asker("When is Kwanzaa celebrated?")
     assert _consistent(when) and set(asker.timings) >= {"retrieve_s", "decide_s"}

@@ -15,7 +15,7 @@ Also per category. Run on a CPU; no model is loaded except all-MiniLM-L6-v2 for 
 import json, sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from kwanzaa.contract import parse, copy_units
+from kwanzaa.contract import copied_units, copy_units
 from kwanzaa.corpus import build_corpus
 from kwanzaa.evaluate import has_fact, score_text
 from kwanzaa.examples import ANSWERABLE, datasets_dir, load_examples
@@ -39,9 +39,18 @@ def cause(e, context, score):
         return "wrong_pair"
     return "no_pair"
 
+def n_copied(e, context, parsed):
+    "How many copy units the scored answer holds (None: no answer, or not all its sentences are copies)."
+    if not parsed or not parsed.get("answer"): return None
+    from kwanzaa.contract import AnswerCore
+    picked = copied_units(AnswerCore.model_construct(**parsed), [corpus.get(c).text for c in context])
+    return sum(len(mine) for _, mine in picked.values()) if picked else None
+
 def tally(rows):
-    out = {"items": len(rows), "causes": dict(Counter(c for _, c in rows)), "by_category": defaultdict(Counter)}
-    for cat, c in rows: out["by_category"][cat][c] += 1
+    "rows: (category, cause, units copied)."
+    out = {"items": len(rows), "causes": dict(Counter(c for _, c, _ in rows)), "by_category": defaultdict(Counter),
+           "wrong_pair_units_copied": dict(Counter(str(n) for _, c, n in rows if c == "wrong_pair"))}
+    for cat, c, _ in rows: out["by_category"][cat][c] += 1
     out["by_category"] = {k: dict(v) for k, v in sorted(out["by_category"].items())}
     return out
 
@@ -53,7 +62,7 @@ for src, sub in (("golden, dataset passages", ""), ("golden, BM25 top 4", "live/
             r = json.loads(l); e = golden[r["id"]]
             if e.gold.status not in ANSWERABLE or not e.gold.key_facts: continue
             ctx = live[r["id"]]["context"] if sub else e.context
-            rows.append((e.category, cause(e, ctx, r["scores"])))
+            rows.append((e.category, cause(e, ctx, r["scores"]), n_copied(e, ctx, r.get("parsed"))))
         res[f"{src}, {arm}"] = tally(rows)
 val = load_examples(datasets_dir() / "validation.jsonl", corpus)
 preds = {json.loads(l)["id"]: json.loads(l) for l in VAL_RUN.read_text().splitlines() if l.strip()}
@@ -61,10 +70,18 @@ for name, kw in (("+overlap", {"overlap": True}), ("+rank", {"rank": True})):
     rows = []
     for e in val:
         if e.gold.status not in ANSWERABLE or not e.gold.key_facts: continue
-        s, _ = score_text(e, preds[e.id]["text"], [corpus.get(c) for c in e.context], False, **kw)
-        rows.append((e.category, cause(e, e.context, s)))
+        s, core = score_text(e, preds[e.id]["text"], [corpus.get(c) for c in e.context], False, **kw)
+        rows.append((e.category, cause(e, e.context, s), n_copied(e, e.context, core.model_dump() if core else None)))
     res[f"validation, dataset passages, the headline's run, {name}"] = tally(rows)
-for k, v in res.items(): print(k, v["items"], v["causes"])
+# what the training targets of multi-source items copy: (units, passages cited) -> items
+train_multi = Counter()
+for e in load_examples(datasets_dir() / "train.jsonl", corpus):
+    if e.category == "multi_source" and e.target is not None:
+        picked = copied_units(e.target, [corpus.get(c).text for c in e.context])
+        train_multi[f"{sum(len(m) for _, m in picked.values()) if picked else None} units, {len(e.target.citations)} passages"] += 1
+for k, v in res.items(): print(k, v["items"], v["causes"], v["wrong_pair_units_copied"])
+print("train multi-source targets:", dict(train_multi))
 atomic_write_json(HERE / "summary.json", {"what": __doc__.split("\n\n")[0], "results": res,
+    "train_multi_source_targets": dict(train_multi),
     "provenance": provenance(data_paths=[datasets_dir() / "golden.jsonl", datasets_dir() / "validation.jsonl", VAL_RUN],
                              command="python " + " ".join(sys.argv))})
